@@ -1,0 +1,211 @@
+// pybind11 bindings of the CPU kernels. No conversions happen here: arrays
+// arrive already in a supported dtype (labelsift/_arrays.py is the one place
+// that converts); anything else is rejected, never silently copied
+// (py::array, not py::array_t with forcecast). The GIL is released around
+// every kernel.
+#include <omp.h>
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <string>
+
+#include "cl_kernels.h"
+
+namespace py = pybind11;
+using namespace ls;
+
+namespace {
+
+int dtype_code(const py::dtype& dt) {
+  if (dt.kind() == 'f' && dt.byteorder() != '>') {
+    if (dt.itemsize() == 2) return F16;
+    if (dt.itemsize() == 4) return F32;
+    if (dt.itemsize() == 8) return F64;
+  }
+  throw py::type_error("labelsift._core: probabilities must be native float16/float32/float64, got " +
+                       std::string(py::str(dt)));
+}
+
+Mat as_mat(const py::array& a) {
+  if (a.ndim() != 2) throw py::value_error("labelsift._core: expected a 2-D array");
+  const int code = dtype_code(a.dtype());
+  const py::ssize_t item = a.itemsize();
+  if (a.strides(0) % item || a.strides(1) % item)
+    throw py::value_error("labelsift._core: strides must be multiples of the item size");
+  return Mat{a.data(), a.shape(0), a.shape(1), a.strides(0) / item, a.strides(1) / item, code};
+}
+
+template <class T>
+T* out_ptr(const py::object& o, py::ssize_t n, const char* what) {
+  if (o.is_none()) return nullptr;
+  auto a = py::cast<py::array>(o);
+  if (!py::isinstance<py::array_t<T>>(a) || a.ndim() != 1 || a.shape(0) < n ||
+      !(a.flags() & py::array::c_style) || !a.writeable())
+    throw py::value_error(std::string("labelsift._core: bad output array ") + what);
+  return static_cast<T*>(a.mutable_data());
+}
+
+template <class T>
+const T* in_ptr(const py::array& a, py::ssize_t n, const char* what) {
+  if (!py::isinstance<py::array_t<T>>(a) || a.ndim() != 1 || a.shape(0) != n || !(a.flags() & py::array::c_style))
+    throw py::value_error(std::string("labelsift._core: bad input array ") + what);
+  return static_cast<const T*>(a.data());
+}
+
+py::tuple err_tuple(const RowPassError& e) { return py::make_tuple(e.row, e.code, e.col); }
+
+}  // namespace
+
+PYBIND11_MODULE(_core, m) {
+  m.doc() = "labelsift CPU kernels (C++17, OpenMP)";
+  m.def("max_threads", []() { return omp_get_max_threads(); });
+
+  m.def(
+      "gather_given",
+      [](const py::array& P, const py::array& labels, const py::array& out, int nthreads) {
+        const Mat M = as_mat(P);
+        const int64_t* y = in_ptr<int64_t>(labels, M.n, "labels");
+        if (out.dtype().kind() != 'f' || dtype_code(out.dtype()) != M.dtype || out.ndim() != 1 ||
+            out.shape(0) != M.n || !(out.flags() & py::array::c_style) || !out.writeable())
+          throw py::value_error("labelsift._core: bad output array out");
+        void* o = const_cast<void*>(out.data());
+        py::gil_scoped_release nogil;
+        gather_given(M, y, o, nthreads);
+      },
+      py::arg("P"), py::arg("labels"), py::arg("out"), py::arg("nthreads") = 0);
+
+  m.def(
+      "class_means",
+      [](const py::array& g, const py::array& labels, int64_t K, int nthreads) {
+        if (g.ndim() != 1 || !(g.flags() & py::array::c_style)) throw py::value_error("g must be 1-D contiguous");
+        const int code = dtype_code(g.dtype());
+        const int64_t n = g.shape(0);
+        const int64_t* y = in_ptr<int64_t>(labels, n, "labels");
+        py::array_t<double> means(K);
+        py::array_t<int64_t> counts(K);
+        double* mp = means.mutable_data();
+        int64_t* cp = counts.mutable_data();
+        const void* gp = g.data();
+        {
+          py::gil_scoped_release nogil;
+          class_means(code, gp, y, n, K, mp, cp, nthreads);
+        }
+        return py::make_tuple(means, counts);
+      },
+      py::arg("g"), py::arg("labels"), py::arg("K"), py::arg("nthreads") = 0);
+
+  m.def(
+      "row_pass",
+      [](const py::array& P, const py::array& labels, const py::object& cut, const py::object& guess,
+         const py::object& argmax, const py::object& keep, const py::object& max_other, double lo, double hi,
+         double sum_tol, int nthreads) {
+        const Mat M = as_mat(P);
+        const int64_t* y = in_ptr<int64_t>(labels, M.n, "labels");
+        const double* c = nullptr;
+        if (!cut.is_none()) c = in_ptr<double>(py::cast<py::array>(cut), M.k, "cut");
+        RowPassOut out{out_ptr<int32_t>(guess, M.n, "guess"), out_ptr<int32_t>(argmax, M.n, "argmax"),
+                       out_ptr<uint8_t>(keep, M.n, "keep"), out_ptr<double>(max_other, M.n, "max_other")};
+        RowPassError e;
+        {
+          py::gil_scoped_release nogil;
+          e = row_pass(M, y, c, out, Bounds{lo, hi, sum_tol}, nthreads);
+        }
+        return err_tuple(e);
+      },
+      py::arg("P"), py::arg("labels"), py::arg("cut"), py::arg("guess"), py::arg("argmax"), py::arg("keep"),
+      py::arg("max_other"), py::arg("lo"), py::arg("hi"), py::arg("sum_tol"), py::arg("nthreads") = 0);
+
+  m.def(
+      "validate",
+      [](const py::array& P, const py::array& labels, double lo, double hi, double sum_tol, int nthreads) {
+        const Mat M = as_mat(P);
+        const int64_t* y = in_ptr<int64_t>(labels, M.n, "labels");
+        RowPassError e;
+        {
+          py::gil_scoped_release nogil;
+          e = validate(M, y, Bounds{lo, hi, sum_tol}, nthreads);
+        }
+        return err_tuple(e);
+      },
+      py::arg("P"), py::arg("labels"), py::arg("lo"), py::arg("hi"), py::arg("sum_tol"), py::arg("nthreads") = 0);
+
+  m.def(
+      "xlogx_rows",
+      [](const py::array& P, const py::object& rows, const py::object& out, int nthreads) {
+        const Mat M = as_mat(P);
+        const int64_t* r = nullptr;
+        int64_t nr = M.n;
+        if (!rows.is_none()) {
+          auto ra = py::cast<py::array>(rows);
+          nr = ra.shape(0);
+          r = in_ptr<int64_t>(ra, nr, "rows");
+          for (int64_t t = 0; t < nr; ++t)
+            if (r[t] < 0 || r[t] >= M.n) throw py::index_error("row index out of range");
+        }
+        double* o = out_ptr<double>(out, nr, "out");
+        py::gil_scoped_release nogil;
+        xlogx_rows(M, r, nr, o, nthreads);
+      },
+      py::arg("P"), py::arg("rows"), py::arg("out"), py::arg("nthreads") = 0);
+
+  m.def(
+      "adjusted_rows",
+      [](const py::array& P, const py::array& labels, const py::array& t, bool t_is_f64, const py::object& rows,
+         const py::object& sc, const py::object& mo, int nthreads) {
+        const Mat M = as_mat(P);
+        const int64_t* y = in_ptr<int64_t>(labels, M.n, "labels");
+        const double* tp = in_ptr<double>(t, M.k, "thresholds");
+        const int64_t* r = nullptr;
+        int64_t nr = M.n;
+        if (!rows.is_none()) {
+          auto ra = py::cast<py::array>(rows);
+          nr = ra.shape(0);
+          r = in_ptr<int64_t>(ra, nr, "rows");
+          for (int64_t q = 0; q < nr; ++q)
+            if (r[q] < 0 || r[q] >= M.n) throw py::index_error("row index out of range");
+        }
+        double* scp = out_ptr<double>(sc, nr, "sc");
+        double* mop = out_ptr<double>(mo, nr, "mo");
+        py::gil_scoped_release nogil;
+        adjusted_rows(M, y, tp, t_is_f64, r, nr, scp, mop, nthreads);
+      },
+      py::arg("P"), py::arg("labels"), py::arg("t"), py::arg("t_is_f64"), py::arg("rows"), py::arg("sc"),
+      py::arg("mo"), py::arg("nthreads") = 0);
+
+  m.def(
+      "lowest_per_class",
+      [](const py::array& values, const py::array& labels, int64_t K, const py::array& num, const py::object& mask,
+         int nthreads) {
+        const int64_t n = values.shape(0);
+        const double* v = in_ptr<double>(values, n, "values");
+        const int64_t* y = in_ptr<int64_t>(labels, n, "labels");
+        const int64_t* c = in_ptr<int64_t>(num, K, "num");
+        uint8_t* mk = out_ptr<uint8_t>(mask, n, "mask");
+        py::gil_scoped_release nogil;
+        lowest_per_class(v, y, n, K, c, mk, nthreads);
+      },
+      py::arg("values"), py::arg("labels"), py::arg("K"), py::arg("num"), py::arg("mask"), py::arg("nthreads") = 0);
+
+  py::class_<TopCSelector>(m, "TopCSelector")
+      .def(py::init<int64_t, int64_t, std::vector<int64_t>, std::vector<int64_t>, std::vector<int64_t>,
+                    const std::vector<int64_t>&>(),
+           py::arg("n_total"), py::arg("K"), py::arg("offsets"), py::arg("cols"), py::arg("caps"),
+           py::arg("class_counts"))
+      .def(
+          "feed",
+          [](TopCSelector& self, const py::array& P, const py::array& labels, int64_t row0, int nthreads) {
+            const Mat M = as_mat(P);
+            const int64_t* y = in_ptr<int64_t>(labels, M.n, "labels");
+            py::gil_scoped_release nogil;
+            self.feed(M, y, row0, nthreads);
+          },
+          py::arg("P"), py::arg("labels"), py::arg("row0"), py::arg("nthreads") = 0)
+      .def(
+          "finish",
+          [](const TopCSelector& self, const py::object& mask) {
+            uint8_t* mk = out_ptr<uint8_t>(mask, self.n_total(), "mask");
+            self.finish(mk);
+          },
+          py::arg("mask"));
+}

@@ -1,0 +1,269 @@
+#include "cl_kernels.h"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <numeric>
+#include <stdexcept>
+
+namespace ls {
+
+namespace {
+
+template <class F>
+void dispatch(int dtype, F&& f) {
+  switch (dtype) {
+    case F16: f(half_t{}); break;
+    case F32: f(float{}); break;
+    case F64: f(double{}); break;
+    default: throw std::invalid_argument("unsupported dtype code");
+  }
+}
+
+int threads_or_default(int nthreads) { return nthreads > 0 ? nthreads : omp_get_max_threads(); }
+
+// Stable bucketing of row indices by label: order[off[k] .. off[k+1]) are the
+// rows of class k in increasing index order.
+void bucket_by_class(const int64_t* labels, int64_t n, int64_t K, std::vector<int64_t>& off,
+                     std::vector<int64_t>& order) {
+  off.assign(K + 1, 0);
+  for (int64_t i = 0; i < n; ++i) off[labels[i] + 1] += 1;
+  for (int64_t k = 0; k < K; ++k) off[k + 1] += off[k];
+  std::vector<int64_t> pos(off.begin(), off.end() - 1);
+  order.resize(n);
+  for (int64_t i = 0; i < n; ++i) order[pos[labels[i]]++] = i;
+}
+
+}  // namespace
+
+void gather_given(const Mat& P, const int64_t* labels, void* out, int nthreads) {
+  dispatch(P.dtype, [&](auto tag) {
+    using S = decltype(tag);
+    const S* base = static_cast<const S*>(P.data);
+    S* o = static_cast<S*>(out);
+#pragma omp parallel for schedule(static) num_threads(threads_or_default(nthreads))
+    for (int64_t i = 0; i < P.n; ++i) o[i] = base[i * P.s0 + labels[i] * P.s1];
+  });
+}
+
+void class_means(int dtype, const void* g, const int64_t* labels, int64_t n, int64_t K, double* means,
+                 int64_t* counts, int nthreads) {
+  std::vector<int64_t> off, order;
+  bucket_by_class(labels, n, K, off, order);
+  dispatch(dtype, [&](auto tag) {
+    using S = decltype(tag);
+    using N_ = Num<S>;
+    const S* v = static_cast<const S*>(g);
+#pragma omp parallel for schedule(dynamic, 1) num_threads(threads_or_default(nthreads))
+    for (int64_t k = 0; k < K; ++k) {
+      const int64_t a = off[k], m = off[k + 1] - off[k];
+      counts[k] = m;
+      if (m == 0) {
+        means[k] = std::numeric_limits<double>::quiet_NaN();
+        continue;
+      }
+      auto get = [&](std::ptrdiff_t i) { return N_::load(v[order[a + i]]); };
+      means[k] = Mean<S>::run(get, m);
+    }
+  });
+}
+
+template <class S>
+static RowPassError row_pass_t(const Mat& P, const int64_t* labels, const double* cut, RowPassOut out,
+                               const Bounds& bd, int nthreads, bool validate_only) {
+  const S* base = static_cast<const S*>(P.data);
+  int64_t first_bad = std::numeric_limits<int64_t>::max();
+  const bool want_argmax = out.argmax != nullptr;
+#pragma omp parallel for schedule(static) reduction(min : first_bad) num_threads(threads_or_default(nthreads))
+  for (int64_t i = 0; i < P.n; ++i) {
+    if (i > first_bad) continue;  // an earlier row of this thread already failed
+    const RowResult r = RowOps<S>::row(base + i * P.s0, P.s1, P.k, labels[i], cut, want_argmax, bd);
+    if (r.err != ROW_OK) {
+      first_bad = std::min(first_bad, i);
+      continue;
+    }
+    if (validate_only) continue;
+    if (out.guess) out.guess[i] = r.guess;
+    if (out.argmax) out.argmax[i] = r.argmax;
+    if (out.keep) out.keep[i] = r.keep;
+    if (out.max_other) out.max_other[i] = r.max_other;
+  }
+  RowPassError e{-1, ROW_OK, -1};
+  if (first_bad != std::numeric_limits<int64_t>::max()) {
+    const RowResult r = RowOps<S>::row(base + first_bad * P.s0, P.s1, P.k, labels[first_bad], cut, false, bd);
+    e.row = first_bad;
+    e.code = r.err;
+    e.col = r.err_col;
+  }
+  return e;
+}
+
+RowPassError row_pass(const Mat& P, const int64_t* labels, const double* cut, RowPassOut out, const Bounds& bd,
+                      int nthreads) {
+  RowPassError e{};
+  dispatch(P.dtype, [&](auto tag) { e = row_pass_t<decltype(tag)>(P, labels, cut, out, bd, nthreads, false); });
+  return e;
+}
+
+RowPassError validate(const Mat& P, const int64_t* labels, const Bounds& bd, int nthreads) {
+  RowPassError e{};
+  RowPassOut none{nullptr, nullptr, nullptr, nullptr};
+  dispatch(P.dtype, [&](auto tag) { e = row_pass_t<decltype(tag)>(P, labels, nullptr, none, bd, nthreads, true); });
+  return e;
+}
+
+void xlogx_rows(const Mat& P, const int64_t* rows, int64_t nrows, double* out, int nthreads) {
+  dispatch(P.dtype, [&](auto tag) {
+    using S = decltype(tag);
+    const S* base = static_cast<const S*>(P.data);
+    const int64_t m = rows ? nrows : P.n;
+#pragma omp parallel for schedule(static) num_threads(threads_or_default(nthreads))
+    for (int64_t t = 0; t < m; ++t) {
+      const int64_t i = rows ? rows[t] : t;
+      out[t] = RowOps<S>::xlogx_row_sum(base + i * P.s0, P.s1, P.k);
+    }
+  });
+}
+
+void adjusted_rows(const Mat& P, const int64_t* labels, const double* t, bool t_is_f64, const int64_t* rows,
+                   int64_t nrows, double* sc, double* mo, int nthreads) {
+  double tmax = -INFINITY;
+  for (int64_t k = 0; k < P.k; ++k) tmax = std::max(tmax, t[k]);
+  dispatch(P.dtype, [&](auto tag) {
+    using S = decltype(tag);
+    using V = typename Num<S>::V;
+    const S* base = static_cast<const S*>(P.data);
+    const int64_t m = rows ? nrows : P.n;
+#pragma omp parallel for schedule(static) num_threads(threads_or_default(nthreads))
+    for (int64_t r = 0; r < m; ++r) {
+      const int64_t i = rows ? rows[r] : r;
+      const S* row = base + i * P.s0;
+      if (t_is_f64)
+        RowOps<S>::template adjusted<double>(row, P.s1, P.k, labels[i], t, tmax, sc[r], mo[r]);
+      else
+        RowOps<S>::template adjusted<V>(row, P.s1, P.k, labels[i], t, tmax, sc[r], mo[r]);
+    }
+  });
+}
+
+void lowest_per_class(const double* values, const int64_t* labels, int64_t n, int64_t K, const int64_t* num,
+                      uint8_t* mask, int nthreads) {
+  std::vector<int64_t> off, order;
+  bucket_by_class(labels, n, K, off, order);
+#pragma omp parallel num_threads(threads_or_default(nthreads))
+  {
+    std::vector<Cand> buf;
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t k = 0; k < K; ++k) {
+      const int64_t a = off[k], m = off[k + 1] - off[k];
+      const int64_t c = std::min<int64_t>(std::max<int64_t>(num[k], 0), m);
+      if (c == 0) continue;
+      buf.resize(m);
+      for (int64_t t = 0; t < m; ++t) buf[t] = Cand{-values[order[a + t]], order[a + t]};
+      if (c < m) std::nth_element(buf.begin(), buf.begin() + (c - 1), buf.end(), cand_better);
+      // after nth_element the first c entries are the c best (in some order)
+      for (int64_t t = 0; t < c; ++t) mask[buf[t].idx] = 1;
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------
+TopCSelector::TopCSelector(int64_t n_total, int64_t K, std::vector<int64_t> offsets, std::vector<int64_t> cols,
+                           std::vector<int64_t> caps, const std::vector<int64_t>& class_counts)
+    : n_total_(n_total), K_(K), off_(std::move(offsets)), cols_(std::move(cols)), caps_(std::move(caps)) {
+  if (int64_t(off_.size()) != K + 1 || cols_.size() != caps_.size() || off_.back() != int64_t(cols_.size()) ||
+      int64_t(class_counts.size()) != K)
+    throw std::invalid_argument("TopCSelector: inconsistent active lists");
+  const int64_t M = int64_t(cols_.size());
+  start_.assign(M + 1, 0);
+  size_.assign(M, 0);
+  for (int64_t k = 0; k < K; ++k) {
+    for (int64_t h = off_[k]; h < off_[k + 1]; ++h) {
+      if (cols_[h] < 0 || cols_[h] >= K) throw std::invalid_argument("TopCSelector: column out of range");
+      caps_[h] = std::max<int64_t>(0, std::min(caps_[h], class_counts[k]));
+    }
+  }
+  for (int64_t h = 0; h < M; ++h) start_[h + 1] = start_[h] + caps_[h];
+  pool_.resize(start_[M]);
+  work_.assign(K, 0.0);
+  for (int64_t k = 0; k < K; ++k) work_[k] = double(class_counts[k]) * double(1 + off_[k + 1] - off_[k]);
+}
+
+// Min-heap on "better": the root is the worst candidate kept so far.
+void TopCSelector::push(int64_t h, const Cand& c) {
+  const int64_t cap = caps_[h];
+  if (cap == 0) return;
+  Cand* heap = pool_.data() + start_[h];
+  int64_t& sz = size_[h];
+  auto worse = [](const Cand& a, const Cand& b) { return cand_better(b, a); };
+  if (sz < cap) {
+    int64_t i = sz++;
+    heap[i] = c;
+    while (i > 0) {  // sift up while the parent is better than the child
+      const int64_t p = (i - 1) / 2;
+      if (!worse(heap[i], heap[p])) break;
+      std::swap(heap[i], heap[p]);
+      i = p;
+    }
+    return;
+  }
+  if (!cand_better(c, heap[0])) return;
+  heap[0] = c;
+  int64_t i = 0;
+  for (;;) {  // sift down: bring the worst to the root
+    const int64_t l = 2 * i + 1, r = l + 1;
+    int64_t w = i;
+    if (l < sz && worse(heap[l], heap[w])) w = l;
+    if (r < sz && worse(heap[r], heap[w])) w = r;
+    if (w == i) break;
+    std::swap(heap[i], heap[w]);
+    i = w;
+  }
+}
+
+void TopCSelector::feed(const Mat& P, const int64_t* labels, int64_t row0, int nthreads) {
+  if (P.k != K_) throw std::invalid_argument("TopCSelector: wrong number of columns");
+  if (row0 < 0 || row0 + P.n > n_total_) throw std::invalid_argument("TopCSelector: rows out of range");
+  const int T = threads_or_default(nthreads);
+  // Each class belongs to one thread (greedy, heaviest first), so every heap
+  // is filled by one thread in index order: no merging, no races.
+  std::vector<int> owner(K_, 0);
+  {
+    std::vector<int64_t> ks(K_);
+    std::iota(ks.begin(), ks.end(), 0);
+    std::stable_sort(ks.begin(), ks.end(), [&](int64_t a, int64_t b) { return work_[a] > work_[b]; });
+    std::vector<double> load(T, 0.0);
+    for (int64_t k : ks) {
+      const int t = int(std::min_element(load.begin(), load.end()) - load.begin());
+      owner[k] = t;
+      load[t] += work_[k];
+    }
+  }
+  dispatch(P.dtype, [&](auto tag) {
+    using S = decltype(tag);
+    const S* base = static_cast<const S*>(P.data);
+#pragma omp parallel num_threads(T)
+    {
+      const int tid = omp_get_thread_num();
+      for (int64_t i = 0; i < P.n; ++i) {
+        const int64_t k = labels[i];
+        if (owner[k] != tid) continue;
+        const int64_t a = off_[k], b = off_[k + 1];
+        if (a == b) continue;
+        const S* row = base + i * P.s0;
+        for (int64_t h = a; h < b; ++h) push(h, Cand{margin<S>(row, P.s1, cols_[h], k), row0 + i});
+      }
+    }
+  });
+}
+
+void TopCSelector::finish(uint8_t* mask) const {
+  for (size_t h = 0; h < size_.size(); ++h) {
+    const Cand* heap = pool_.data() + start_[h];
+    for (int64_t t = 0; t < size_[h]; ++t) mask[heap[t].idx] = 1;
+  }
+}
+
+}  // namespace ls

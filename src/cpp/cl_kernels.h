@@ -1,0 +1,88 @@
+// CPU kernels of confident learning. They take plain descriptors (pointer,
+// sizes, strides in elements, dtype code); all conversion of Python objects
+// happens in labelsift/_arrays.py and bindings.cpp. Every kernel's result is
+// independent of the thread count.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "cl_math.h"
+
+namespace ls {
+
+enum DType : int { F16 = 0, F32 = 1, F64 = 2 };
+
+// A row-major view of an (n, k) probability block: element (i, j) lives at
+// data + i*s0 + j*s1 elements of the dtype.
+struct Mat {
+  const void* data;
+  int64_t n, k;
+  int64_t s0, s1;
+  int dtype;
+};
+
+// out[i] = P[i, labels[i]] (out has P's dtype).
+void gather_given(const Mat& P, const int64_t* labels, void* out, int nthreads);
+
+// Per-class np.mean of the given-label probabilities in index order, in the
+// dtype of g (see Mean<> in cl_math.h). means[k] is NaN for an absent class.
+void class_means(int dtype, const void* g, const int64_t* labels, int64_t n, int64_t K, double* means,
+                 int64_t* counts, int nthreads);
+
+struct RowPassOut {
+  int32_t* guess;      // may be null
+  int32_t* argmax;     // may be null
+  uint8_t* keep;       // may be null
+  double* max_other;   // may be null
+};
+
+struct RowPassError {
+  int64_t row;  // -1 when every row is valid
+  int32_t code;
+  int64_t col;
+};
+
+// One sweep over the rows: confident guesses (when cut != null), argmax, the
+// unflagging test, max over other classes, and validation of every value.
+RowPassError row_pass(const Mat& P, const int64_t* labels, const double* cut, RowPassOut out, const Bounds& bd,
+                      int nthreads);
+
+// Validation only (for callers that would otherwise not sweep the data).
+RowPassError validate(const Mat& P, const int64_t* labels, const Bounds& bd, int nthreads);
+
+// sum_k xlogy(P[i,k], P[i,k]) per row (see RowOps::xlogx_row_sum), for the
+// rows listed in `rows` (indices into the block) or all rows when null.
+void xlogx_rows(const Mat& P, const int64_t* rows, int64_t nrows, double* out, int nthreads);
+
+// Threshold-adjusted self-confidence and max-other (cleanlab's
+// adjust_pred_probs), in float64 when t_is_f64 else in the input dtype.
+void adjusted_rows(const Mat& P, const int64_t* labels, const double* t, bool t_is_f64, const int64_t* rows,
+                   int64_t nrows, double* sc, double* mo, int nthreads);
+
+// For every given class k: the `num[k]` rows of that class with the lowest
+// value (ties: lower index) get mask = 1.
+void lowest_per_class(const double* values, const int64_t* labels, int64_t n, int64_t K, const int64_t* num,
+                      uint8_t* mask, int nthreads);
+
+// prune_by_noise_rate: for each given class k and each (j, c) in its active
+// list, keep the c rows of class k with the largest margin P[j] - P[k]
+// (ties: lower index). Rows arrive in blocks in any order of blocks; state is
+// O(sum of c), independent of N*K.
+class TopCSelector {
+ public:
+  TopCSelector(int64_t n_total, int64_t K, std::vector<int64_t> offsets, std::vector<int64_t> cols,
+               std::vector<int64_t> caps, const std::vector<int64_t>& class_counts);
+  void feed(const Mat& P, const int64_t* labels, int64_t row0, int nthreads);
+  void finish(uint8_t* mask) const;
+  int64_t n_total() const { return n_total_; }
+
+ private:
+  void push(int64_t h, const Cand& c);
+  int64_t n_total_, K_;
+  std::vector<int64_t> off_, cols_, caps_, start_, size_;
+  std::vector<double> work_;  // per-class work estimate for thread assignment
+  std::vector<Cand> pool_;
+};
+
+}  // namespace ls

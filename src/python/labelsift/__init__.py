@@ -1,0 +1,39 @@
+"""labelsift: label-noise estimation at the speed of the hardware.
+
+The confident-learning functions carry cleanlab's names, arguments, defaults
+and results, so ``from labelsift import filter`` replaces ``from cleanlab
+import filter``.  Ties between exactly equal values are always broken by the
+lower row index (cleanlab leaves them to NumPy's unstable sort).
+"""
+from ._backend import backend_info
+from .count import (
+    calibrate_confident_joint,
+    compute_confident_joint,
+    estimate_joint,
+    estimate_latent,
+    estimate_py_and_noise_matrices_from_probabilities,
+    get_confident_thresholds,
+    num_label_issues,
+)
+from .filter import find_label_issues
+from .rank import get_label_quality_scores, order_label_issues
+from . import count, filter, rank  # noqa: A004  (cleanlab's module names)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "backend_info",
+    "calibrate_confident_joint",
+    "compute_confident_joint",
+    "count",
+    "estimate_joint",
+    "estimate_latent",
+    "estimate_py_and_noise_matrices_from_probabilities",
+    "filter",
+    "find_label_issues",
+    "get_confident_thresholds",
+    "get_label_quality_scores",
+    "num_label_issues",
+    "order_label_issues",
+    "rank",
+]

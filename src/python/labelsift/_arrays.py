@@ -1,0 +1,205 @@
+"""The one place where user inputs become what the kernels read.
+
+``as_probs`` turns a NumPy array, a memmap, a ``.npy`` path or a list of
+``.npy`` shard paths into a :class:`Probs`: a list of row segments that are
+read in blocks. Native float16/float32/float64 arrays (C-ordered, Fortran,
+strided, read-only, memmapped) are handed to the kernels as they are, with
+their strides: never copied. Anything else that holds floats (big-endian,
+longdouble) is converted block by block, so at most one block is ever held
+twice. ``as_labels`` validates labels and returns them as int64 (O(N)).
+
+Validation policy (documented in the README):
+
+* probabilities must be finite and lie in [-1e-6, 1 + 1e-4]. cleanlab's
+  bound is 1 + 1e-6; real dumps contain values like 1.00001 from float32
+  softmax rounding, so labelsift accepts up to 1e-4 above 1 and uses such
+  values unchanged (no clipping: results equal what cleanlab's arithmetic
+  gives on the same numbers);
+* every row must sum to 1 within 1e-3 (1e-2 for float16);
+* NaN, inf, out-of-range values and rows that do not sum to 1 raise a
+  ValueError naming the row and column.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Iterator
+
+import numpy as np
+
+PROB_LOW = -1e-6
+PROB_HIGH = 1.0 + 1e-4
+_SUM_TOL = {np.dtype(np.float16): 1e-2, np.dtype(np.float32): 1e-3, np.dtype(np.float64): 1e-3}
+KERNEL_DTYPES = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))
+
+# Block size for the passes: big enough to amortise the call, small enough
+# that a converted block stays cheap.
+BLOCK_BYTES = 64 << 20
+
+
+def row_sum_tolerance(dtype) -> float:
+    return _SUM_TOL[np.dtype(dtype)]
+
+
+def _is_pathlike(x) -> bool:
+    return isinstance(x, (str, bytes, os.PathLike))
+
+
+def load_npy(path, what: str):
+    """Memory-map a .npy file (never unpickles)."""
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{what}: no such file: {path}")
+    try:
+        return np.load(path, mmap_mode="r", allow_pickle=False)
+    except ValueError as exc:  # pickled object arrays, bad headers
+        raise ValueError(f"{what}: cannot read {path} as a numeric .npy array ({exc})") from None
+
+
+def _kernel_dtype(dt: np.dtype) -> np.dtype:
+    """The dtype a segment is read in (its own when the kernels take it)."""
+    if dt.kind != "f":
+        raise TypeError(f"pred_probs must hold floating-point probabilities, got dtype {dt}")
+    native = dt.newbyteorder("=")
+    if native in KERNEL_DTYPES:
+        return native
+    return np.dtype(np.float64)  # longdouble etc.: read as float64, block by block
+
+
+def _readable_in_place(a: np.ndarray) -> bool:
+    return (
+        a.dtype in KERNEL_DTYPES
+        and a.dtype.isnative
+        and a.strides[0] % a.itemsize == 0
+        and a.strides[1] % a.itemsize == 0
+    )
+
+
+@dataclass
+class Probs:
+    """Predicted probabilities as a list of row segments (N x K in all)."""
+
+    segments: list
+    n: int
+    k: int
+    dtype: np.dtype
+    names: list = field(default_factory=list)
+
+    def blocks(self, block_bytes: int = BLOCK_BYTES) -> Iterator[tuple[int, np.ndarray]]:
+        """Yield (first_row, block) over all rows in order.
+
+        In-place segments are yielded whole (the kernels stream them with
+        their own strides; a memmap's pages belong to the page cache, not to
+        the process). Segments that need a dtype conversion are converted in
+        blocks of about ``block_bytes``.
+        """
+        row0 = 0
+        for seg in self.segments:
+            if _readable_in_place(seg):
+                if len(seg):
+                    yield row0, seg
+            else:
+                step = max(1, block_bytes // max(1, self.k * self.dtype.itemsize))
+                for a in range(0, len(seg), step):
+                    yield row0 + a, np.asarray(seg[a : a + step], dtype=self.dtype)
+            row0 += len(seg)
+
+    def rows(self, idx: np.ndarray) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """For sorted global row indices, yield (positions in idx, block, local rows)."""
+        idx = np.asarray(idx, dtype=np.int64)
+        row0 = 0
+        for seg in self.segments:
+            lo, hi = np.searchsorted(idx, [row0, row0 + len(seg)])
+            if hi > lo:
+                local = idx[lo:hi] - row0
+                if _readable_in_place(seg):
+                    yield np.arange(lo, hi), seg, local
+                else:  # gather just these rows, converted
+                    block = np.asarray(seg[local], dtype=self.dtype)
+                    yield np.arange(lo, hi), block, np.arange(len(local), dtype=np.int64)
+            row0 += len(seg)
+
+
+def _as_2d(a, what: str) -> np.ndarray:
+    if hasattr(a, "__cuda_array_interface__"):
+        raise TypeError(
+            f"{what} is a CUDA array; the GPU path is not available in this build yet: "
+            "pass a NumPy array (cupy.asnumpy(x) or tensor.cpu().numpy())"
+        )
+    if not isinstance(a, np.ndarray):
+        if isinstance(a, (list, tuple)) or hasattr(a, "__array__") or hasattr(a, "__array_interface__"):
+            a = np.asarray(a)
+        else:
+            raise TypeError(f"{what} must be an array, a .npy path or a list of .npy paths, got {type(a).__name__}")
+    if a.dtype == object or a.dtype.kind in "USV":
+        raise TypeError(f"{what} must hold floating-point probabilities, got dtype {a.dtype}")
+    if a.ndim != 2:
+        raise ValueError(f"{what} must be 2-D (num_examples x num_classes), got shape {a.shape}")
+    return a
+
+
+def as_probs(pred_probs, what: str = "pred_probs") -> Probs:
+    """Wrap pred_probs (array, memmap, .npy path, list of .npy shard paths)."""
+    if isinstance(pred_probs, Probs):
+        return pred_probs
+    if _is_pathlike(pred_probs):
+        segs, names = [_as_2d(load_npy(pred_probs, what), what)], [os.fspath(pred_probs)]
+    elif isinstance(pred_probs, (list, tuple)) and pred_probs and all(_is_pathlike(p) for p in pred_probs):
+        names = [os.fspath(p) for p in pred_probs]
+        segs = [_as_2d(load_npy(p, f"{what} shard {i}"), f"{what} shard {i} ({p})") for i, p in enumerate(pred_probs)]
+    else:
+        segs, names = [_as_2d(pred_probs, what)], []
+    k = segs[0].shape[1]
+    dt = _kernel_dtype(segs[0].dtype)
+    for i, s in enumerate(segs[1:], 1):
+        if s.shape[1] != k:
+            raise ValueError(f"{what} shard {i} has {s.shape[1]} columns, shard 0 has {k}")
+        if _kernel_dtype(s.dtype) != dt:
+            raise TypeError(f"{what} shard {i} has dtype {s.dtype}, shard 0 has {segs[0].dtype}")
+    n = int(sum(len(s) for s in segs))
+    if n == 0:
+        raise ValueError(f"{what} is empty (0 rows)")
+    if k < 2:
+        raise ValueError(f"{what} has {k} column(s); confident learning needs at least 2 classes")
+    return Probs(segs, n, k, dt, names)
+
+
+def as_labels(labels, n: int, k: int, what: str = "labels") -> np.ndarray:
+    """Validate labels against N rows and K classes; return int64 (a copy, O(N))."""
+    if _is_pathlike(labels):
+        labels = load_npy(labels, what)
+    if hasattr(labels, "__cuda_array_interface__"):
+        raise TypeError(f"{what} is a CUDA array; pass a NumPy array")
+    if isinstance(labels, np.ndarray):
+        y = labels
+    elif isinstance(labels, (list, tuple, range)) or hasattr(labels, "__array__"):
+        y = np.asarray(labels)
+    else:
+        raise TypeError(f"{what} must be an integer array, got {type(labels).__name__}")
+    if y.dtype.kind not in "iu":
+        if y.dtype.kind in "USO":
+            raise TypeError(f"{what} must be integers 0..K-1, got dtype {y.dtype} (strings or objects)")
+        raise TypeError(
+            f"{what} must have an integer dtype, got {y.dtype}"
+            + (" (cast whole-number floats with labels.astype(int))" if y.dtype.kind == "f" else "")
+        )
+    if y.ndim != 1:
+        raise ValueError(f"{what} must be 1-D, got shape {y.shape}")
+    if len(y) != n:
+        raise ValueError(f"{what} has {len(y)} entries but pred_probs has {n} rows")
+    if n == 0:
+        raise ValueError(f"{what} is empty")
+    y64 = np.ascontiguousarray(y, dtype=np.int64) if y.dtype != np.uint64 else _from_uint64(y, what)
+    bad = np.flatnonzero((y64 < 0) | (y64 >= k))
+    if len(bad):
+        i = int(bad[0])
+        raise ValueError(f"{what}[{i}] = {y[i]} is not a class index in 0..{k - 1} (pred_probs has {k} columns)")
+    return y64
+
+
+def _from_uint64(y, what):
+    too_big = np.flatnonzero(y > np.iinfo(np.int64).max)
+    if len(too_big):
+        i = int(too_big[0])
+        raise ValueError(f"{what}[{i}] = {y[i]} is not a class index")
+    return np.ascontiguousarray(y, dtype=np.int64)
