@@ -102,14 +102,21 @@ PYBIND11_MODULE(_core, m) {
          double sum_tol, int nthreads) {
         const Mat M = as_mat(P);
         const int64_t* y = in_ptr<int64_t>(labels, M.n, "labels");
-        const double* c = nullptr;
-        if (!cut.is_none()) c = in_ptr<double>(py::cast<py::array>(cut), M.k, "cut");
+        const double* c64 = nullptr;
+        const float* c32 = nullptr;
+        if (!cut.is_none()) {
+          auto ca = py::cast<py::array>(cut);
+          if (py::isinstance<py::array_t<float>>(ca))
+            c32 = in_ptr<float>(ca, M.k, "cut");
+          else
+            c64 = in_ptr<double>(ca, M.k, "cut");
+        }
         RowPassOut out{out_ptr<int32_t>(guess, M.n, "guess"), out_ptr<int32_t>(argmax, M.n, "argmax"),
                        out_ptr<uint8_t>(keep, M.n, "keep"), out_ptr<double>(max_other, M.n, "max_other")};
         RowPassError e;
         {
           py::gil_scoped_release nogil;
-          e = row_pass(M, y, c, out, Bounds{lo, hi, sum_tol}, nthreads);
+          e = row_pass(M, y, c64, c32, out, Bounds{lo, hi, sum_tol}, nthreads);
         }
         return err_tuple(e);
       },

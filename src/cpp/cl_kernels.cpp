@@ -7,6 +7,7 @@
 #include <limits>
 #include <numeric>
 #include <stdexcept>
+#include <type_traits>
 
 namespace ls {
 
@@ -70,8 +71,8 @@ void class_means(int dtype, const void* g, const int64_t* labels, int64_t n, int
   });
 }
 
-template <class S>
-static RowPassError row_pass_t(const Mat& P, const int64_t* labels, const double* cut, RowPassOut out,
+template <class S, class C>
+static RowPassError row_pass_t(const Mat& P, const int64_t* labels, const C* cut, RowPassOut out,
                                const Bounds& bd, int nthreads, bool validate_only) {
   const S* base = static_cast<const S*>(P.data);
   int64_t first_bad = std::numeric_limits<int64_t>::max();
@@ -100,17 +101,31 @@ static RowPassError row_pass_t(const Mat& P, const int64_t* labels, const double
   return e;
 }
 
-RowPassError row_pass(const Mat& P, const int64_t* labels, const double* cut, RowPassOut out, const Bounds& bd,
-                      int nthreads) {
+RowPassError row_pass(const Mat& P, const int64_t* labels, const double* cut64, const float* cut32, RowPassOut out,
+                      const Bounds& bd, int nthreads) {
   RowPassError e{};
-  dispatch(P.dtype, [&](auto tag) { e = row_pass_t<decltype(tag)>(P, labels, cut, out, bd, nthreads, false); });
+  dispatch(P.dtype, [&](auto tag) {
+    using S = decltype(tag);
+    if constexpr (std::is_same_v<typename Num<S>::V, float>) {
+      if (cut32 || !cut64) {
+        e = row_pass_t<S, float>(P, labels, cut32, out, bd, nthreads, false);
+        return;
+      }
+    } else if (cut32) {
+      throw std::invalid_argument("a float32 cut needs a float16/float32 input");
+    }
+    e = row_pass_t<S, double>(P, labels, cut64, out, bd, nthreads, false);
+  });
   return e;
 }
 
 RowPassError validate(const Mat& P, const int64_t* labels, const Bounds& bd, int nthreads) {
   RowPassError e{};
   RowPassOut none{nullptr, nullptr, nullptr, nullptr};
-  dispatch(P.dtype, [&](auto tag) { e = row_pass_t<decltype(tag)>(P, labels, nullptr, none, bd, nthreads, true); });
+  dispatch(P.dtype, [&](auto tag) {
+    using S = decltype(tag);
+    e = row_pass_t<S, typename Num<S>::V>(P, labels, nullptr, none, bd, nthreads, true);
+  });
   return e;
 }
 

@@ -45,8 +45,11 @@ struct RowPassError {
 
 // One sweep over the rows: confident guesses (when cut != null), argmax, the
 // unflagging test, max over other classes, and validation of every value.
-RowPassError row_pass(const Mat& P, const int64_t* labels, const double* cut, RowPassOut out, const Bounds& bd,
-                      int nthreads);
+// The cut (thresholds - 1e-6) comes as float32 (cut32: compared in float, for
+// float16/float32 inputs whose thresholds are float32-exact) or as float64
+// (cut64); at most one is non-null.
+RowPassError row_pass(const Mat& P, const int64_t* labels, const double* cut64, const float* cut32, RowPassOut out,
+                      const Bounds& bd, int nthreads);
 
 // Validation only (for callers that would otherwise not sweep the data).
 RowPassError validate(const Mat& P, const int64_t* labels, const Bounds& bd, int nthreads);

@@ -217,37 +217,50 @@ struct RowOps {
   // Max, count of entries passing their cut, count of invalid entries and the
   // plain (validation-only) sum over [a, b). Reassociation is allowed here:
   // max and counts are exact, the sum is only compared with a tolerance.
-  LS_HD static void sweep(const S* row, std::ptrdiff_t stride, int64_t a, int64_t b, const double* cut,
-                          double lo, double hi, V& vmax, int64_t& n_above, int64_t& n_bad, double& sum) {
-    V m = -INFINITY;
+  // C is the type the cut is compared in: the input's arithmetic type when
+  // the thresholds have the input dtype (exact), double when they were
+  // promoted to float64. STRIDE1 = contiguous row (lets the loop vectorise).
+  template <class C, bool STRIDE1>
+  LS_HD static void sweep_t(const S* row, std::ptrdiff_t stride, int64_t a, int64_t b, const C* cut, V lo, V hi,
+                            V& vmax, int64_t& n_above, int64_t& n_bad, V& sum) {
+    V m = -INFINITY, s = V(0);
     int64_t cnt = 0, bad = 0;
-    double s = 0.0;
+    const std::ptrdiff_t st = STRIDE1 ? 1 : stride;
     if (cut) {
 #if !defined(__CUDA_ARCH__)
 #pragma omp simd reduction(max : m) reduction(+ : cnt, bad, s)
 #endif
       for (int64_t k = a; k < b; ++k) {
-        const V v = N_::load(row[k * stride]);
+        const V v = N_::load(row[k * st]);
         m = v > m ? v : m;
-        cnt += (double(v) >= cut[k]) ? 1 : 0;
-        bad += (double(v) >= lo && double(v) <= hi) ? 0 : 1;
-        s += double(v);
+        cnt += (C(v) >= cut[k]) ? 1 : 0;
+        bad += (v >= lo && v <= hi) ? 0 : 1;
+        s += v;
       }
     } else {
 #if !defined(__CUDA_ARCH__)
 #pragma omp simd reduction(max : m) reduction(+ : bad, s)
 #endif
       for (int64_t k = a; k < b; ++k) {
-        const V v = N_::load(row[k * stride]);
+        const V v = N_::load(row[k * st]);
         m = v > m ? v : m;
-        bad += (double(v) >= lo && double(v) <= hi) ? 0 : 1;
-        s += double(v);
+        bad += (v >= lo && v <= hi) ? 0 : 1;
+        s += v;
       }
     }
     vmax = m;
     n_above += cnt;
     n_bad += bad;
     sum += s;
+  }
+
+  template <class C>
+  LS_HD static void sweep(const S* row, std::ptrdiff_t stride, int64_t a, int64_t b, const C* cut, V lo, V hi,
+                          V& vmax, int64_t& n_above, int64_t& n_bad, V& sum) {
+    if (stride == 1)
+      sweep_t<C, true>(row, stride, a, b, cut, lo, hi, vmax, n_above, n_bad, sum);
+    else
+      sweep_t<C, false>(row, stride, a, b, cut, lo, hi, vmax, n_above, n_bad, sum);
   }
 
   LS_HD static int64_t first_equal(const S* row, std::ptrdiff_t stride, int64_t a, int64_t b, V value) {
@@ -257,11 +270,12 @@ struct RowOps {
   }
 
   LS_HD static void locate_error(const S* row, std::ptrdiff_t stride, int64_t K, const Bounds& bd, RowResult& r) {
+    const V lo = V(bd.lo), hi = V(bd.hi);
     for (int64_t k = 0; k < K; ++k) {
-      const double v = double(N_::load(row[k * stride]));
+      const V v = N_::load(row[k * stride]);
       if (v != v) { r.err = ROW_NAN; r.err_col = k; return; }
-      if (v == INFINITY || v == -INFINITY) { r.err = ROW_INF; r.err_col = k; return; }
-      if (!(v >= bd.lo && v <= bd.hi)) { r.err = ROW_RANGE; r.err_col = k; return; }
+      if (v == V(INFINITY) || v == V(-INFINITY)) { r.err = ROW_INF; r.err_col = k; return; }
+      if (!(v >= lo && v <= hi)) { r.err = ROW_RANGE; r.err_col = k; return; }
     }
     r.err = ROW_SUM;
     r.err_col = -1;
@@ -270,7 +284,8 @@ struct RowOps {
   // Guess, argmax, keep flag, max_other and validation for one row with given
   // label y. `cut` may be null (no guess wanted). `want_argmax` asks for the
   // argmax index (a short extra scan of a row already in L1).
-  LS_HD static RowResult row(const S* row, std::ptrdiff_t stride, int64_t K, int64_t y, const double* cut,
+  template <class C>
+  LS_HD static RowResult row(const S* row, std::ptrdiff_t stride, int64_t K, int64_t y, const C* cut,
                              bool want_argmax, const Bounds& bd) {
     RowResult r;
     r.guess = -1;
@@ -278,19 +293,16 @@ struct RowOps {
     r.keep = 0;
     r.err = ROW_OK;
     r.err_col = -1;
-    V m_lo, m_hi;
+    V m_lo, m_hi, s = V(0);
     int64_t n_above = 0, n_bad = 0;
-    double s = 0.0;
-    sweep(row, stride, 0, y, cut, bd.lo, bd.hi, m_lo, n_above, n_bad, s);
-    sweep(row, stride, y + 1, K, cut, bd.lo, bd.hi, m_hi, n_above, n_bad, s);
+    const V lo = V(bd.lo), hi = V(bd.hi);
+    sweep(row, stride, 0, y, cut, lo, hi, m_lo, n_above, n_bad, s);
+    sweep(row, stride, y + 1, K, cut, lo, hi, m_hi, n_above, n_bad, s);
     const V py = N_::load(row[y * stride]);
-    {
-      const double d = double(py);
-      n_bad += (d >= bd.lo && d <= bd.hi) ? 0 : 1;
-      s += d;
-      if (cut && d >= cut[y]) n_above += 1;
-    }
-    if (n_bad != 0 || !(s - 1.0 <= bd.sum_tol && 1.0 - s <= bd.sum_tol)) {
+    n_bad += (py >= lo && py <= hi) ? 0 : 1;
+    s += py;
+    if (cut && C(py) >= cut[y]) n_above += 1;
+    if (n_bad != 0 || !(double(s) - 1.0 <= bd.sum_tol && 1.0 - double(s) <= bd.sum_tol)) {
       locate_error(row, stride, K, bd, r);
       return r;
     }
@@ -314,7 +326,7 @@ struct RowOps {
     if (cut) {
       if (n_above == 1) {
         for (int64_t k = 0; k < K; ++k) {
-          if (double(N_::load(row[k * stride])) >= cut[k]) {
+          if (C(N_::load(row[k * stride])) >= cut[k]) {
             r.guess = int32_t(k);
             break;
           }

@@ -110,8 +110,14 @@ def thresholds_from_given(pb: Problem, g: np.ndarray) -> np.ndarray:
     return np.clip(t, a_min=2e-6, a_max=None)
 
 
-def cut_from_thresholds(thresholds, k: int) -> np.ndarray:
-    """thresholds - 1e-6 in the thresholds' dtype, returned exactly as float64."""
+def cut_from_thresholds(thresholds, k: int, input_dtype=np.float64) -> np.ndarray:
+    """thresholds - 1e-6 in the thresholds' dtype, returned exactly.
+
+    As float32 when the input is float16/float32 and every cut value is a
+    float32 (then the kernel compares in float, which is exact and twice as
+    fast), else as float64 (the comparison the reference makes after its
+    float64 promotion).
+    """
     t = np.asarray(thresholds)
     if t.dtype.kind not in "fiub":
         t = t.astype(np.float64)
@@ -123,6 +129,10 @@ def cut_from_thresholds(thresholds, k: int) -> np.ndarray:
     cut = np.ascontiguousarray(cut, dtype=np.float64)
     if np.isnan(cut).any():
         raise ValueError(f"thresholds[{int(np.flatnonzero(np.isnan(cut))[0])}] is NaN")
+    if np.dtype(input_dtype).itemsize <= 4:
+        c32 = cut.astype(np.float32)
+        if np.array_equal(c32.astype(np.float64), cut):
+            return c32
     return cut
 
 
@@ -190,7 +200,7 @@ def confident_pass(pb: Problem, thresholds=None, *, argmax=False, keep=False, ma
     if thresholds is None:
         g = given_probs(pb)
         thresholds = thresholds_from_given(pb, g)
-    cut = cut_from_thresholds(thresholds, pb.k)
+    cut = cut_from_thresholds(thresholds, pb.k, pb.dtype)
     rp = row_pass(pb, cut, argmax=argmax, keep=keep, max_other=max_other)
     cj, off = confident_joint_from_guesses(pb, rp.guess)
     return g, thresholds, rp, cj, off
