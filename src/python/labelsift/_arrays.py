@@ -21,6 +21,7 @@ Validation policy (documented in the README):
 """
 from __future__ import annotations
 
+import mmap
 import os
 from dataclasses import dataclass, field
 from typing import Iterator
@@ -85,21 +86,36 @@ class Probs:
     dtype: np.dtype
     names: list = field(default_factory=list)
 
-    def blocks(self, block_bytes: int = BLOCK_BYTES) -> Iterator[tuple[int, np.ndarray]]:
+    def block_rows(self, block_bytes: int | None = None) -> int:
+        """Rows per block: about ``block_bytes`` (default BLOCK_BYTES) of input, whatever K is."""
+        block_bytes = BLOCK_BYTES if block_bytes is None else block_bytes
+        return max(1, block_bytes // max(1, self.k * self.dtype.itemsize))
+
+    def blocks(self, block_bytes: int | None = None) -> Iterator[tuple[int, np.ndarray]]:
         """Yield (first_row, block) over all rows in order.
 
-        In-place segments are yielded whole (the kernels stream them with
-        their own strides; a memmap's pages belong to the page cache, not to
-        the process). Segments that need a dtype conversion are converted in
-        blocks of about ``block_bytes``.
+        * In-memory arrays the kernels can read are yielded whole (one
+          parallel sweep with their own strides, no copy).
+        * Memory-mapped ones (memmaps, ``.npy`` paths, shards) are yielded as
+          row views of about ``block_bytes``; while the kernels work on one
+          block, the kernel is asked to read the next one ahead
+          (``madvise(MADV_WILLNEED)``), so reading overlaps compute. Their
+          pages belong to the page cache, not to the process's anonymous
+          memory, so a dump larger than RAM works.
+        * Segments that need a dtype conversion are converted block by block.
         """
+        step = self.block_rows(block_bytes)
         row0 = 0
         for seg in self.segments:
-            if _readable_in_place(seg):
+            if _readable_in_place(seg) and _mmap_of(seg) is None:
                 if len(seg):
                     yield row0, seg
+            elif _readable_in_place(seg):
+                for a in range(0, len(seg), step):
+                    if a + step < len(seg):
+                        _prefetch(seg[a + step : a + 2 * step])
+                    yield row0 + a, seg[a : a + step]
             else:
-                step = max(1, block_bytes // max(1, self.k * self.dtype.itemsize))
                 for a in range(0, len(seg), step):
                     yield row0 + a, np.asarray(seg[a : a + step], dtype=self.dtype)
             row0 += len(seg)
@@ -118,6 +134,40 @@ class Probs:
                     block = np.asarray(seg[local], dtype=self.dtype)
                     yield np.arange(lo, hi), block, np.arange(len(local), dtype=np.int64)
             row0 += len(seg)
+
+
+def _mmap_of(a):
+    """The mmap.mmap an array's memory belongs to, or None."""
+    base = a
+    for _ in range(64):
+        if isinstance(base, mmap.mmap):
+            return base
+        nxt = getattr(base, "base", None)
+        if nxt is None or nxt is base:
+            return None
+        base = nxt
+    return None
+
+
+_PAGE = mmap.PAGESIZE
+
+
+def _prefetch(block: np.ndarray) -> None:
+    """Ask the OS to start reading a memory-mapped block (best effort, async)."""
+    mm = _mmap_of(block)
+    if mm is None or block.size == 0 or not hasattr(mm, "madvise"):
+        return
+    try:
+        start = np.frombuffer(mm, dtype=np.uint8).ctypes.data
+        lo = block.__array_interface__["data"][0] - start
+        span = (block.shape[0] - 1) * abs(block.strides[0]) + (block.shape[1] - 1) * abs(block.strides[1])
+        span += block.itemsize
+        if block.strides[0] < 0 or block.strides[1] < 0:
+            return
+        a = (lo // _PAGE) * _PAGE
+        mm.madvise(mmap.MADV_WILLNEED, a, min(len(mm) - a, lo - a + span))
+    except (ValueError, OSError, BufferError):  # pragma: no cover - prefetch is only a hint
+        pass
 
 
 def _as_2d(a, what: str) -> np.ndarray:
