@@ -262,13 +262,29 @@ void TopCSelector::feed(const Mat& P, const int64_t* labels, int64_t row0, int n
 #pragma omp parallel num_threads(T)
     {
       const int tid = omp_get_thread_num();
+      // This thread's rows (those of its classes with something to prune), in
+      // index order; then visit them with the columns of a row a few steps
+      // ahead prefetched: the reads are scattered, so the hardware prefetcher
+      // cannot guess them.
+      std::vector<int64_t> mine;
       for (int64_t i = 0; i < P.n; ++i) {
         const int64_t k = labels[i];
-        if (owner[k] != tid) continue;
-        const int64_t a = off_[k], b = off_[k + 1];
-        if (a == b) continue;
+        if (owner[k] == tid && off_[k + 1] > off_[k]) mine.push_back(i);
+      }
+      constexpr size_t AHEAD = 6;
+      auto prefetch_row = [&](int64_t i) {
+        const int64_t k = labels[i];
         const S* row = base + i * P.s0;
-        for (int64_t h = a; h < b; ++h) push(h, Cand{margin<S>(row, P.s1, cols_[h], k), row0 + i});
+        __builtin_prefetch(row + k * P.s1);
+        for (int64_t h = off_[k]; h < off_[k + 1]; ++h) __builtin_prefetch(row + cols_[h] * P.s1);
+      };
+      for (size_t t = 0; t < mine.size() && t < AHEAD; ++t) prefetch_row(mine[t]);
+      for (size_t t = 0; t < mine.size(); ++t) {
+        if (t + AHEAD < mine.size()) prefetch_row(mine[t + AHEAD]);
+        const int64_t i = mine[t];
+        const int64_t k = labels[i];
+        const S* row = base + i * P.s0;
+        for (int64_t h = off_[k]; h < off_[k + 1]; ++h) push(h, Cand{margin<S>(row, P.s1, cols_[h], k), row0 + i});
       }
     }
   });

@@ -214,53 +214,54 @@ struct RowOps {
   using N_ = Num<S>;
   using V = typename N_::V;
 
-  // Max, count of entries passing their cut, count of invalid entries and the
-  // plain (validation-only) sum over [a, b). Reassociation is allowed here:
-  // max and counts are exact, the sum is only compared with a tolerance.
-  // C is the type the cut is compared in: the input's arithmetic type when
-  // the thresholds have the input dtype (exact), double when they were
-  // promoted to float64. STRIDE1 = contiguous row (lets the loop vectorise).
+  // Max, min, count of entries passing their cut and the plain sum over
+  // [a, b), in one vectorisable loop. Validation is derived from them: a
+  // value out of range shows in min/max, a NaN or inf poisons the sum (which
+  // is only compared with a tolerance, so reassociation is fine; max, min and
+  // counts are exact). C is the type the cut is compared in: the input's
+  // arithmetic type when the thresholds have the input dtype (exact), double
+  // when they were promoted to float64. STRIDE1: contiguous row.
   template <class C, bool STRIDE1>
-  LS_HD static void sweep_t(const S* row, std::ptrdiff_t stride, int64_t a, int64_t b, const C* cut, V lo, V hi,
-                            V& vmax, int64_t& n_above, int64_t& n_bad, V& sum) {
-    V m = -INFINITY, s = V(0);
-    int64_t cnt = 0, bad = 0;
+  LS_HD static void sweep_t(const S* row, std::ptrdiff_t stride, int64_t a, int64_t b, const C* cut, V& vmax,
+                            V& vmin, int32_t& n_above, V& sum) {
+    V m = -INFINITY, mn = INFINITY, s = V(0);
+    int32_t cnt = 0;
     const std::ptrdiff_t st = STRIDE1 ? 1 : stride;
     if (cut) {
 #if !defined(__CUDA_ARCH__)
-#pragma omp simd reduction(max : m) reduction(+ : cnt, bad, s)
+#pragma omp simd reduction(max : m) reduction(min : mn) reduction(+ : cnt, s)
 #endif
       for (int64_t k = a; k < b; ++k) {
         const V v = N_::load(row[k * st]);
         m = v > m ? v : m;
+        mn = v < mn ? v : mn;
         cnt += (C(v) >= cut[k]) ? 1 : 0;
-        bad += (v >= lo && v <= hi) ? 0 : 1;
         s += v;
       }
     } else {
 #if !defined(__CUDA_ARCH__)
-#pragma omp simd reduction(max : m) reduction(+ : bad, s)
+#pragma omp simd reduction(max : m) reduction(min : mn) reduction(+ : s)
 #endif
       for (int64_t k = a; k < b; ++k) {
         const V v = N_::load(row[k * st]);
         m = v > m ? v : m;
-        bad += (v >= lo && v <= hi) ? 0 : 1;
+        mn = v < mn ? v : mn;
         s += v;
       }
     }
     vmax = m;
+    vmin = mn < vmin ? mn : vmin;
     n_above += cnt;
-    n_bad += bad;
     sum += s;
   }
 
   template <class C>
-  LS_HD static void sweep(const S* row, std::ptrdiff_t stride, int64_t a, int64_t b, const C* cut, V lo, V hi,
-                          V& vmax, int64_t& n_above, int64_t& n_bad, V& sum) {
+  LS_HD static void sweep(const S* row, std::ptrdiff_t stride, int64_t a, int64_t b, const C* cut, V& vmax, V& vmin,
+                          int32_t& n_above, V& sum) {
     if (stride == 1)
-      sweep_t<C, true>(row, stride, a, b, cut, lo, hi, vmax, n_above, n_bad, sum);
+      sweep_t<C, true>(row, stride, a, b, cut, vmax, vmin, n_above, sum);
     else
-      sweep_t<C, false>(row, stride, a, b, cut, lo, hi, vmax, n_above, n_bad, sum);
+      sweep_t<C, false>(row, stride, a, b, cut, vmax, vmin, n_above, sum);
   }
 
   LS_HD static int64_t first_equal(const S* row, std::ptrdiff_t stride, int64_t a, int64_t b, V value) {
@@ -293,16 +294,17 @@ struct RowOps {
     r.keep = 0;
     r.err = ROW_OK;
     r.err_col = -1;
-    V m_lo, m_hi, s = V(0);
-    int64_t n_above = 0, n_bad = 0;
-    const V lo = V(bd.lo), hi = V(bd.hi);
-    sweep(row, stride, 0, y, cut, lo, hi, m_lo, n_above, n_bad, s);
-    sweep(row, stride, y + 1, K, cut, lo, hi, m_hi, n_above, n_bad, s);
+    V m_lo, m_hi, mn = INFINITY, s = V(0);
+    int32_t n_above = 0;
+    sweep(row, stride, 0, y, cut, m_lo, mn, n_above, s);
+    sweep(row, stride, y + 1, K, cut, m_hi, mn, n_above, s);
     const V py = N_::load(row[y * stride]);
-    n_bad += (py >= lo && py <= hi) ? 0 : 1;
     s += py;
     if (cut && C(py) >= cut[y]) n_above += 1;
-    if (n_bad != 0 || !(double(s) - 1.0 <= bd.sum_tol && 1.0 - double(s) <= bd.sum_tol)) {
+    const V mx = (m_lo > m_hi ? m_lo : m_hi) > py ? (m_lo > m_hi ? m_lo : m_hi) : py;
+    const V lo = V(bd.lo), hi = V(bd.hi);
+    const bool in_range = (mn < py ? mn : py) >= lo && mx <= hi;
+    if (!in_range || !(double(s) - 1.0 <= bd.sum_tol && 1.0 - double(s) <= bd.sum_tol)) {
       locate_error(row, stride, K, bd, r);
       return r;
     }
