@@ -97,3 +97,56 @@ def test_bad_input_exits_2_with_one_line(dump, tmp_path, case, capsys):
     assert not out_csv.exists()
     if case == "nan":
         assert "[17, 3]" in lines[0]
+
+
+def test_noise_matrix_plot_png(dump, tmp_path):
+    import struct
+    import zlib
+
+    d, data = dump
+    png = tmp_path / "m.png"
+    code, out, err = run_cli("noise-matrix", "--labels", d / "labels.npy", "--pred-probs", d / "probs.npy",
+                             "--plot", png, "--quiet")
+    assert code == 0, err
+    assert json.loads(out)["plot"] == str(png)
+    b = png.read_bytes()
+    assert b[:8] == b"\x89PNG\r\n\x1a\n"
+    w, h = struct.unpack(">II", b[16:24])
+    assert w == h and w >= 10
+    # decode the pixels and check the diagonal (large rates) is brighter than an off-diagonal cell
+    idat_len = struct.unpack(">I", b[33:37])[0]
+    raw = zlib.decompress(b[41 : 41 + idat_len])
+    stride = 1 + 3 * w
+    cell = w // 10
+
+    def px(r, c):
+        y, x = r * cell + cell // 2, c * cell + cell // 2
+        return sum(raw[y * stride + 1 + 3 * x : y * stride + 4 + 3 * x])
+
+    assert px(0, 0) > px(0, 4)
+
+
+def test_float16_shards_and_labels_path(tmp_path):
+    data = cifar10_test()
+    P = data.pred_probs.astype(np.float16)
+    np.save(tmp_path / "y.npy", data.labels)
+    for i, (a, b) in enumerate([(0, 1234), (1234, 1240), (1240, 10000)]):
+        np.save(tmp_path / f"s{i}.npy", P[a:b])
+    code, out, err = run_cli("scores", "--labels", tmp_path / "y.npy", "--pred-probs",
+                             *(tmp_path / f"s{i}.npy" for i in range(3)), "--method", "normalized_margin",
+                             "--out", tmp_path / "s.csv", "--quiet")
+    assert code == 0, err
+    got = np.loadtxt(tmp_path / "s.csv", delimiter=",", skiprows=1)
+    want = labelsift.get_label_quality_scores(data.labels, P, method="normalized_margin")
+    np.testing.assert_array_equal(got[:, 0], np.arange(10000))
+    np.testing.assert_allclose(got[:, 1], want.astype(np.float64), rtol=1e-8)
+
+
+def test_mismatched_shards_exit_2(tmp_path, capsys):
+    np.save(tmp_path / "y.npy", np.zeros(20, np.int64))
+    np.save(tmp_path / "a.npy", np.full((10, 3), 1 / 3))
+    np.save(tmp_path / "b.npy", np.full((10, 4), 1 / 4))
+    code = main(["find-issues", "--labels", str(tmp_path / "y.npy"), "--pred-probs", str(tmp_path / "a.npy"),
+                 str(tmp_path / "b.npy")])
+    assert code == 2
+    assert "shard 1" in capsys.readouterr().err

@@ -24,7 +24,7 @@ from __future__ import annotations
 import mmap
 import os
 from dataclasses import dataclass, field
-from typing import Iterator
+from typing import Callable, Iterator, Optional
 
 import numpy as np
 
@@ -85,6 +85,8 @@ class Probs:
     k: int
     dtype: np.dtype
     names: list = field(default_factory=list)
+    #: called with the number of rows after each block is processed (progress bars)
+    on_block: Optional[Callable[[int], None]] = None
 
     def block_rows(self, block_bytes: int | None = None) -> int:
         """Rows per block: about ``block_bytes`` (default BLOCK_BYTES) of input, whatever K is."""
@@ -104,6 +106,12 @@ class Probs:
           memory, so a dump larger than RAM works.
         * Segments that need a dtype conversion are converted block by block.
         """
+        for row0, block in self._blocks(block_bytes):
+            yield row0, block
+            if self.on_block is not None:
+                self.on_block(len(block))
+
+    def _blocks(self, block_bytes):
         step = self.block_rows(block_bytes)
         row0 = 0
         for seg in self.segments:

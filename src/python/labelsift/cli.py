@@ -36,6 +36,19 @@ def _atomic_write(path: str, write) -> None:
         raise
 
 
+def _atomic_write_bytes(path: str, data: bytes) -> None:
+    d = os.path.dirname(os.path.abspath(path)) or "."
+    fd, tmp = tempfile.mkstemp(prefix=".labelsift-", dir=d)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
 def _format_matrix(m: np.ndarray, names) -> str:
     width = max(6, *(len(n) for n in names)) + 1
     head = " " * width + "".join(f"{n[:7]:>8}" for n in names)
@@ -72,12 +85,26 @@ def _example(args) -> int:
     return 0
 
 
+def _progress(probs, quiet: bool):
+    """A tqdm bar counting rows read over all passes (none if tqdm is missing or --quiet)."""
+    if quiet or not sys.stderr.isatty() and not os.environ.get("LABELSIFT_PROGRESS"):
+        return None
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return None
+    bar = tqdm(total=None, unit=" rows", unit_scale=True, desc="labelsift", file=sys.stderr, leave=False)
+    probs.on_block = bar.update
+    return bar
+
+
 def _load_inputs(args):
     from ._arrays import as_labels, as_probs, load_npy
 
     probs = as_probs(args.pred_probs if len(args.pred_probs) > 1 else args.pred_probs[0])
     labels = load_npy(args.labels, "labels")
     as_labels(labels, probs.n, probs.k)  # validate early for a clean message
+    args._bar = _progress(probs, getattr(args, "quiet", False))
     return labels, probs
 
 
@@ -131,7 +158,13 @@ def _noise_matrix(args) -> int:
     }
     if args.out:
         _atomic_write(args.out, lambda f: json.dump(result, f))
-    print(json.dumps({k: v for k, v in result.items() if k != "inverse_noise_matrix"} | {"out": args.out}))
+    if args.plot:
+        from ._png import heatmap_png
+
+        png = heatmap_png(noise)
+        _atomic_write_bytes(args.plot, png)
+    summary = {k: v for k, v in result.items() if k not in ("inverse_noise_matrix", "confident_joint")}
+    print(json.dumps(summary | {"out": args.out, "plot": args.plot}))
     return 0
 
 
@@ -174,6 +207,7 @@ def _parser() -> argparse.ArgumentParser:
         sp.add_argument("--pred-probs", required=True, nargs="+", help=".npy file(s): one dump or its row shards")
         sp.add_argument("--out", default=None, help="output file (written atomically)")
         sp.add_argument("--jobs", type=int, default=None, help="CPU threads (default: all)")
+        sp.add_argument("--quiet", action="store_true", help="no progress bar")
 
     f = sub.add_parser("find-issues", help="flag likely label errors")
     common(f)
@@ -181,6 +215,7 @@ def _parser() -> argparse.ArgumentParser:
     f.add_argument("--rank-by", default="self_confidence", choices=SCORE_METHODS)
     nm = sub.add_parser("noise-matrix", help="estimate the noise matrix, inverse and prior (JSON)")
     common(nm)
+    nm.add_argument("--plot", default=None, help="also write a heat map of the noise matrix (PNG)")
     sc = sub.add_parser("scores", help="label quality score of every example (CSV)")
     common(sc)
     sc.add_argument("--method", default="self_confidence", choices=SCORE_METHODS)
@@ -191,7 +226,18 @@ def main(argv=None) -> int:
     args = _parser().parse_args(argv)
     run = {"example": _example, "find-issues": _find_issues, "noise-matrix": _noise_matrix, "scores": _scores}
     try:
-        return run[args.command](args)
+        code = run[args.command](args)
+        bar = getattr(args, "_bar", None)
+        if bar is not None:
+            bar.close()
+        return code
+    except OSError as exc:
+        if isinstance(exc, FileNotFoundError):
+            raise_msg = str(exc)
+        else:
+            raise_msg = f"{exc.strerror or exc}: {exc.filename or ''}".strip()
+        print(f"labelsift: error: {raise_msg}", file=sys.stderr)
+        return 2
     except (ValueError, TypeError, FileNotFoundError, _InputError) as exc:
         msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         print(f"labelsift: error: {msg}", file=sys.stderr)
