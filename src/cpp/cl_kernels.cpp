@@ -3,6 +3,7 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <cmath>
 #include <limits>
 #include <numeric>
@@ -71,19 +72,21 @@ void class_means(int dtype, const void* g, const int64_t* labels, int64_t n, int
   });
 }
 
-template <class S, class C>
-static RowPassError row_pass_t(const Mat& P, const int64_t* labels, const C* cut, RowPassOut out,
-                               const Bounds& bd, int nthreads, bool validate_only) {
+// The rows [i0, i1) of one thread; stops at the first invalid row (its index
+// goes to first_bad). Compiled twice: for the baseline ISA and, chosen at run
+// time, for AVX2/F16C (flatten inlines the shared row math so it vectorises
+// with the wider registers; no FMA, and -ffp-contract=off, so results are
+// bit-identical).
+template <class S, class C, int VB>
+static void rows_range(const Mat& P, const int64_t* labels, const C* cut, RowPassOut out, Bounds bd,
+                       bool validate_only, int64_t i0, int64_t i1, int64_t* first_bad) {
   const S* base = static_cast<const S*>(P.data);
-  int64_t first_bad = std::numeric_limits<int64_t>::max();
   const bool want_argmax = out.argmax != nullptr;
-#pragma omp parallel for schedule(static) reduction(min : first_bad) num_threads(threads_or_default(nthreads))
-  for (int64_t i = 0; i < P.n; ++i) {
-    if (i > first_bad) continue;  // an earlier row of this thread already failed
-    const RowResult r = RowOps<S>::row(base + i * P.s0, P.s1, P.k, labels[i], cut, want_argmax, bd);
+  for (int64_t i = i0; i < i1; ++i) {
+    const RowResult r = RowOps<S>::template row<C, VB>(base + i * P.s0, P.s1, P.k, labels[i], cut, want_argmax, bd);
     if (r.err != ROW_OK) {
-      first_bad = std::min(first_bad, i);
-      continue;
+      *first_bad = i;
+      return;
     }
     if (validate_only) continue;
     if (out.guess) out.guess[i] = r.guess;
@@ -91,8 +94,44 @@ static RowPassError row_pass_t(const Mat& P, const int64_t* labels, const C* cut
     if (out.keep) out.keep[i] = r.keep;
     if (out.max_other) out.max_other[i] = r.max_other;
   }
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#define LS_HAVE_AVX2_PATH 1
+template <class S, class C>
+__attribute__((target("avx2,f16c"), flatten)) static void rows_range_avx2(const Mat& P, const int64_t* labels,
+                                                                          const C* cut, RowPassOut out, Bounds bd,
+                                                                          bool validate_only, int64_t i0, int64_t i1,
+                                                                          int64_t* first_bad) {
+  rows_range<S, C, 32>(P, labels, cut, out, bd, validate_only, i0, i1, first_bad);
+}
+static bool cpu_has_avx2() {
+  static const bool yes = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("f16c") &&
+                          std::getenv("LABELSIFT_NO_AVX2") == nullptr;
+  return yes;
+}
+#endif
+
+template <class S, class C>
+static RowPassError row_pass_t(const Mat& P, const int64_t* labels, const C* cut, RowPassOut out,
+                               const Bounds& bd, int nthreads, bool validate_only) {
+  auto fn = &rows_range<S, C, 16>;
+#ifdef LS_HAVE_AVX2_PATH
+  if (cpu_has_avx2()) fn = &rows_range_avx2<S, C>;
+#endif
+  int64_t first_bad = std::numeric_limits<int64_t>::max();
+#pragma omp parallel num_threads(threads_or_default(nthreads)) reduction(min : first_bad)
+  {
+    const int64_t T = omp_get_num_threads(), t = omp_get_thread_num();
+    const int64_t chunk = (P.n + T - 1) / T;
+    const int64_t i0 = std::min(P.n, t * chunk), i1 = std::min(P.n, i0 + chunk);
+    int64_t bad = std::numeric_limits<int64_t>::max();
+    fn(P, labels, cut, out, bd, validate_only, i0, i1, &bad);
+    first_bad = std::min(first_bad, bad);
+  }
   RowPassError e{-1, ROW_OK, -1};
   if (first_bad != std::numeric_limits<int64_t>::max()) {
+    const S* base = static_cast<const S*>(P.data);
     const RowResult r = RowOps<S>::row(base + first_bad * P.s0, P.s1, P.k, labels[first_bad], cut, false, bd);
     e.row = first_bad;
     e.code = r.err;

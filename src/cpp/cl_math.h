@@ -16,6 +16,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
 
 #if defined(__CUDACC__)
 #define LS_HD __host__ __device__ __forceinline__
@@ -39,18 +40,17 @@ LS_HD uint32_t float_to_bits(float f) {
   return u;
 }
 
+// Branch-free so that loops over half rows vectorise: normal numbers are
+// re-biased in the integer domain, subnormals converted exactly as
+// int * 2^-24 (no float denormal arithmetic, which is slow), inf/nan get the
+// float exponent.
 LS_HD float half_to_float(uint16_t h) {
   const uint32_t sign = (uint32_t(h) & 0x8000u) << 16;
   const uint32_t em = uint32_t(h) & 0x7fffu;
-  uint32_t o = em << 13;
-  const uint32_t exp = o & (0x7c00u << 13);
-  o += (127u - 15u) << 23;
-  if (exp == (0x7c00u << 13)) {
-    o += (128u - 16u) << 23;  // inf / nan
-  } else if (exp == 0) {      // zero / subnormal: renormalise through the FPU
-    o += 1u << 23;
-    o = float_to_bits(bits_to_float(o) - bits_to_float(113u << 23));
-  }
+  const uint32_t o_norm = (em << 13) + (112u << 23);
+  const uint32_t o_inf = o_norm + (112u << 23);
+  const uint32_t o_sub = float_to_bits(float(int32_t(em)) * 5.9604644775390625e-08f);  // em * 2^-24
+  const uint32_t o = em >= 0x7c00u ? o_inf : (em >= 0x0400u ? o_norm : o_sub);
   return bits_to_float(o | sign);
 }
 
@@ -112,6 +112,12 @@ struct Num<half_t> {
     return half_to_float(float_to_half(f));
   }
 };
+
+}  // namespace ls
+
+#include "cl_simd.h"
+
+namespace ls {
 
 // ---------------------------------------------------------------------------
 // NumPy's pairwise summation of n values read through `get(i)`, accumulated
@@ -221,53 +227,58 @@ struct RowOps {
   // counts are exact). C is the type the cut is compared in: the input's
   // arithmetic type when the thresholds have the input dtype (exact), double
   // when they were promoted to float64. STRIDE1: contiguous row.
-  template <class C, bool STRIDE1>
-  LS_HD static void sweep_t(const S* row, std::ptrdiff_t stride, int64_t a, int64_t b, const C* cut, V& vmax,
-                            V& vmin, int32_t& n_above, V& sum) {
-    V m = -INFINITY, mn = INFINITY, s = V(0);
-    int32_t cnt = 0;
-    const std::ptrdiff_t st = STRIDE1 ? 1 : stride;
-    if (cut) {
-#if !defined(__CUDA_ARCH__)
-#pragma omp simd reduction(max : m) reduction(min : mn) reduction(+ : cnt, s)
-#endif
-      for (int64_t k = a; k < b; ++k) {
-        const V v = N_::load(row[k * st]);
-        m = v > m ? v : m;
-        mn = v < mn ? v : mn;
-        cnt += (C(v) >= cut[k]) ? 1 : 0;
-        s += v;
-      }
-    } else {
-#if !defined(__CUDA_ARCH__)
-#pragma omp simd reduction(max : m) reduction(min : mn) reduction(+ : s)
-#endif
-      for (int64_t k = a; k < b; ++k) {
-        const V v = N_::load(row[k * st]);
-        m = v > m ? v : m;
-        mn = v < mn ? v : mn;
-        s += v;
-      }
-    }
-    vmax = m;
-    vmin = mn < vmin ? mn : vmin;
-    n_above += cnt;
-    sum += s;
-  }
+  // Everything one row contributes, in one sweep (the definition; the host
+  // uses an explicit-SIMD twin of it for contiguous rows, cl_simd.h):
+  //   vmax / imax   max over k != y and the FIRST index holding it
+  //   vmin          min over all k (validation)
+  //   n_above       entries with value >= cut (when cut != null)
+  //   ipass         the largest index passing its cut (the passing class
+  //                 when exactly one passes)
+  //   sum           plain sum (validation only: a NaN/inf poisons it;
+  //                 reassociation is harmless, it is compared with a tolerance)
+  // C is the type the cut is compared in (the input's arithmetic type when the
+  // thresholds have the input dtype, which is exact; double after the
+  // reference's float64 promotion).
+  struct Seg {
+    V vmax, vmin, sum;
+    int32_t imax, n_above, ipass;
+  };
 
   template <class C>
-  LS_HD static void sweep(const S* row, std::ptrdiff_t stride, int64_t a, int64_t b, const C* cut, V& vmax, V& vmin,
-                          int32_t& n_above, V& sum) {
-    if (stride == 1)
-      sweep_t<C, true>(row, stride, a, b, cut, vmax, vmin, n_above, sum);
-    else
-      sweep_t<C, false>(row, stride, a, b, cut, vmax, vmin, n_above, sum);
+  LS_HD static Seg sweep_row_scalar(const S* row, std::ptrdiff_t stride, int32_t K, int32_t y, const C* cut) {
+    Seg g;
+    g.vmax = -INFINITY;
+    g.imax = INT32_MAX;
+    g.vmin = INFINITY;
+    g.sum = V(0);
+    g.n_above = 0;
+    g.ipass = -1;
+    for (int32_t k = 0; k < K; ++k) {
+      const V v = N_::load(row[std::ptrdiff_t(k) * stride]);
+      if (k != y && v > g.vmax) {
+        g.vmax = v;
+        g.imax = k;
+      }
+      g.vmin = v < g.vmin ? v : g.vmin;
+      if (cut && C(v) >= cut[k]) {
+        g.n_above += 1;
+        g.ipass = k;
+      }
+      g.sum += v;
+    }
+    return g;
   }
 
-  LS_HD static int64_t first_equal(const S* row, std::ptrdiff_t stride, int64_t a, int64_t b, V value) {
-    for (int64_t k = a; k < b; ++k)
-      if (N_::load(row[k * stride]) == value) return k;
-    return -1;
+  // VB: vector bytes of the host SIMD path (16 baseline x86-64, 32 in the
+  // AVX2 clone of the row kernel).
+  template <class C, int VB = 16>
+  LS_HD static Seg sweep_row(const S* row, std::ptrdiff_t stride, int32_t K, int32_t y, const C* cut) {
+#if defined(LS_HAVE_SIMD_SWEEP) && !defined(__CUDA_ARCH__)
+    if constexpr (std::is_same<C, V>::value) {
+      if (stride == 1) return simd::sweep_row_contig<VB, S, V, Seg>(row, K, y, cut);
+    }
+#endif
+    return sweep_row_scalar(row, stride, K, y, cut);
   }
 
   LS_HD static void locate_error(const S* row, std::ptrdiff_t stride, int64_t K, const Bounds& bd, RowResult& r) {
@@ -285,57 +296,44 @@ struct RowOps {
   // Guess, argmax, keep flag, max_other and validation for one row with given
   // label y. `cut` may be null (no guess wanted). `want_argmax` asks for the
   // argmax index (a short extra scan of a row already in L1).
-  template <class C>
+  template <class C, int VB = 16>
   LS_HD static RowResult row(const S* row, std::ptrdiff_t stride, int64_t K, int64_t y, const C* cut,
                              bool want_argmax, const Bounds& bd) {
+    (void)want_argmax;  // the argmax comes free with the sweep
     RowResult r;
     r.guess = -1;
     r.argmax = -1;
     r.keep = 0;
     r.err = ROW_OK;
     r.err_col = -1;
-    V m_lo, m_hi, mn = INFINITY, s = V(0);
-    int32_t n_above = 0;
-    sweep(row, stride, 0, y, cut, m_lo, mn, n_above, s);
-    sweep(row, stride, y + 1, K, cut, m_hi, mn, n_above, s);
+    const Seg sg = sweep_row<C, VB>(row, stride, int32_t(K), int32_t(y), cut);
     const V py = N_::load(row[y * stride]);
-    s += py;
-    if (cut && C(py) >= cut[y]) n_above += 1;
-    const V mx = (m_lo > m_hi ? m_lo : m_hi) > py ? (m_lo > m_hi ? m_lo : m_hi) : py;
+    const V s = sg.sum;
+    const bool py_pass = cut && C(py) >= cut[y];
+    const int32_t n_above = sg.n_above;
+    const V m_other = sg.vmax;
+    const V mx = m_other > py ? m_other : py;
     const V lo = V(bd.lo), hi = V(bd.hi);
-    const bool in_range = (mn < py ? mn : py) >= lo && mx <= hi;
+    const bool in_range = sg.vmin >= lo && mx <= hi;
     if (!in_range || !(double(s) - 1.0 <= bd.sum_tol && 1.0 - double(s) <= bd.sum_tol)) {
       locate_error(row, stride, K, bd, r);
       return r;
     }
-    const V m_other = m_lo > m_hi ? m_lo : m_hi;
     r.max_other = double(m_other);
-    // keep: argmax of the row with P[y] += 1e-6 (in the dtype) is y.
+    // keep: argmax of the row with P[y] += 1e-6 (in the dtype) is y, i.e. it
+    // beats every earlier class strictly and every later one or ties. The
+    // first index of the max over the others tells which side it lies on
+    // (all earlier classes are strictly below it when it lies after y).
     const V py_adj = N_::rnd(py + N_::from_double(1e-6));
-    r.keep = (py_adj > m_lo && py_adj >= m_hi) ? 1 : 0;
-    // first index of the maximum over the whole row
-    int64_t amax = -1;
-    if (want_argmax || n_above >= 2) {
-      if (m_lo >= py && m_lo >= m_hi) {
-        amax = first_equal(row, stride, 0, y, m_lo);
-      } else if (py >= m_hi) {
-        amax = y;
-      } else {
-        amax = first_equal(row, stride, y + 1, K, m_hi);
-      }
-      r.argmax = int32_t(amax);
-    }
+    r.keep = (K == 1 || (sg.imax < y ? py_adj > m_other : py_adj >= m_other)) ? 1 : 0;
+    // first index of the row maximum
+    const int64_t amax = (K == 1 || py > m_other || (py == m_other && y < sg.imax)) ? y : sg.imax;
+    r.argmax = int32_t(amax);
     if (cut) {
-      if (n_above == 1) {
-        for (int64_t k = 0; k < K; ++k) {
-          if (C(N_::load(row[k * stride])) >= cut[k]) {
-            r.guess = int32_t(k);
-            break;
-          }
-        }
-      } else if (n_above >= 2) {
+      if (n_above == 1)
+        r.guess = py_pass ? int32_t(y) : sg.ipass;
+      else if (n_above >= 2)
         r.guess = int32_t(amax);
-      }
     }
     return r;
   }

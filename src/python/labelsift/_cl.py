@@ -199,6 +199,8 @@ def confident_pass(pb: Problem, thresholds=None, *, argmax=False, keep=False, ma
     g = None
     if thresholds is None:
         g = given_probs(pb)
+        if not np.isfinite(g).all():
+            validate(pb)  # raises, naming the first invalid row and column
         thresholds = thresholds_from_given(pb, g)
     cut = cut_from_thresholds(thresholds, pb.k, pb.dtype)
     rp = row_pass(pb, cut, argmax=argmax, keep=keep, max_other=max_other)

@@ -15,6 +15,13 @@ written in the same shape as the reference ones (a transposed view where the
 reference has one, ``builtins.sum`` where the reference uses it, and so on);
 the comments say where that matters.  Do not "simplify" them.
 
+The inputs' layout matters too.  cleanlab's uncalibrated confident joint is
+F-ordered (the transpose of a C-ordered ``[true, given]`` count matrix), its
+calibrated one C-ordered; :func:`calibrate_confident_joint` and
+:func:`estimate_latent` give cleanlab's bits only when handed the same
+layout (``labelsift.reference.compute_confident_joint`` returns the same
+layouts as cleanlab).
+
 Conventions
 -----------
 * ``confident_joint[k, j]``: count of examples with given label ``k`` whose
@@ -59,6 +66,7 @@ __all__ = [
     "keep_at_least_n_per_class",
     "reduce_prune_counts",
     "prune_counts_for_num_to_remove",
+    "validate_num_to_remove_per_class",
     "PY_METHODS",
 ]
 
@@ -352,8 +360,9 @@ def prune_counts_for_num_to_remove(prune_count_matrix, label_counts,
     ``[0, n_k]``:
 
     * the off-diagonal entries ``j != k`` are rescaled, in proportion to the
-      estimated ``prune_count_matrix[j, k]``, to sum to ``r_k`` (split evenly
-      over ``j != k`` when they are all zero);
+      estimated ``prune_count_matrix[j, k]``, to sum to ``r_k`` (when they
+      are all zero, ``r_k`` is split evenly over ``j != k`` in integers, the
+      remainder going one each to the lowest indices);
     * the diagonal becomes ``n_k - r_k``;
     * the column is rounded preserving its total ``n_k``.  The diagonal is
       already an integer, so only off-diagonal entries are moved; this is
@@ -381,12 +390,14 @@ def prune_counts_for_num_to_remove(prune_count_matrix, label_counts,
         others = off[:, k]
         estimate = pcm[others, k].astype(float)
         total = estimate.sum()
-        if r[k] == 0 or num_classes == 1:
-            shares = np.zeros(num_classes - 1)
+        if num_classes == 1 or r[k] == 0:
+            rounded = np.zeros(num_classes - 1, dtype=np.int64)
         elif total > 0:
-            shares = estimate * (r[k] / total)
-        else:
-            shares = np.full(num_classes - 1, r[k] / (num_classes - 1))
-        out[others, k] = round_preserving_sum(shares) if shares.size else shares
+            rounded = round_preserving_sum(estimate * (r[k] / total))
+        else:  # no estimate: split evenly, the remainder to the lowest indices
+            base, extra = divmod(int(r[k]), num_classes - 1)
+            rounded = np.full(num_classes - 1, base, dtype=np.int64)
+            rounded[:extra] += 1
+        out[others, k] = rounded
         out[k, k] = label_counts[k] - r[k]
     return out

@@ -1,0 +1,205 @@
+// Host-only explicit-SIMD version of RowOps<S>::sweep_t for contiguous rows,
+// written with GCC/Clang vector extensions (lowered to SSE2 on baseline
+// x86-64, to AVX2 inside the target("avx2") clone of the row kernel). It
+// computes exactly what the scalar sweep in cl_math.h computes (max with its
+// first index, min, count passing the cut, largest passing index, sum): the
+// scalar one stays the definition (and the GPU's code); the property tests
+// compare both through the public API on every dtype.
+#pragma once
+
+#if !defined(__CUDACC__) && (defined(__GNUC__) || defined(__clang__))
+#define LS_HAVE_SIMD_SWEEP 1
+
+#include <cstdint>
+#include <cstring>
+#include <type_traits>
+
+namespace ls {
+namespace simd {
+
+template <int VB>
+struct VT;  // vector types of VB bytes
+template <>
+struct VT<32> {
+  typedef float f32 __attribute__((vector_size(32)));
+  typedef int32_t i32 __attribute__((vector_size(32)));
+  typedef uint32_t u32 __attribute__((vector_size(32)));
+  typedef uint16_t u16 __attribute__((vector_size(16)));
+  typedef double f64 __attribute__((vector_size(32)));
+  typedef int64_t i64 __attribute__((vector_size(32)));
+};
+template <>
+struct VT<16> {
+  typedef float f32 __attribute__((vector_size(16)));
+  typedef int32_t i32 __attribute__((vector_size(16)));
+  typedef uint32_t u32 __attribute__((vector_size(16)));
+  typedef uint16_t u16 __attribute__((vector_size(8)));
+  typedef double f64 __attribute__((vector_size(16)));
+  typedef int64_t i64 __attribute__((vector_size(16)));
+};
+
+// W lanes of the arithmetic type V from float, half or double storage.
+template <int VB>
+inline __attribute__((always_inline)) typename VT<VB>::f32 loadf(const float* p) {
+  typename VT<VB>::f32 v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+template <int VB>
+inline __attribute__((always_inline)) typename VT<VB>::f32 loadf(const half_t* p) {
+  using T = VT<VB>;
+  typename T::u16 h16;
+  std::memcpy(&h16, p, sizeof h16);
+  const typename T::u32 h = __builtin_convertvector(h16, typename T::u32);
+  const typename T::u32 sign = (h & 0x8000u) << 16;
+  const typename T::u32 em = h & 0x7fffu;
+  const typename T::u32 o_norm = (em << 13) + (112u << 23);
+  const typename T::u32 o_inf = o_norm + (112u << 23);
+  const typename T::f32 f_sub = __builtin_convertvector((typename T::i32)em, typename T::f32) * 5.9604644775390625e-08f;
+  typename T::u32 o_sub;
+  std::memcpy(&o_sub, &f_sub, sizeof o_sub);
+  const typename T::u32 o = (em >= 0x7c00u) ? o_inf : ((em >= 0x0400u) ? o_norm : o_sub);
+  const typename T::u32 bits = o | sign;
+  typename T::f32 v;
+  std::memcpy(&v, &bits, sizeof v);
+  return v;
+}
+
+template <class S, int VB>
+struct Lanes {  // float and half storage: V = float
+  static constexpr int W = VB / 4;
+  using VV = typename VT<VB>::f32;
+  using IV = typename VT<VB>::i32;
+  static VV load(const S* p) { return loadf<VB>(p); }
+  static VV loadc(const float* p) { return loadf<VB>(p); }
+  static VV splat(float x) { return VV{} + x; }
+  static IV iota() {
+    IV v{};
+    for (int j = 0; j < W; ++j) v[j] = j;
+    return v;
+  }
+};
+template <int VB>
+struct Lanes<double, VB> {
+  static constexpr int W = VB / 8;
+  using VV = typename VT<VB>::f64;
+  using IV = typename VT<VB>::i64;
+  static VV load(const double* p) {
+    VV v;
+    std::memcpy(&v, p, sizeof v);
+    return v;
+  }
+  static VV loadc(const double* p) { return load(p); }
+  static VV splat(double x) { return VV{} + x; }
+  static IV iota() {
+    IV v{};
+    for (int j = 0; j < W; ++j) v[j] = j;
+    return v;
+  }
+};
+
+// One sweep over a contiguous row of K values with given label y (see
+// RowOps::sweep_row for the definition). Cut compared in V. Two interleaved
+// accumulator sets hide the latency of the loop-carried chains.
+template <int VB, class S, class V, class Seg>
+inline __attribute__((always_inline)) Seg sweep_row_contig(const S* row, int32_t K, int32_t y, const V* cut) {
+  using Ln = Lanes<S, VB>;
+  using VV = typename Ln::VV;
+  using IV = typename Ln::IV;
+  using IE = typename std::remove_reference<decltype(IV{}[0])>::type;
+  constexpr int W = Ln::W;
+  const VV ninf = Ln::splat(-INFINITY), pinf = Ln::splat(INFINITY), zero = Ln::splat(V(0));
+  const IV yv = IV{} + IE(y);
+  VV m0 = ninf, m1 = ninf, n0 = pinf, n1 = pinf, s0 = zero, s1 = zero;
+  IV im0 = IV{} + IE(INT32_MAX), im1 = im0, c0 = IV{}, c1 = IV{}, ip0 = IV{} - IE(1), ip1 = ip0;
+  IV idx0 = Ln::iota(), idx1 = idx0 + IE(W);
+  int32_t k = 0;
+  if (cut) {
+    for (; k + 2 * W <= K; k += 2 * W) {
+      const VV v0 = Ln::load(row + k), v1 = Ln::load(row + k + W);
+      const VV t0 = Ln::loadc(cut + k), t1 = Ln::loadc(cut + k + W);
+      // the given label takes no part in the max over the other classes
+      const VV w0 = ((IV)(idx0 == yv) ? ninf : v0), w1 = ((IV)(idx1 == yv) ? ninf : v1);
+      const IV u0 = (IV)(w0 > m0), u1 = (IV)(w1 > m1);
+      m0 = (u0 ? w0 : m0);
+      m1 = (u1 ? w1 : m1);
+      im0 = (u0 ? idx0 : im0);
+      im1 = (u1 ? idx1 : im1);
+      n0 = ((IV)(v0 < n0) ? v0 : n0);
+      n1 = ((IV)(v1 < n1) ? v1 : n1);
+      const IV p0 = (IV)(v0 >= t0), p1 = (IV)(v1 >= t1);
+      c0 -= p0;  // masks are -1 where true
+      c1 -= p1;
+      ip0 = (p0 ? idx0 : ip0);
+      ip1 = (p1 ? idx1 : ip1);
+      s0 += v0;
+      s1 += v1;
+      idx0 += IE(2 * W);
+      idx1 += IE(2 * W);
+    }
+  } else {
+    for (; k + 2 * W <= K; k += 2 * W) {
+      const VV v0 = Ln::load(row + k), v1 = Ln::load(row + k + W);
+      const VV w0 = ((IV)(idx0 == yv) ? ninf : v0), w1 = ((IV)(idx1 == yv) ? ninf : v1);
+      const IV u0 = (IV)(w0 > m0), u1 = (IV)(w1 > m1);
+      m0 = (u0 ? w0 : m0);
+      m1 = (u1 ? w1 : m1);
+      im0 = (u0 ? idx0 : im0);
+      im1 = (u1 ? idx1 : im1);
+      n0 = ((IV)(v0 < n0) ? v0 : n0);
+      n1 = ((IV)(v1 < n1) ? v1 : n1);
+      s0 += v0;
+      s1 += v1;
+      idx0 += IE(2 * W);
+      idx1 += IE(2 * W);
+    }
+  }
+  // Merge the two sets lane-wise (set 0 holds the lower index of each pair
+  // of lanes, so ties keep it), then the W lanes: each holds the first index
+  // of its own maximum, so the first index overall is the smallest among ties.
+  const IV take1 = (IV)(m1 > m0) | ((IV)(m1 == m0) & (im1 < im0));
+  m0 = (take1 ? m1 : m0);
+  im0 = (take1 ? im1 : im0);
+  n0 = ((IV)(n1 < n0) ? n1 : n0);
+  s0 += s1;
+  c0 += c1;
+  ip0 = ((IV)(ip1 > ip0) ? ip1 : ip0);
+  Seg g;
+  g.vmax = m0[0];
+  g.imax = int32_t(im0[0]);
+  g.vmin = n0[0];
+  g.sum = s0[0];
+  g.n_above = int32_t(c0[0]);
+  g.ipass = int32_t(ip0[0]);
+  for (int j = 1; j < W; ++j) {
+    const V mv = m0[j];
+    const int32_t iv = int32_t(im0[j]);
+    if (mv > g.vmax || (mv == g.vmax && iv < g.imax)) {
+      g.vmax = mv;
+      g.imax = iv;
+    }
+    g.vmin = n0[j] < g.vmin ? n0[j] : g.vmin;
+    g.sum += s0[j];
+    g.n_above += int32_t(c0[j]);
+    g.ipass = int32_t(ip0[j]) > g.ipass ? int32_t(ip0[j]) : g.ipass;
+  }
+  // Tail: indices beyond every lane's, so strict > keeps the first maximum.
+  for (; k < K; ++k) {
+    const V v = Num<S>::load(row[k]);
+    if (k != y && v > g.vmax) {
+      g.vmax = v;
+      g.imax = k;
+    }
+    g.vmin = v < g.vmin ? v : g.vmin;
+    if (cut && v >= cut[k]) {
+      g.n_above += 1;
+      g.ipass = k;
+    }
+    g.sum += v;
+  }
+  return g;
+}
+
+}  // namespace simd
+}  // namespace ls
+#endif
