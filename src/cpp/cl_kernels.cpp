@@ -241,6 +241,8 @@ TopCSelector::TopCSelector(int64_t n_total, int64_t K, std::vector<int64_t> offs
   }
   for (int64_t h = 0; h < M; ++h) start_[h + 1] = start_[h] + caps_[h];
   pool_.resize(start_[M]);
+  thr_.resize(M);
+  for (int64_t h = 0; h < M; ++h) thr_[h] = caps_[h] > 0 ? -INFINITY : INFINITY;
   work_.assign(K, 0.0);
   for (int64_t k = 0; k < K; ++k) work_[k] = double(class_counts[k]) * double(1 + off_[k + 1] - off_[k]);
 }
@@ -261,6 +263,7 @@ void TopCSelector::push(int64_t h, const Cand& c) {
       std::swap(heap[i], heap[p]);
       i = p;
     }
+    if (sz == cap) thr_[h] = heap[0].key;
     return;
   }
   if (!cand_better(c, heap[0])) return;
@@ -275,11 +278,14 @@ void TopCSelector::push(int64_t h, const Cand& c) {
     std::swap(heap[i], heap[w]);
     i = w;
   }
+  thr_[h] = heap[0].key;
 }
 
 void TopCSelector::feed(const Mat& P, const int64_t* labels, int64_t row0, int nthreads) {
   if (P.k != K_) throw std::invalid_argument("TopCSelector: wrong number of columns");
-  if (row0 < 0 || row0 + P.n > n_total_) throw std::invalid_argument("TopCSelector: rows out of range");
+  if (row0 < next_row_ || row0 + P.n > n_total_)
+    throw std::invalid_argument("TopCSelector: blocks must come in increasing row order, within range");
+  next_row_ = row0 + P.n;
   const int T = threads_or_default(nthreads);
   // Each class belongs to one thread (greedy, heaviest first), so every heap
   // is filled by one thread in index order: no merging, no races.
@@ -315,7 +321,8 @@ void TopCSelector::feed(const Mat& P, const int64_t* labels, int64_t row0, int n
         const int64_t k = labels[i];
         const S* row = base + i * P.s0;
         __builtin_prefetch(row + k * P.s1);
-        for (int64_t h = off_[k]; h < off_[k + 1]; ++h) __builtin_prefetch(row + cols_[h] * P.s1);
+        const int64_t a = off_[k], b = std::min(off_[k + 1], a + 16);  // the first few; the rest stream
+        for (int64_t h = a; h < b; ++h) __builtin_prefetch(row + cols_[h] * P.s1);
       };
       for (size_t t = 0; t < mine.size() && t < AHEAD; ++t) prefetch_row(mine[t]);
       for (size_t t = 0; t < mine.size(); ++t) {
@@ -323,7 +330,12 @@ void TopCSelector::feed(const Mat& P, const int64_t* labels, int64_t row0, int n
         const int64_t i = mine[t];
         const int64_t k = labels[i];
         const S* row = base + i * P.s0;
-        for (int64_t h = off_[k]; h < off_[k + 1]; ++h) push(h, Cand{margin<S>(row, P.s1, cols_[h], k), row0 + i});
+        const int64_t* cols = cols_.data();
+        const double* thr = thr_.data();
+        for (int64_t h = off_[k]; h < off_[k + 1]; ++h) {
+          const double key = margin<S>(row, P.s1, cols[h], k);
+          if (key > thr[h]) push(h, Cand{key, row0 + i});
+        }
       }
     }
   });

@@ -84,6 +84,12 @@ class TopCSelector {
   void push(int64_t h, const Cand& c);
   int64_t n_total_, K_;
   std::vector<int64_t> off_, cols_, caps_, start_, size_;
+  // thr_[h]: key a candidate must strictly exceed to enter heap h (-inf while
+  // the heap is not full, +inf for an empty cap). Rows of a class arrive in
+  // increasing index order, so a candidate equal to the worst kept one loses
+  // the tie and can be rejected without touching the heap.
+  std::vector<double> thr_;
+  int64_t next_row_ = 0;
   std::vector<double> work_;  // per-class work estimate for thread assignment
   std::vector<Cand> pool_;
 };
