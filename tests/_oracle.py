@@ -31,17 +31,7 @@ import cleanlab.rank
 
 from conftest import load_dump
 
-FILTER_BY = (
-    "prune_by_noise_rate",
-    "prune_by_class",
-    "both",
-    "confident_learning",
-    "predicted_neq_given",
-    "low_normalized_margin",
-    "low_self_confidence",
-)
-PRUNE_METHODS = ("prune_by_noise_rate", "prune_by_class", "both")
-SCORE_METHODS = ("self_confidence", "normalized_margin", "confidence_weighted_entropy")
+from labelsift._names import FILTER_BY, PRUNE_METHODS, SCORE_METHODS
 
 
 # --------------------------------------------------------------------------

@@ -29,15 +29,7 @@ import labelsift
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
-FILTER_BY = (
-    "prune_by_noise_rate",
-    "prune_by_class",
-    "both",
-    "confident_learning",
-    "predicted_neq_given",
-    "low_normalized_margin",
-    "low_self_confidence",
-)
+from labelsift._names import FILTER_BY
 SCORES = ("self_confidence", "normalized_margin", "confidence_weighted_entropy")
 PROB_DTYPES = (np.float16, np.float32, np.float64)
 LABEL_DTYPES = (np.uint8, np.uint16, np.int32, np.int64)

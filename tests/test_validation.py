@@ -22,15 +22,7 @@ pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 N, K = 30, 4
 BAD_ROW = 7
 
-FILTER_BY = (
-    "prune_by_noise_rate",
-    "prune_by_class",
-    "both",
-    "confident_learning",
-    "predicted_neq_given",
-    "low_normalized_margin",
-    "low_self_confidence",
-)
+from labelsift._names import FILTER_BY
 SCORES = ("self_confidence", "normalized_margin", "confidence_weighted_entropy")
 
 
@@ -489,13 +481,17 @@ def test_values_slightly_above_one_used_unchanged(dtype):
     cleanlab_count = pytest.importorskip("cleanlab.count")
     np.testing.assert_array_equal(t, cleanlab_count.get_confident_thresholds(y, p), strict=True)
     np.testing.assert_array_equal(labelsift.compute_confident_joint(y, p), ref.compute_confident_joint(y, p))
+    _assert_issues_and_scores_match_reference(y, p, ref)
+    assert labelsift.get_label_quality_scores(y, p)[BAD_ROW] == over
+
+
+def _assert_issues_and_scores_match_reference(y, p, ref):
     for fb in FILTER_BY:
         np.testing.assert_array_equal(labelsift.find_label_issues(y, p, filter_by=fb),
                                       ref.find_label_issues(y, p, filter_by=fb), err_msg=fb)
     for m in SCORES:
         np.testing.assert_array_equal(labelsift.get_label_quality_scores(y, p, method=m),
                                       ref.get_label_quality_scores(y, p, method=m), err_msg=m, strict=True)
-    assert labelsift.get_label_quality_scores(y, p)[BAD_ROW] == over
 
 
 def _bundle(y, p):
@@ -554,12 +550,7 @@ def test_float16_matches_reference():
     y, p = make_data(np.float16, n=200)
     np.testing.assert_array_equal(labelsift.get_confident_thresholds(y, p), ref.get_confident_thresholds(y, p),
                                   strict=True)
-    for fb in FILTER_BY:
-        np.testing.assert_array_equal(labelsift.find_label_issues(y, p, filter_by=fb),
-                                      ref.find_label_issues(y, p, filter_by=fb), err_msg=fb)
-    for m in SCORES:
-        np.testing.assert_array_equal(labelsift.get_label_quality_scores(y, p, method=m),
-                                      ref.get_label_quality_scores(y, p, method=m), err_msg=m, strict=True)
+    _assert_issues_and_scores_match_reference(y, p, ref)
 
 
 @pytest.mark.parametrize("label_dtype", [np.uint8, np.uint16, np.uint32, np.uint64, np.int8, np.int16, np.int32])

@@ -101,8 +101,8 @@ struct Lanes<double, VB> {
 // One sweep over a contiguous row of K values with given label y (see
 // RowOps::sweep_row for the definition). Cut compared in V. Two interleaved
 // accumulator sets hide the latency of the loop-carried chains.
-template <int VB, class S, class V, class Seg>
-inline __attribute__((always_inline)) Seg sweep_row_contig(const S* row, int32_t K, int32_t y, const V* cut) {
+template <bool HAS_CUT, int VB, class S, class V, class Seg>
+inline __attribute__((always_inline)) Seg sweep_row_contig_t(const S* row, int32_t K, int32_t y, const V* cut) {
   using Ln = Lanes<S, VB>;
   using VV = typename Ln::VV;
   using IV = typename Ln::IV;
@@ -114,45 +114,29 @@ inline __attribute__((always_inline)) Seg sweep_row_contig(const S* row, int32_t
   IV im0 = IV{} + IE(INT32_MAX), im1 = im0, c0 = IV{}, c1 = IV{}, ip0 = IV{} - IE(1), ip1 = ip0;
   IV idx0 = Ln::iota(), idx1 = idx0 + IE(W);
   int32_t k = 0;
-  if (cut) {
-    for (; k + 2 * W <= K; k += 2 * W) {
-      const VV v0 = Ln::load(row + k), v1 = Ln::load(row + k + W);
+  for (; k + 2 * W <= K; k += 2 * W) {
+    const VV v0 = Ln::load(row + k), v1 = Ln::load(row + k + W);
+    // the given label takes no part in the max over the other classes
+    const VV w0 = ((IV)(idx0 == yv) ? ninf : v0), w1 = ((IV)(idx1 == yv) ? ninf : v1);
+    const IV u0 = (IV)(w0 > m0), u1 = (IV)(w1 > m1);
+    m0 = (u0 ? w0 : m0);
+    m1 = (u1 ? w1 : m1);
+    im0 = (u0 ? idx0 : im0);
+    im1 = (u1 ? idx1 : im1);
+    n0 = ((IV)(v0 < n0) ? v0 : n0);
+    n1 = ((IV)(v1 < n1) ? v1 : n1);
+    if constexpr (HAS_CUT) {
       const VV t0 = Ln::loadc(cut + k), t1 = Ln::loadc(cut + k + W);
-      // the given label takes no part in the max over the other classes
-      const VV w0 = ((IV)(idx0 == yv) ? ninf : v0), w1 = ((IV)(idx1 == yv) ? ninf : v1);
-      const IV u0 = (IV)(w0 > m0), u1 = (IV)(w1 > m1);
-      m0 = (u0 ? w0 : m0);
-      m1 = (u1 ? w1 : m1);
-      im0 = (u0 ? idx0 : im0);
-      im1 = (u1 ? idx1 : im1);
-      n0 = ((IV)(v0 < n0) ? v0 : n0);
-      n1 = ((IV)(v1 < n1) ? v1 : n1);
       const IV p0 = (IV)(v0 >= t0), p1 = (IV)(v1 >= t1);
       c0 -= p0;  // masks are -1 where true
       c1 -= p1;
       ip0 = (p0 ? idx0 : ip0);
       ip1 = (p1 ? idx1 : ip1);
-      s0 += v0;
-      s1 += v1;
-      idx0 += IE(2 * W);
-      idx1 += IE(2 * W);
     }
-  } else {
-    for (; k + 2 * W <= K; k += 2 * W) {
-      const VV v0 = Ln::load(row + k), v1 = Ln::load(row + k + W);
-      const VV w0 = ((IV)(idx0 == yv) ? ninf : v0), w1 = ((IV)(idx1 == yv) ? ninf : v1);
-      const IV u0 = (IV)(w0 > m0), u1 = (IV)(w1 > m1);
-      m0 = (u0 ? w0 : m0);
-      m1 = (u1 ? w1 : m1);
-      im0 = (u0 ? idx0 : im0);
-      im1 = (u1 ? idx1 : im1);
-      n0 = ((IV)(v0 < n0) ? v0 : n0);
-      n1 = ((IV)(v1 < n1) ? v1 : n1);
-      s0 += v0;
-      s1 += v1;
-      idx0 += IE(2 * W);
-      idx1 += IE(2 * W);
-    }
+    s0 += v0;
+    s1 += v1;
+    idx0 += IE(2 * W);
+    idx1 += IE(2 * W);
   }
   // Merge the two sets lane-wise (set 0 holds the lower index of each pair
   // of lanes, so ties keep it), then the W lanes: each holds the first index
@@ -191,13 +175,19 @@ inline __attribute__((always_inline)) Seg sweep_row_contig(const S* row, int32_t
       g.imax = k;
     }
     g.vmin = v < g.vmin ? v : g.vmin;
-    if (cut && v >= cut[k]) {
+    if (HAS_CUT && v >= cut[k]) {
       g.n_above += 1;
       g.ipass = k;
     }
     g.sum += v;
   }
   return g;
+}
+
+template <int VB, class S, class V, class Seg>
+inline __attribute__((always_inline)) Seg sweep_row_contig(const S* row, int32_t K, int32_t y, const V* cut) {
+  if (cut) return sweep_row_contig_t<true, VB, S, V, Seg>(row, K, y, cut);
+  return sweep_row_contig_t<false, VB, S, V, Seg>(row, K, y, cut);
 }
 
 }  // namespace simd

@@ -21,6 +21,7 @@ import numpy as np
 from . import _latent
 from ._arrays import PROB_HIGH, PROB_LOW, Probs, as_labels, as_probs, row_sum_tolerance
 from ._backend import core, threads
+from ._names import SCORE_METHODS
 
 _ROW_ERRORS = {1: "is NaN", 2: "is infinite", 3: "is outside [-1e-06, 1.0001]"}
 
@@ -54,20 +55,29 @@ def prepare(labels, pred_probs, n_jobs=None) -> Problem:
     return Problem(y, probs, threads(n_jobs))
 
 
-def _raise_row_error(pb: Problem, block: np.ndarray, row0: int, err) -> None:
+def raise_row_error(block: np.ndarray, err, row_name, cell_name) -> None:
+    """Raise the ValueError for a kernel's (row, code, col) report, if any.
+
+    ``row_name(r)`` / ``cell_name(r, c)`` say how the caller names a block
+    row and cell (global row index, example id, ...).
+    """
     row, code, col = err
     if row < 0:
         return
-    g = row0 + int(row)
     if code == 4:
         s = float(np.sum(np.asarray(block[row], dtype=np.float64)))
-        tol = row_sum_tolerance(pb.dtype)
+        tol = row_sum_tolerance(block.dtype)
         raise ValueError(
-            f"pred_probs row {g} sums to {s:.6g}, not 1 (tolerance {tol:g}); "
+            f"{row_name(row)} sums to {s:.6g}, not 1 (tolerance {tol:g}); "
             "pass probabilities (e.g. softmax outputs), not logits or scores"
         )
-    v = block[row, col]
-    raise ValueError(f"pred_probs[{g}, {col}] = {v!r} {_ROW_ERRORS[code]}")
+    raise ValueError(f"{cell_name(row, col)} = {block[row, col]!r} {_ROW_ERRORS[code]}")
+
+
+def _raise_row_error(pb: Problem, block: np.ndarray, row0: int, err) -> None:
+    raise_row_error(
+        block, err, lambda r: f"pred_probs row {row0 + int(r)}", lambda r, c: f"pred_probs[{row0 + int(r)}, {c}]"
+    )
 
 
 def _bounds(pb: Problem):
@@ -265,7 +275,6 @@ def prune_by_noise_rate(pb: Problem, pcm: np.ndarray, label_counts, min_examples
 # ---------------------------------------------------------------------------
 # Label quality scores
 # ---------------------------------------------------------------------------
-SCORE_METHODS = ("self_confidence", "normalized_margin", "confidence_weighted_entropy")
 
 
 def _rows_op(pb: Problem, rows, fn, *outs):

@@ -12,6 +12,7 @@ import numpy as np
 
 from . import _cl, _latent
 from ._arrays import _is_pathlike, as_labels, load_npy
+from ._names import ESTIMATION_METHODS
 
 
 def _no_multi_label(multi_label):
@@ -102,7 +103,6 @@ def estimate_py_and_noise_matrices_from_probabilities(labels, pred_probs, *, thr
     return py, nm, inv, cj
 
 
-ESTIMATION_METHODS = ("off_diagonal", "off_diagonal_calibrated", "off_diagonal_custom")
 
 
 def num_label_issues(labels, pred_probs, *, confident_joint=None, estimation_method="off_diagonal",

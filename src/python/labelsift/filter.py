@@ -22,16 +22,7 @@ import numpy as np
 
 from . import _cl, _latent
 
-FILTER_BY = (
-    "prune_by_noise_rate",
-    "prune_by_class",
-    "both",
-    "confident_learning",
-    "predicted_neq_given",
-    "low_normalized_margin",
-    "low_self_confidence",
-)
-_PRUNE = ("prune_by_noise_rate", "prune_by_class", "both")
+from ._names import FILTER_BY, PRUNE_METHODS as _PRUNE
 
 
 def find_label_issues(labels, pred_probs, *, return_indices_ranked_by=None, rank_by_kwargs=None,

@@ -92,7 +92,6 @@ from ._backend import core, threads
 __all__ = ["ConfidentJointAccumulator", "NoiseEstimate"]
 
 _STATE_VERSION = 1
-_ROW_ERRORS = {1: "is NaN", 2: "is infinite", 3: "is outside [-1e-06, 1.0001]"}
 # Rows per chunk of the per-batch top-m extraction (bounds the temporaries).
 _CHUNK_ELEMS = 1 << 18
 # A value below every accepted probability (the validation floor is -1e-6),
@@ -438,18 +437,13 @@ class ConfidentJointAccumulator:
 
     @staticmethod
     def _validate(P, y, ids) -> None:
-        row, code, col = core().validate(P, y, PROB_LOW, PROB_HIGH, row_sum_tolerance(P.dtype), threads(None))
-        if row < 0:
-            return
-        eid = int(ids[row])
-        if code == 4:
-            s = float(np.sum(np.asarray(P[row], dtype=np.float64)))
-            tol = row_sum_tolerance(P.dtype)
-            raise ValueError(
-                f"pred_probs row of example id {eid} sums to {s:.6g}, not 1 (tolerance {tol:g}); "
-                "pass probabilities (e.g. softmax outputs), not logits or scores"
-            )
-        raise ValueError(f"pred_probs of example id {eid}, column {col}, = {P[row, col]!r} {_ROW_ERRORS[code]}")
+        err = core().validate(P, y, PROB_LOW, PROB_HIGH, row_sum_tolerance(P.dtype), threads(None))
+        _cl.raise_row_error(
+            P,
+            err,
+            lambda r: f"pred_probs row of example id {int(ids[r])}",
+            lambda r, c: f"pred_probs of example id {int(ids[r])}, column {c},",
+        )
 
     # -- combining ----------------------------------------------------------
     def _check_compatible(self, other: "ConfidentJointAccumulator") -> None:

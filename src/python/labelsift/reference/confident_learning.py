@@ -34,9 +34,17 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
-from scipy.special import xlogy
 
 from .. import _latent
+from .._names import ESTIMATION_METHODS, FILTER_BY, PRUNE_METHODS, SCORE_METHODS
+
+
+def _xlogy(x, y):
+    """scipy.special.xlogy (imported lazily: SciPy is only needed by this oracle's entropy score)."""
+    from scipy.special import xlogy
+
+    return xlogy(x, y)
+
 
 __all__ = [
     "get_confident_thresholds",
@@ -59,18 +67,6 @@ THRESHOLD_LOWER_BOUND = 2e-6
 #: unflagging step adds ``EPS`` to the given label's probability.
 EPS = _latent.FLOATING_POINT_COMPARISON
 
-FILTER_BY = (
-    "prune_by_noise_rate",
-    "prune_by_class",
-    "both",
-    "confident_learning",
-    "predicted_neq_given",
-    "low_normalized_margin",
-    "low_self_confidence",
-)
-PRUNE_METHODS = ("prune_by_noise_rate", "prune_by_class", "both")
-SCORE_METHODS = ("self_confidence", "normalized_margin", "confidence_weighted_entropy")
-ESTIMATION_METHODS = ("off_diagonal", "off_diagonal_calibrated", "off_diagonal_custom")
 
 _MULTI_LABEL_MESSAGE = "multi-label comes later"
 _BLOCK_ROWS = 1 << 15  # row block of the few N x K temporaries we need
@@ -442,7 +438,7 @@ def _normalized_entropy(probs):
     """``-sum_k P log P / log K`` per row (cleanlab's expression), in row blocks."""
     num_classes = probs.shape[1]
     parts = [
-        -np.sum(xlogy(block, block), axis=1) / np.log(num_classes)
+        -np.sum(_xlogy(block, block), axis=1) / np.log(num_classes)
         for block in (probs[s:s + _BLOCK_ROWS] for s in range(0, max(len(probs), 1), _BLOCK_ROWS))
     ]
     return np.concatenate(parts)
