@@ -17,7 +17,7 @@ from .count import (
 )
 from .filter import find_label_issues
 from .rank import get_label_quality_scores, order_label_issues
-from . import count, filter, rank  # noqa: A004  (cleanlab's module names)
+from . import count, filter, rank, stream  # noqa: A004  (cleanlab's module names)
 
 __version__ = "0.1.0"
 
@@ -36,4 +36,5 @@ __all__ = [
     "num_label_issues",
     "order_label_issues",
     "rank",
+    "stream",
 ]
