@@ -122,3 +122,17 @@ def test_one_gigabyte_dump_bounded_anonymous_memory(tmp_path):
     assert res["issues"] > 0
     # O(N) bookkeeping for 270k rows is ~20 MB; a copy of the input would be 1030 MB.
     assert res["peak_anon_mb"] < 0.06 * res["input_mb"], res
+
+
+@pytest.mark.parametrize("method", ["self_confidence", "normalized_margin", "confidence_weighted_entropy"])
+def test_errors_name_the_global_row_in_later_blocks(tmp_path, monkeypatch, method):
+    _write_dump(tmp_path / "p.npy", tmp_path / "y.npy", 400, 10)
+    P = np.load(tmp_path / "p.npy", mmap_mode="r+")
+    P[333, 7] = np.nan
+    P.flush()
+    del P
+    monkeypatch.setattr(_arrays, "BLOCK_BYTES", 10 * 4 * 50)  # 50 rows a block: row 333 is in block 6
+    with pytest.raises(ValueError, match=r"pred_probs\[333, 7\]"):
+        labelsift.get_label_quality_scores(tmp_path / "y.npy", tmp_path / "p.npy", method=method)
+    with pytest.raises(ValueError, match=r"pred_probs\[333, 7\]"):
+        labelsift.find_label_issues(tmp_path / "y.npy", tmp_path / "p.npy")

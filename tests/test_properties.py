@@ -304,3 +304,25 @@ def test_independent_of_threads_and_layout(pb, seed):
             n_jobs = int(rng.integers(1, 4))
             _assert_bundles_equal(_compiled_results(y, probs, n_jobs=n_jobs), base, f"{name}, n_jobs={n_jobs}")
             del probs
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    cut=st.lists(st.floats(min_value=-1.0, max_value=3.0, allow_nan=False), min_size=1, max_size=20),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_float32_cut_compares_exactly_like_float64(cut, seed):
+    """The kernel compares float16/float32 values with a float32 cut: the same answers as in float64."""
+    from labelsift._cl import ceil_to_float32
+
+    cut64 = np.array(cut, dtype=np.float64)
+    c32 = ceil_to_float32(cut64)
+    rng = np.random.default_rng(seed)
+    # values at and around every cut, plus random ones
+    near = np.concatenate([cut64.astype(np.float32), np.nextafter(cut64.astype(np.float32), np.float32(-np.inf)),
+                           np.nextafter(cut64.astype(np.float32), np.float32(np.inf))])
+    v = np.concatenate([near, rng.random(50, dtype=np.float32) * 3 - 1]).astype(np.float32)
+    for k in range(len(cut64)):
+        np.testing.assert_array_equal(v >= c32[k], v.astype(np.float64) >= cut64[k])
+        h = v.astype(np.float16)
+        np.testing.assert_array_equal(h.astype(np.float32) >= c32[k], h.astype(np.float64) >= cut64[k])

@@ -652,3 +652,23 @@ def test_unflagging_and_argmax_ties_match_cleanlab(cl, dtype):
         assert_equal(cl.find_label_issues(labels, probs, filter_by=filter_by), theirs)
     theirs = cleanlab_call("count", "num_label_issues", labels, probs)
     assert int(cl.num_label_issues(labels, probs)) == int(theirs)
+
+
+def test_row_totals_vectorised_equals_per_row_rounding():
+    """_latent.round_preserving_row_totals (C++ round_rows) == round_preserving_sum row by row."""
+    from labelsift import _latent
+
+    rng = np.random.default_rng(7)
+    for trial in range(60):
+        k = int(rng.integers(1, 40))
+        m = rng.random((k, k)) * rng.choice([1, 10, 1000])
+        if trial % 3 == 0:  # exact ties in the residuals
+            m = np.round(m * 4) / 4
+        if trial % 4 == 0:
+            m = np.asfortranarray(m)
+        if trial % 5 == 0:  # a row whose gap exceeds its length (several rounds)
+            m[0] = 0.49
+        want = _latent.round_preserving_row_totals_numpy(m)
+        got = _latent.round_preserving_row_totals(m)  # the C++ kernel
+        np.testing.assert_array_equal(got, want)
+        np.testing.assert_array_equal(got.sum(axis=1), np.array([np.sum(r).round() for r in m]))

@@ -194,6 +194,24 @@ PYBIND11_MODULE(_core, m) {
       },
       py::arg("values"), py::arg("labels"), py::arg("K"), py::arg("num"), py::arg("mask"), py::arg("nthreads") = 0);
 
+  m.def(
+      "round_rows",
+      [](const py::array& values, int nthreads) {
+        if (!py::isinstance<py::array_t<double>>(values) || values.ndim() != 2 ||
+            !(values.flags() & py::array::c_style))
+          throw py::value_error("round_rows needs a C-contiguous float64 matrix");
+        const int64_t rows = values.shape(0), n = values.shape(1);
+        py::array_t<int64_t> out({rows, n});
+        const double* v = static_cast<const double*>(values.data());
+        int64_t* o = out.mutable_data();
+        {
+          py::gil_scoped_release nogil;
+          round_rows(v, rows, n, o, nthreads);
+        }
+        return out;
+      },
+      py::arg("values"), py::arg("nthreads") = 0);
+
   py::class_<TopCSelector>(m, "TopCSelector")
       .def(py::init<int64_t, int64_t, std::vector<int64_t>, std::vector<int64_t>, std::vector<int64_t>,
                     const std::vector<int64_t>&>(),

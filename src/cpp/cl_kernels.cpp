@@ -223,6 +223,33 @@ void lowest_per_class(const double* values, const int64_t* labels, int64_t n, in
   }
 }
 
+void round_rows(const double* values, int64_t rows, int64_t n, int64_t* out, int nthreads) {
+#pragma omp parallel num_threads(threads_or_default(nthreads))
+  {
+    std::vector<double> r(n);
+    std::vector<Cand> cand(n);
+#pragma omp for schedule(dynamic, 16)
+    for (int64_t i = 0; i < rows; ++i) {
+      const double* v = values + i * n;
+      for (int64_t j = 0; j < n; ++j) r[j] = std::nearbyint(v[j]);  // half to even
+      const double target = std::nearbyint(pairwise_sum<double>([&](std::ptrdiff_t j) { return v[j]; }, 0, n));
+      double current = std::nearbyint(pairwise_sum<double>([&](std::ptrdiff_t j) { return r[j]; }, 0, n));
+      while (std::fabs(current - target) > 1e-6) {
+        const double gap = std::nearbyint(target - current);
+        const double step = gap < 0.0 ? -1.0 : 1.0;
+        const int64_t changes = std::min<int64_t>(int64_t(std::fabs(gap)), n);
+        // best first: larger key, then lower index (key = residual for +1,
+        // -residual for -1)
+        for (int64_t j = 0; j < n; ++j) cand[j] = Cand{(v[j] - r[j]) * step, j};
+        if (changes < n) std::nth_element(cand.begin(), cand.begin() + (changes - 1), cand.end(), cand_better);
+        for (int64_t t = 0; t < changes; ++t) r[cand[t].idx] += step;
+        current = std::nearbyint(pairwise_sum<double>([&](std::ptrdiff_t j) { return r[j]; }, 0, n));
+      }
+      for (int64_t j = 0; j < n; ++j) out[i * n + j] = int64_t(r[j]);
+    }
+  }
+}
+
 // ---------------------------------------------------------------------------
 TopCSelector::TopCSelector(int64_t n_total, int64_t K, std::vector<int64_t> offsets, std::vector<int64_t> cols,
                            std::vector<int64_t> caps, const std::vector<int64_t>& class_counts)

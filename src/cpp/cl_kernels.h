@@ -63,6 +63,13 @@ void xlogx_rows(const Mat& P, const int64_t* rows, int64_t nrows, double* out, i
 void adjusted_rows(const Mat& P, const int64_t* labels, const double* t, bool t_is_f64, const int64_t* rows,
                    int64_t nrows, double* sc, double* mo, int nthreads);
 
+// Round each row of a rows x n float64 matrix (C order) to integers whose
+// total is the rounded row total: round half to even, then move the entries
+// with the largest (for +1) or smallest (for -1) residual by one, ties to the
+// lower index, until the totals match (labelsift._latent.round_preserving_sum
+// is the definition). Sums are NumPy's pairwise sums.
+void round_rows(const double* values, int64_t rows, int64_t n, int64_t* out, int nthreads);
+
 // For every given class k: the `num[k]` rows of that class with the lowest
 // value (ties: lower index) get mask = 1.
 void lowest_per_class(const double* values, const int64_t* labels, int64_t n, int64_t K, const int64_t* num,

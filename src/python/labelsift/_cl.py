@@ -121,12 +121,14 @@ def thresholds_from_given(pb: Problem, g: np.ndarray) -> np.ndarray:
 
 
 def cut_from_thresholds(thresholds, k: int, input_dtype=np.float64) -> np.ndarray:
-    """thresholds - 1e-6 in the thresholds' dtype, returned exactly.
+    """thresholds - 1e-6 in the thresholds' dtype, as the kernel compares it.
 
-    As float32 when the input is float16/float32 and every cut value is a
-    float32 (then the kernel compares in float, which is exact and twice as
-    fast), else as float64 (the comparison the reference makes after its
-    float64 promotion).
+    For float16/float32 inputs the cut is returned as float32 (the kernel then
+    compares in float, vectorised): each value is the smallest float32 that is
+    >= the cut, so for every float32 (or float16) value v, ``v >= c32`` holds
+    exactly when ``float64(v) >= cut`` -- the comparison the reference makes,
+    also after its float64 promotion of the thresholds. For float64 inputs the
+    cut is float64.
     """
     t = np.asarray(thresholds)
     if t.dtype.kind not in "fiub":
@@ -140,10 +142,17 @@ def cut_from_thresholds(thresholds, k: int, input_dtype=np.float64) -> np.ndarra
     if np.isnan(cut).any():
         raise ValueError(f"thresholds[{int(np.flatnonzero(np.isnan(cut))[0])}] is NaN")
     if np.dtype(input_dtype).itemsize <= 4:
-        c32 = cut.astype(np.float32)
-        if np.array_equal(c32.astype(np.float64), cut):
-            return c32
+        return ceil_to_float32(cut)
     return cut
+
+
+def ceil_to_float32(x: np.ndarray) -> np.ndarray:
+    """The smallest float32 >= each float64 value (exact: no value in between)."""
+    with np.errstate(over="ignore"):
+        c = x.astype(np.float32)
+    below = c.astype(np.float64) < x
+    c[below] = np.nextafter(c[below], np.float32(np.inf))
+    return c
 
 
 @dataclass
@@ -278,17 +287,20 @@ def prune_by_noise_rate(pb: Problem, pcm: np.ndarray, label_counts, min_examples
 
 
 def _rows_op(pb: Problem, rows, fn, *outs):
-    """Run fn(block, local_rows, *out_slices) over all rows or sorted global `rows`."""
+    """Run fn(block, row0, local_rows, labels_block, *out_slices) over all rows or sorted global `rows`.
+
+    row0 is the global index of the block's first row (for error messages).
+    """
     if rows is None:
         for row0, block in pb.probs.blocks():
             m = len(block)
-            fn(block, None, pb.labels[row0 : row0 + m], *(o[row0 : row0 + m] for o in outs))
+            fn(block, row0, None, pb.labels[row0 : row0 + m], *(o[row0 : row0 + m] for o in outs))
     else:
         for pos, block, local in pb.probs.rows(rows):
             tmp = [np.empty(len(pos), o.dtype) for o in outs]
             labels_block = np.zeros(len(block), np.int64)
             labels_block[local] = pb.labels[rows[pos]]
-            fn(block, np.ascontiguousarray(local, np.int64), labels_block, *tmp)
+            fn(block, None, np.ascontiguousarray(local, np.int64), labels_block, *tmp)
             for o, t in zip(outs, tmp):
                 o[pos] = t
 
@@ -300,7 +312,8 @@ def quality_scores(pb: Problem, method: str, *, adjust_pred_probs=False, rows=No
         raise ValueError(f"{method!r} is not a valid scoring method; choose one of {', '.join(SCORE_METHODS)}")
     if adjust_pred_probs and method == "confidence_weighted_entropy":
         raise ValueError(f"adjust_pred_probs is not currently supported for {method}.")
-    validate(pb)
+    if not (method == "normalized_margin" and not adjust_pred_probs and max_other is None and rows is None):
+        validate(pb)  # (the max-other sweep below validates as it reads)
     sel = slice(None) if rows is None else rows
     m = pb.n if rows is None else len(rows)
     if adjust_pred_probs:
@@ -316,7 +329,7 @@ def quality_scores(pb: Problem, method: str, *, adjust_pred_probs=False, rows=No
         _rows_op(
             pb,
             rows,
-            lambda b, r, y, s_, o_: core().adjusted_rows(b, y, t64, bool(t_is_f64), r, s_, o_, pb.nthreads),
+            lambda b, _row0, r, y, s_, o_: core().adjusted_rows(b, y, t64, bool(t_is_f64), r, s_, o_, pb.nthreads),
             sc,
             mo,
         )
@@ -334,13 +347,13 @@ def quality_scores(pb: Problem, method: str, *, adjust_pred_probs=False, rows=No
     if method == "normalized_margin":
         if max_other is None:
             mo = np.empty(m, np.float64)
-            _rows_op(pb, rows, lambda b, r, y, o_: _max_other_rows(pb, b, r, y, o_), mo)
+            _rows_op(pb, rows, lambda b, row0, r, y, o_: _max_other_rows(pb, b, row0, r, y, o_), mo)
         else:
             mo = max_other[sel]
         return (gs - mo.astype(pb.dtype) + 1) / 2
     # confidence_weighted_entropy
     xs = np.empty(m, np.float64)
-    _rows_op(pb, rows, lambda b, r, y, o_: core().xlogx_rows(b, r, o_, pb.nthreads), xs)
+    _rows_op(pb, rows, lambda b, _row0, r, y, o_: core().xlogx_rows(b, r, o_, pb.nthreads), xs)
     xs = xs.astype(np.float32 if pb.dtype == np.float32 else np.float64)
     entropy = -xs / np.log(pb.k)
     sc = np.clip(gs, a_min=1e-6, a_max=None)
@@ -356,17 +369,16 @@ def _given_rows(pb: Problem, rows) -> np.ndarray:
     return out
 
 
-def _max_other_rows(pb, block, rows, y, out):
+def _max_other_rows(pb, block, row0, rows, y, out):
     lo, hi, tol = _bounds(pb)
-    if rows is None:
+    if rows is None:  # a whole block: this sweep also validates it
         err = core().row_pass(block, y, None, None, None, None, out, lo, hi, tol, pb.nthreads)
-        _raise_row_error(pb, block, 0, err)
+        _raise_row_error(pb, block, row0, err)
         return
-    sub = np.asarray(block[rows], dtype=pb.dtype)  # only the requested rows
-    tmp = np.empty(len(rows), np.float64)
-    err = core().row_pass(sub, np.ascontiguousarray(y[rows]), None, None, None, None, tmp, lo, hi, tol, pb.nthreads)
-    _raise_row_error(pb, sub, 0, err)
-    out[:] = tmp
+    # only the requested rows (already validated by the caller)
+    sub = np.asarray(block[rows], dtype=pb.dtype)
+    err = core().row_pass(sub, np.ascontiguousarray(y[rows]), None, None, None, None, out, lo, hi, tol, pb.nthreads)
+    raise_row_error(sub, err, lambda r: "a selected pred_probs row", lambda r, c: f"a selected pred_probs row, column {c},")
 
 
 def order_by_scores(idx: np.ndarray, scores: np.ndarray) -> np.ndarray:
