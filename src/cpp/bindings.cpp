@@ -219,13 +219,15 @@ PYBIND11_MODULE(_core, m) {
            py::arg("class_counts"))
       .def(
           "feed",
-          [](TopCSelector& self, const py::array& P, const py::array& labels, int64_t row0, int nthreads) {
+          [](TopCSelector& self, const py::array& P, const py::array& labels, int64_t row0, int nthreads,
+             const py::object& ub) {
             const Mat M = as_mat(P);
             const int64_t* y = in_ptr<int64_t>(labels, M.n, "labels");
+            const double* u = ub.is_none() ? nullptr : in_ptr<double>(py::cast<py::array>(ub), M.n, "ub");
             py::gil_scoped_release nogil;
-            self.feed(M, y, row0, nthreads);
+            self.feed(M, y, row0, nthreads, u);
           },
-          py::arg("P"), py::arg("labels"), py::arg("row0"), py::arg("nthreads") = 0)
+          py::arg("P"), py::arg("labels"), py::arg("row0"), py::arg("nthreads") = 0, py::arg("ub") = py::none())
       .def(
           "finish",
           [](const TopCSelector& self, const py::object& mask) {

@@ -308,7 +308,7 @@ void TopCSelector::push(int64_t h, const Cand& c) {
   thr_[h] = heap[0].key;
 }
 
-void TopCSelector::feed(const Mat& P, const int64_t* labels, int64_t row0, int nthreads) {
+void TopCSelector::feed(const Mat& P, const int64_t* labels, int64_t row0, int nthreads, const double* ub) {
   if (P.k != K_) throw std::invalid_argument("TopCSelector: wrong number of columns");
   if (row0 < next_row_ || row0 + P.n > n_total_)
     throw std::invalid_argument("TopCSelector: blocks must come in increasing row order, within range");
@@ -343,22 +343,34 @@ void TopCSelector::feed(const Mat& P, const int64_t* labels, int64_t row0, int n
         const int64_t k = labels[i];
         if (owner[k] == tid && off_[k + 1] > off_[k]) mine.push_back(i);
       }
+      const int64_t* cols = cols_.data();
+      const double* thr = thr_.data();
+      // Can row i still enter one of its class's heaps? Its margins are all
+      // <= ub[i], and a heap only takes a key strictly above its threshold.
+      auto may_enter = [&](int64_t i) {
+        if (!ub) return true;
+        const int64_t k = labels[i];
+        const double u = ub[i];
+        for (int64_t h = off_[k]; h < off_[k + 1]; ++h)
+          if (u > thr[h]) return true;
+        return false;
+      };
       constexpr size_t AHEAD = 6;
       auto prefetch_row = [&](int64_t i) {
+        if (!may_enter(i)) return;  // a hint: thresholds only rise, so it stays skipped
         const int64_t k = labels[i];
         const S* row = base + i * P.s0;
         __builtin_prefetch(row + k * P.s1);
         const int64_t a = off_[k], b = std::min(off_[k + 1], a + 16);  // the first few; the rest stream
-        for (int64_t h = a; h < b; ++h) __builtin_prefetch(row + cols_[h] * P.s1);
+        for (int64_t h = a; h < b; ++h) __builtin_prefetch(row + cols[h] * P.s1);
       };
       for (size_t t = 0; t < mine.size() && t < AHEAD; ++t) prefetch_row(mine[t]);
       for (size_t t = 0; t < mine.size(); ++t) {
         if (t + AHEAD < mine.size()) prefetch_row(mine[t + AHEAD]);
         const int64_t i = mine[t];
+        if (!may_enter(i)) continue;
         const int64_t k = labels[i];
         const S* row = base + i * P.s0;
-        const int64_t* cols = cols_.data();
-        const double* thr = thr_.data();
         for (int64_t h = off_[k]; h < off_[k + 1]; ++h) {
           const double key = margin<S>(row, P.s1, cols[h], k);
           if (key > thr[h]) push(h, Cand{key, row0 + i});

@@ -83,7 +83,10 @@ class TopCSelector {
  public:
   TopCSelector(int64_t n_total, int64_t K, std::vector<int64_t> offsets, std::vector<int64_t> cols,
                std::vector<int64_t> caps, const std::vector<int64_t>& class_counts);
-  void feed(const Mat& P, const int64_t* labels, int64_t row0, int nthreads);
+  // ub (optional, one per row of the block): an upper bound of every margin
+  // of the row, max_{j != k} P[j] - P[k] rounded in the dtype. A row whose
+  // bound cannot beat any threshold of its class is skipped without reading it.
+  void feed(const Mat& P, const int64_t* labels, int64_t row0, int nthreads, const double* ub = nullptr);
   void finish(uint8_t* mask) const;
   int64_t n_total() const { return n_total_; }
 

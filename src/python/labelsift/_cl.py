@@ -259,8 +259,19 @@ def prune_by_class(pb: Problem, g: np.ndarray, pcm: np.ndarray, label_counts, mi
     return mask.view(bool)
 
 
-def prune_by_noise_rate(pb: Problem, pcm: np.ndarray, label_counts, min_examples_per_class) -> np.ndarray:
-    """Per class k and j != k, the pcm[j, k] rows with the largest P[:, j] - P[:, k]."""
+def margin_upper_bound(pb: Problem, g: np.ndarray, max_other: np.ndarray) -> np.ndarray:
+    """max_{j != y} P[j] - P[y] per row, in the input dtype (as float64): every
+    margin P[j] - P[y] of the row, rounded in the dtype, is <= it."""
+    return (max_other.astype(pb.dtype) - g).astype(np.float64)
+
+
+def prune_by_noise_rate(pb: Problem, pcm: np.ndarray, label_counts, min_examples_per_class,
+                        ub: np.ndarray | None = None) -> np.ndarray:
+    """Per class k and j != k, the pcm[j, k] rows with the largest P[:, j] - P[:, k].
+
+    ``ub`` (from :func:`margin_upper_bound`) lets the sweep skip, without
+    reading them, rows that cannot enter any selection of their class.
+    """
     k = pb.k
     c = np.array(pcm, dtype=np.int64, copy=True)  # c[j, k]: true j, given k
     np.fill_diagonal(c, 0)
@@ -276,7 +287,8 @@ def prune_by_noise_rate(pb: Problem, pcm: np.ndarray, label_counts, min_examples
         return mask.view(bool)
     sel = core().TopCSelector(pb.n, k, offsets.tolist(), js.tolist(), caps.tolist(), label_counts.tolist())
     for row0, block in pb.probs.blocks():
-        sel.feed(block, pb.labels[row0 : row0 + len(block)], row0, pb.nthreads)
+        m = len(block)
+        sel.feed(block, pb.labels[row0 : row0 + m], row0, pb.nthreads, None if ub is None else ub[row0 : row0 + m])
     sel.finish(mask)
     return mask.view(bool)
 

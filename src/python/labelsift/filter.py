@@ -68,8 +68,11 @@ def find_label_issues(labels, pred_probs, *, return_indices_ranked_by=None, rank
     pb = _cl.prepare(labels, pred_probs, n_jobs)
     k = pb.k
     label_counts = pb.label_counts()
-    want_margin = filter_by == "low_normalized_margin" or (
-        return_indices_ranked_by == "normalized_margin" and not rank_by_kwargs
+    # max over the other classes: for the margin score, and for the prune
+    # sweep's bound on every margin of a row (it lets it skip rows unread)
+    want_margin = (
+        filter_by in ("low_normalized_margin", "prune_by_noise_rate", "both")
+        or (return_indices_ranked_by == "normalized_margin" and not rank_by_kwargs)
     )
     g = thresholds = None
     if confident_joint is None or filter_by == "confident_learning" or filter_by.startswith("low_"):
@@ -93,12 +96,13 @@ def find_label_issues(labels, pred_probs, *, return_indices_ranked_by=None, rank
                 "(see argument: `min_examples_per_class`)",
                 stacklevel=2,
             )
+        if g is None:
+            g = _cl.given_probs(pb)
         if filter_by in ("prune_by_class", "both"):
-            if g is None:
-                g = _cl.given_probs(pb)
             mask = _cl.prune_by_class(pb, g, pcm, label_counts, min_examples_per_class)
         if filter_by in ("prune_by_noise_rate", "both"):
-            by_rate = _cl.prune_by_noise_rate(pb, pcm, label_counts, min_examples_per_class)
+            ub = _cl.margin_upper_bound(pb, g, rp.max_other)
+            by_rate = _cl.prune_by_noise_rate(pb, pcm, label_counts, min_examples_per_class, ub)
             mask = by_rate if filter_by == "prune_by_noise_rate" else (mask & by_rate)
     elif filter_by == "confident_learning":
         mask = np.zeros(pb.n, bool)
