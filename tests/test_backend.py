@@ -53,3 +53,50 @@ def test_cleanlab_module_names():
     assert filter.find_label_issues is labelsift.find_label_issues
     assert count.compute_confident_joint is labelsift.compute_confident_joint
     assert rank.get_label_quality_scores is labelsift.get_label_quality_scores
+
+
+_KERNEL_RUN = """
+import sys
+import numpy as np
+import labelsift as ls
+rng = np.random.default_rng(5)
+out = {}
+for t, dt in enumerate([np.float16, np.float32, np.float64] * 3):
+    n, k = int(rng.integers(50, 400)), int(rng.integers(2, 70))
+    P = rng.random((n, k)) ** 3
+    P[rng.random((n, k)) < 0.2] = 0
+    P[:, 0] += 1e-3
+    P = (P / P.sum(1, keepdims=True)).astype(dt)
+    if t % 3 == 0:
+        P[::3] = P[0]  # exact ties
+    y = rng.integers(0, k, n)
+    if t % 4 == 1:
+        y[y == 1] = 0  # an absent class: float64 thresholds
+    for fb in ("prune_by_noise_rate", "both", "predicted_neq_given", "low_normalized_margin"):
+        out[f"{t}-{fb}"] = ls.find_label_issues(y, P, filter_by=fb)
+    out[f"{t}-cj"] = ls.compute_confident_joint(y, P, calibrate=False)
+    out[f"{t}-nm"] = ls.get_label_quality_scores(y, P, method="normalized_margin")
+np.savez(sys.argv[1], **out)
+"""
+
+
+def test_baseline_and_avx2_kernels_agree(tmp_path):
+    """The SSE2 baseline row kernel and the AVX2 clone give identical results
+    (the suite otherwise runs only the one this CPU selects)."""
+    import os
+    import subprocess
+    import sys
+
+    script = tmp_path / "run.py"
+    script.write_text(_KERNEL_RUN)
+    results = {}
+    for name, extra in (("default", {}), ("baseline", {"LABELSIFT_NO_AVX2": "1"})):
+        env = {k: v for k, v in os.environ.items() if k != "LABELSIFT_NO_AVX2"} | extra
+        out = tmp_path / f"{name}.npz"
+        r = subprocess.run([sys.executable, str(script), str(out)], env=env, capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+        results[name] = np.load(out)
+    a, b = results["default"], results["baseline"]
+    assert sorted(a.files) == sorted(b.files) and len(a.files) > 0
+    for key in a.files:
+        np.testing.assert_array_equal(a[key], b[key], err_msg=key, strict=True)

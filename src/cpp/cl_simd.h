@@ -12,6 +12,9 @@
 
 #include <cstdint>
 #include <cstring>
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#include <immintrin.h>
+#endif
 #include <type_traits>
 
 namespace ls {
@@ -64,6 +67,21 @@ inline __attribute__((always_inline)) typename VT<VB>::f32 loadf(const half_t* p
   std::memcpy(&v, &bits, sizeof v);
   return v;
 }
+
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+// 32-byte lanes exist only inside the AVX2/F16C clone of the row kernel
+// (rows_range_avx2, flattened), where this F16C conversion gets inlined. Not
+// always_inline: generic code may not inline an AVX function, only the clone.
+template <>
+inline __attribute__((target("avx2,f16c"))) VT<32>::f32 loadf<32>(const half_t* p) {
+  __m128i h;
+  std::memcpy(&h, p, sizeof h);
+  const __m256 f = _mm256_cvtph_ps(h);
+  VT<32>::f32 v;
+  std::memcpy(&v, &f, sizeof v);
+  return v;
+}
+#endif
 
 template <class S, int VB>
 struct Lanes {  // float and half storage: V = float
