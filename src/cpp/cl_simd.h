@@ -21,24 +21,13 @@ namespace ls {
 namespace simd {
 
 template <int VB>
-struct VT;  // vector types of VB bytes
-template <>
-struct VT<32> {
-  typedef float f32 __attribute__((vector_size(32)));
-  typedef int32_t i32 __attribute__((vector_size(32)));
-  typedef uint32_t u32 __attribute__((vector_size(32)));
-  typedef uint16_t u16 __attribute__((vector_size(16)));
-  typedef double f64 __attribute__((vector_size(32)));
-  typedef int64_t i64 __attribute__((vector_size(32)));
-};
-template <>
-struct VT<16> {
-  typedef float f32 __attribute__((vector_size(16)));
-  typedef int32_t i32 __attribute__((vector_size(16)));
-  typedef uint32_t u32 __attribute__((vector_size(16)));
-  typedef uint16_t u16 __attribute__((vector_size(8)));
-  typedef double f64 __attribute__((vector_size(16)));
-  typedef int64_t i64 __attribute__((vector_size(16)));
+struct VT {  // vector types of VB bytes (VB = 16 or 32)
+  typedef float f32 __attribute__((vector_size(VB)));
+  typedef int32_t i32 __attribute__((vector_size(VB)));
+  typedef uint32_t u32 __attribute__((vector_size(VB)));
+  typedef uint16_t u16 __attribute__((vector_size(VB / 2)));  // as many halves as floats
+  typedef double f64 __attribute__((vector_size(VB)));
+  typedef int64_t i64 __attribute__((vector_size(VB)));
 };
 
 // W lanes of the arithmetic type V from float, half or double storage.
