@@ -514,3 +514,26 @@ def test_no_warnings_from_result():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         acc.result()
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+def test_top_m_kernel_equals_numpy_definition(dtype):
+    """The C++ top-m (first m of a stable descending sort, left-out max) == the NumPy definition."""
+    from labelsift.stream import _top_m, _top_m_numpy
+
+    rng = np.random.default_rng(11)
+    for trial in range(150):
+        b, k = int(rng.integers(1, 60)), int(rng.integers(2, 50))
+        m = int(rng.integers(1, k))
+        P = rng.random((b, k))
+        if trial % 2:
+            P = np.round(P * 4) / 4  # many exact ties
+        if trial % 3 == 0:
+            P[:, ::3] = -0.0  # signed zeros compare equal to +0.0
+        P = P.astype(dtype)
+        if trial % 5 == 0:
+            P = np.asfortranarray(P)
+        want = _top_m_numpy(P, m, np.int32)
+        got = _top_m(P, m, np.int32)
+        for w, g, name in zip(want, got, ("classes", "values", "left_out_max")):
+            np.testing.assert_array_equal(g, w, err_msg=f"{name}, trial {trial}", strict=True)

@@ -195,6 +195,27 @@ PYBIND11_MODULE(_core, m) {
       py::arg("values"), py::arg("labels"), py::arg("K"), py::arg("num"), py::arg("mask"), py::arg("nthreads") = 0);
 
   m.def(
+      "top_m_rows",
+      [](const py::array& P, int64_t m, const py::array& cls, const py::array& vals, const py::array& rest,
+         int nthreads) {
+        const Mat M = as_mat(P);
+        if (m < 1 || m > M.k) throw py::value_error("top_m_rows: need 1 <= m <= K");
+        auto ok = [&](const py::array& a, py::ssize_t size, bool same_dtype) {
+          return a.ndim() >= 1 && a.size() == size && (a.flags() & py::array::c_style) && a.writeable() &&
+                 (!same_dtype || a.dtype().is(P.dtype()) || a.dtype().equal(P.dtype()));
+        };
+        if (!py::isinstance<py::array_t<int32_t>>(cls) || !ok(cls, M.n * m, false) || !ok(vals, M.n * m, true) ||
+            !ok(rest, M.n, true))
+          throw py::value_error("top_m_rows: bad output arrays");
+        int32_t* c = static_cast<int32_t*>(const_cast<void*>(cls.data()));
+        void* v = const_cast<void*>(vals.data());
+        void* r = const_cast<void*>(rest.data());
+        py::gil_scoped_release nogil;
+        top_m_rows(M, m, c, v, r, nthreads);
+      },
+      py::arg("P"), py::arg("m"), py::arg("cls"), py::arg("vals"), py::arg("rest"), py::arg("nthreads") = 0);
+
+  m.def(
       "round_rows",
       [](const py::array& values, int nthreads) {
         if (!py::isinstance<py::array_t<double>>(values) || values.ndim() != 2 ||

@@ -70,6 +70,11 @@ void adjusted_rows(const Mat& P, const int64_t* labels, const double* t, bool t_
 // is the definition). Sums are NumPy's pairwise sums.
 void round_rows(const double* values, int64_t rows, int64_t n, int64_t* out, int nthreads);
 
+// Per row: the first m entries of a stable descending sort (ties: lower class
+// first) as (class, value), and the largest value outside them (-inf when
+// m >= K). Values are written in the input dtype. Rows must be valid (no NaN).
+void top_m_rows(const Mat& P, int64_t m, int32_t* cls, void* vals, void* rest, int nthreads);
+
 // For every given class k: the `num[k]` rows of that class with the lowest
 // value (ties: lower index) get mask = 1.
 void lowest_per_class(const double* values, const int64_t* labels, int64_t n, int64_t K, const int64_t* num,

@@ -74,10 +74,10 @@ the unflagging test resolved in favour of the given label (row kept).
 Ties: as everywhere in labelsift, exact ties are broken by the lower row
 index, which here is the lower example id.
 
-Kernels: per batch, the top-m extraction is vectorised NumPy (m successive
-argmaxes over cache-sized row chunks, about 1 GB/s); validation uses the
-C++ ``validate`` kernel; the per-class means use the C++ ``class_means``
-kernel, exactly as the in-memory path does.
+Kernels: per batch, validation (C++ ``validate``) and the top-m extraction
+(C++ ``top_m_rows``, one pass per row; :func:`_top_m_numpy` is its NumPy
+definition and test oracle); at the end, the per-class means use the C++
+``class_means`` kernel, exactly as the in-memory path does.
 """
 from __future__ import annotations
 
@@ -228,6 +228,20 @@ def _half_from_key(key: np.ndarray) -> np.ndarray:
 
 
 def _top_m(P: np.ndarray, m: int, cls_dtype) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(classes (B, m), values (B, m), left_out_max (B,)) of each row: the C++
+    kernel ``top_m_rows`` (one pass over each row, any strides); the NumPy
+    :func:`_top_m_numpy` is its definition and test oracle."""
+    B, K = P.shape
+    if m >= K:
+        return _top_m_numpy(P, m, cls_dtype)
+    cls = np.empty((B, m), np.int32)
+    vals = np.empty((B, m), P.dtype)
+    rest = np.empty(B, P.dtype)
+    core().top_m_rows(P, m, cls, vals, rest, threads(None))
+    return cls.astype(cls_dtype, copy=False), vals, rest
+
+
+def _top_m_numpy(P: np.ndarray, m: int, cls_dtype) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(classes (B, m), values (B, m), left_out_max (B,)) of each row.
 
     The top-m are the first m entries of a stable descending sort of the row
