@@ -81,9 +81,8 @@ template <class S, class C, int VB>
 static void rows_range(const Mat& P, const int64_t* labels, const C* cut, RowPassOut out, Bounds bd,
                        bool validate_only, int64_t i0, int64_t i1, int64_t* first_bad) {
   const S* base = static_cast<const S*>(P.data);
-  const bool want_argmax = out.argmax != nullptr;
   for (int64_t i = i0; i < i1; ++i) {
-    const RowResult r = RowOps<S>::template row<C, VB>(base + i * P.s0, P.s1, P.k, labels[i], cut, want_argmax, bd);
+    const RowResult r = RowOps<S>::template row<C, VB>(base + i * P.s0, P.s1, P.k, labels[i], cut, bd);
     if (r.err != ROW_OK) {
       *first_bad = i;
       return;
@@ -132,7 +131,7 @@ static RowPassError row_pass_t(const Mat& P, const int64_t* labels, const C* cut
   RowPassError e{-1, ROW_OK, -1};
   if (first_bad != std::numeric_limits<int64_t>::max()) {
     const S* base = static_cast<const S*>(P.data);
-    const RowResult r = RowOps<S>::row(base + first_bad * P.s0, P.s1, P.k, labels[first_bad], cut, false, bd);
+    const RowResult r = RowOps<S>::row(base + first_bad * P.s0, P.s1, P.k, labels[first_bad], cut, bd);
     e.row = first_bad;
     e.code = r.err;
     e.col = r.err_col;

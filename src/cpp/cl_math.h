@@ -294,12 +294,11 @@ struct RowOps {
   }
 
   // Guess, argmax, keep flag, max_other and validation for one row with given
-  // label y. `cut` may be null (no guess wanted). `want_argmax` asks for the
-  // argmax index (a short extra scan of a row already in L1).
+  // label y. `cut` may be null (no guess wanted); the argmax comes free with the
+  // sweep.
   template <class C, int VB = 16>
   LS_HD static RowResult row(const S* row, std::ptrdiff_t stride, int64_t K, int64_t y, const C* cut,
-                             bool want_argmax, const Bounds& bd) {
-    (void)want_argmax;  // the argmax comes free with the sweep
+                             const Bounds& bd) {
     RowResult r;
     r.guess = -1;
     r.argmax = -1;

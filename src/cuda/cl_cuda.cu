@@ -15,7 +15,7 @@ template <class S>
 __global__ void row_pass_kernel(const S* P, int64_t n, int64_t K, int64_t s0, int64_t s1, const int64_t* labels,
                                 const double* cut, Bounds bd, int32_t* guess, uint8_t* keep) {
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
-    const RowResult r = RowOps<S>::template row<double>(P + i * s0, s1, K, labels[i], cut, false, bd);
+    const RowResult r = RowOps<S>::template row<double>(P + i * s0, s1, K, labels[i], cut, bd);
     guess[i] = r.err ? -2 : r.guess;
     keep[i] = r.keep;
   }

@@ -413,5 +413,4 @@ __all__ = [
     "prune_by_noise_rate",
     "quality_scores",
     "order_by_scores",
-    "_latent",
 ]
