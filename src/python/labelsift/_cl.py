@@ -299,20 +299,17 @@ def prune_by_noise_rate(pb: Problem, pcm: np.ndarray, label_counts, min_examples
 
 
 def _rows_op(pb: Problem, rows, fn, *outs):
-    """Run fn(block, row0, local_rows, labels_block, *out_slices) over all rows or sorted global `rows`.
-
-    row0 is the global index of the block's first row (for error messages).
-    """
+    """Run fn(block, local_rows, labels_block, *out_slices) over all rows or sorted global `rows`."""
     if rows is None:
         for row0, block in pb.probs.blocks():
             m = len(block)
-            fn(block, row0, None, pb.labels[row0 : row0 + m], *(o[row0 : row0 + m] for o in outs))
+            fn(block, None, pb.labels[row0 : row0 + m], *(o[row0 : row0 + m] for o in outs))
     else:
         for pos, block, local in pb.probs.rows(rows):
             tmp = [np.empty(len(pos), o.dtype) for o in outs]
             labels_block = np.zeros(len(block), np.int64)
             labels_block[local] = pb.labels[rows[pos]]
-            fn(block, None, np.ascontiguousarray(local, np.int64), labels_block, *tmp)
+            fn(block, np.ascontiguousarray(local, np.int64), labels_block, *tmp)
             for o, t in zip(outs, tmp):
                 o[pos] = t
 
@@ -341,7 +338,7 @@ def quality_scores(pb: Problem, method: str, *, adjust_pred_probs=False, rows=No
         _rows_op(
             pb,
             rows,
-            lambda b, _row0, r, y, s_, o_: core().adjusted_rows(b, y, t64, bool(t_is_f64), r, s_, o_, pb.nthreads),
+            lambda b, r, y, s_, o_: core().adjusted_rows(b, y, t64, bool(t_is_f64), r, s_, o_, pb.nthreads),
             sc,
             mo,
         )
@@ -357,15 +354,17 @@ def quality_scores(pb: Problem, method: str, *, adjust_pred_probs=False, rows=No
     if method == "self_confidence":
         return np.array(gs, copy=True)
     if method == "normalized_margin":
-        if max_other is None:
-            mo = np.empty(m, np.float64)
-            _rows_op(pb, rows, lambda b, row0, r, y, o_: _max_other_rows(pb, b, row0, r, y, o_), mo)
-        else:
+        if max_other is not None:
             mo = max_other[sel]
+        elif rows is None:
+            mo = row_pass(pb, max_other=True).max_other  # validates as it sweeps
+        else:
+            mo = np.empty(m, np.float64)
+            _rows_op(pb, rows, lambda b, r, y, o_: _max_other_rows(pb, b, r, y, o_), mo)
         return (gs - mo.astype(pb.dtype) + 1) / 2
     # confidence_weighted_entropy
     xs = np.empty(m, np.float64)
-    _rows_op(pb, rows, lambda b, _row0, r, y, o_: core().xlogx_rows(b, r, o_, pb.nthreads), xs)
+    _rows_op(pb, rows, lambda b, r, y, o_: core().xlogx_rows(b, r, o_, pb.nthreads), xs)
     xs = xs.astype(np.float32 if pb.dtype == np.float32 else np.float64)
     entropy = -xs / np.log(pb.k)
     sc = np.clip(gs, a_min=1e-6, a_max=None)
@@ -381,13 +380,9 @@ def _given_rows(pb: Problem, rows) -> np.ndarray:
     return out
 
 
-def _max_other_rows(pb, block, row0, rows, y, out):
+def _max_other_rows(pb, block, rows, y, out):
+    """max over the other classes for the requested rows of a block (already validated)."""
     lo, hi, tol = _bounds(pb)
-    if rows is None:  # a whole block: this sweep also validates it
-        err = core().row_pass(block, y, None, None, None, None, out, lo, hi, tol, pb.nthreads)
-        _raise_row_error(pb, block, row0, err)
-        return
-    # only the requested rows (already validated by the caller)
     sub = np.asarray(block[rows], dtype=pb.dtype)
     err = core().row_pass(sub, np.ascontiguousarray(y[rows]), None, None, None, None, out, lo, hi, tol, pb.nthreads)
     raise_row_error(sub, err, lambda r: "a selected pred_probs row", lambda r, c: f"a selected pred_probs row, column {c},")

@@ -117,12 +117,14 @@ def _find_issues(args) -> int:
         labels, probs, filter_by=args.filter_by, return_indices_ranked_by=args.rank_by, n_jobs=args.jobs
     )
     pb = _cl.prepare(labels, probs, args.jobs)
-    scores = _cl.quality_scores(pb, args.rank_by, rows=np.sort(ranked))
-    score_of = dict(zip(np.sort(ranked).tolist(), scores.tolist()))
-    suggested = np.empty(len(ranked), np.int64)
-    for pos, block, local in probs.rows(np.sort(ranked)):
+    pb.validated = True  # find_label_issues above validated every value of this same input
+    flagged = np.sort(ranked)
+    scores = _cl.quality_scores(pb, args.rank_by, rows=flagged)
+    score_of = dict(zip(flagged.tolist(), scores.tolist()))
+    suggested = np.empty(len(flagged), np.int64)
+    for pos, block, local in probs.rows(flagged):
         suggested[pos] = np.asarray(block[local]).argmax(axis=1)
-    sugg_of = dict(zip(np.sort(ranked).tolist(), suggested.tolist()))
+    sugg_of = dict(zip(flagged.tolist(), suggested.tolist()))
     y = pb.labels
     if args.out:
         def write(f):
