@@ -16,6 +16,7 @@ from .confident_learning import (
     num_label_issues,
     order_label_issues,
 )
+from .._latent import round_preserving_sum
 
 __all__ = [
     "calibrate_confident_joint",
@@ -28,4 +29,5 @@ __all__ = [
     "get_label_quality_scores",
     "num_label_issues",
     "order_label_issues",
+    "round_preserving_sum",
 ]
