@@ -31,7 +31,7 @@ import cleanlab.rank
 
 from conftest import load_dump
 
-from labelsift._names import FILTER_BY, PRUNE_METHODS, SCORE_METHODS
+from labelsift._common.names import FILTER_BY, PRUNE_METHODS, SCORE_METHODS
 
 
 # --------------------------------------------------------------------------

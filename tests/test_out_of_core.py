@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 import labelsift
-from labelsift import _arrays
+from labelsift._common import arrays as _arrays
 
 
 def _write_dump(path_probs, path_labels, n, k, dtype=np.float32, seed=0, chunk=20000):

@@ -29,7 +29,7 @@ import labelsift
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
-from labelsift._names import FILTER_BY
+from labelsift._common.names import FILTER_BY
 SCORES = ("self_confidence", "normalized_margin", "confidence_weighted_entropy")
 PROB_DTYPES = (np.float16, np.float32, np.float64)
 LABEL_DTYPES = (np.uint8, np.uint16, np.int32, np.int64)
@@ -313,7 +313,7 @@ def test_independent_of_threads_and_layout(pb, seed):
 )
 def test_float32_cut_compares_exactly_like_float64(cut, seed):
     """The kernel compares float16/float32 values with a float32 cut: the same answers as in float64."""
-    from labelsift._cl import ceil_to_float32
+    from labelsift._cl.passes import ceil_to_float32
 
     cut64 = np.array(cut, dtype=np.float64)
     c32 = ceil_to_float32(cut64)

@@ -4,7 +4,7 @@ Bad input must raise a clear ValueError / TypeError (FileNotFoundError for a
 missing path) whose message names the offending row / column / label index;
 the accepted edge cases (values a hair above 1, odd layouts, big-endian,
 float16, uint64 labels) must work and give the same results as the reference.
-See the validation policy in ``labelsift/_arrays.py`` and
+See the validation policy in ``labelsift/_common/arrays.py`` and
 ``shared/spec/confident-learning.md`` section 9.
 """
 from __future__ import annotations
@@ -22,7 +22,7 @@ pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 N, K = 30, 4
 BAD_ROW = 7
 
-from labelsift._names import FILTER_BY
+from labelsift._common.names import FILTER_BY
 SCORES = ("self_confidence", "normalized_margin", "confidence_weighted_entropy")
 
 

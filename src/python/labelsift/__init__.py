@@ -5,7 +5,7 @@ and results, so ``from labelsift import filter`` replaces ``from cleanlab
 import filter``.  Ties between exactly equal values are always broken by the
 lower row index (cleanlab leaves them to NumPy's unstable sort).
 """
-from ._backend import backend_info
+from ._common.backend import backend_info
 from .count import (
     calibrate_confident_joint,
     compute_confident_joint,

@@ -19,10 +19,6 @@ import tempfile
 import numpy as np
 
 
-class _InputError(Exception):
-    pass
-
-
 def _atomic_write(path: str, write) -> None:
     d = os.path.dirname(os.path.abspath(path)) or "."
     fd, tmp = tempfile.mkstemp(prefix=".labelsift-", dir=d)
@@ -99,43 +95,31 @@ def _progress(probs, quiet: bool):
 
 
 def _load_inputs(args):
-    from ._arrays import as_labels, as_probs, load_npy
+    from ._common.arrays import as_labels, as_probs, load_npy
 
     probs = as_probs(args.pred_probs if len(args.pred_probs) > 1 else args.pred_probs[0])
     labels = load_npy(args.labels, "labels")
-    as_labels(labels, probs.n, probs.k)  # validate early for a clean message
+    as_labels(labels, probs.n, probs.k)  # validate before any pass, for a clean message
     args._bar = _progress(probs, getattr(args, "quiet", False))
     return labels, probs
 
 
 def _find_issues(args) -> int:
-    import labelsift as ls
-    from . import _cl
+    from ._cl.find import issue_table
 
     labels, probs = _load_inputs(args)
-    ranked = ls.find_label_issues(
-        labels, probs, filter_by=args.filter_by, return_indices_ranked_by=args.rank_by, n_jobs=args.jobs
-    )
-    pb = _cl.prepare(labels, probs, args.jobs)
-    pb.validated = True  # find_label_issues above validated every value of this same input
-    flagged = np.sort(ranked)
-    scores = _cl.quality_scores(pb, args.rank_by, rows=flagged)
-    score_of = dict(zip(flagged.tolist(), scores.tolist()))
-    suggested = np.empty(len(flagged), np.int64)
-    for pos, block, local in probs.rows(flagged):
-        suggested[pos] = np.asarray(block[local]).argmax(axis=1)
-    sugg_of = dict(zip(flagged.tolist(), suggested.tolist()))
-    y = pb.labels
+    ranked, scores, suggested, y, n, k = issue_table(labels, probs, filter_by=args.filter_by, rank_by=args.rank_by,
+                                                     n_jobs=args.jobs)
     if args.out:
         def write(f):
             f.write("index,given_label,suggested_label,quality_score\n")
-            for i in ranked.tolist():
-                f.write(f"{i},{y[i]},{sugg_of[i]},{score_of[i]:.9g}\n")
+            for i, s, g in zip(ranked.tolist(), scores.tolist(), suggested.tolist()):
+                f.write(f"{i},{y[i]},{g},{s:.9g}\n")
 
         _atomic_write(args.out, write)
     summary = {
-        "num_examples": probs.n,
-        "num_classes": probs.k,
+        "num_examples": n,
+        "num_classes": k,
         "filter_by": args.filter_by,
         "num_issues": int(len(ranked)),
         "out": args.out,
@@ -197,8 +181,7 @@ def _scores(args) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    from .filter import FILTER_BY
-    from ._cl import SCORE_METHODS
+    from ._common.names import FILTER_BY, SCORE_METHODS
 
     p = argparse.ArgumentParser(prog="labelsift", description="Find label issues and estimate label noise.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -240,7 +223,7 @@ def main(argv=None) -> int:
             raise_msg = f"{exc.strerror or exc}: {exc.filename or ''}".strip()
         print(f"labelsift: error: {raise_msg}", file=sys.stderr)
         return 2
-    except (ValueError, TypeError, FileNotFoundError, _InputError) as exc:
+    except (ValueError, TypeError) as exc:
         msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         print(f"labelsift: error: {msg}", file=sys.stderr)
         return 2

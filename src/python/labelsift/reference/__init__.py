@@ -16,7 +16,7 @@ from .confident_learning import (
     num_label_issues,
     order_label_issues,
 )
-from .._latent import round_preserving_sum
+from .._cl.latent import round_preserving_sum
 
 __all__ = [
     "calibrate_confident_joint",

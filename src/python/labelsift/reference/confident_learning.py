@@ -2,11 +2,11 @@
 
 This module is the oracle of labelsift's property tests: the compiled kernels
 behind the public API must return exactly what these functions return.  It
-is written to be read, not to be fast; it follows
-``shared/spec/confident-learning.md`` step by step and gives the same results
-as cleanlab 2.9.0 on the same inputs, except for the deliberate differences
-below.  The K x K algebra lives in :mod:`labelsift._latent`, which the
-production code shares.
+is written to be read, not to be fast; it follows cleanlab 2.9.0's
+confident-learning algorithm step by step and gives the same results on the
+same inputs, except for the deliberate differences below.  The K x K algebra
+lives in :mod:`labelsift._cl.latent` (plain NumPy, here with its NumPy
+rounding), which the engine shares.
 
 Deliberate differences from cleanlab 2.9.0
 ------------------------------------------
@@ -14,7 +14,7 @@ Deliberate differences from cleanlab 2.9.0
   index (stable sorts everywhere); cleanlab's unstable sorts make that choice
   arbitrary.  Outside exact ties the results are identical.
 * ``num_to_remove_per_class`` does what cleanlab documents (see
-  :func:`labelsift._latent.prune_counts_for_num_to_remove`).
+  :func:`labelsift._cl.latent.prune_counts_for_num_to_remove`).
 * ``confidence_weighted_entropy`` does not raise for probabilities outside
   ``[0, 1]``; it just computes.
 * Labels may have any integer dtype; a label set with a single class is
@@ -35,8 +35,9 @@ import warnings
 
 import numpy as np
 
-from .. import _latent
-from .._names import ESTIMATION_METHODS, FILTER_BY, PRUNE_METHODS, SCORE_METHODS
+from .._cl import latent as _latent
+from .._common.checks import no_multi_label as _no_multi_label
+from .._common.names import ESTIMATION_METHODS, FILTER_BY, PRUNE_METHODS, SCORE_METHODS
 
 
 def _xlogy(x, y):
@@ -68,18 +69,12 @@ THRESHOLD_LOWER_BOUND = 2e-6
 EPS = _latent.FLOATING_POINT_COMPARISON
 
 
-_MULTI_LABEL_MESSAGE = "multi-label comes later"
 _BLOCK_ROWS = 1 << 15  # row block of the few N x K temporaries we need
 
 
 # --------------------------------------------------------------------------
 # Input handling
 # --------------------------------------------------------------------------
-def _no_multi_label(multi_label):
-    if multi_label:
-        raise NotImplementedError(_MULTI_LABEL_MESSAGE)
-
-
 def _as_labels(labels, num_classes=None) -> np.ndarray:
     """Labels as a 1-D int64 array (any integer dtype accepted)."""
     arr = np.asarray(labels)
@@ -341,8 +336,8 @@ def find_label_issues(labels, pred_probs, *, return_indices_ranked_by=None, rank
                       confident_joint=None, n_jobs=None, verbose=False):
     """Boolean mask of likely label issues (or their indices, ranked).
 
-    See ``shared/spec/confident-learning.md`` section 5 for every
-    ``filter_by``.  ``n_jobs`` is accepted for compatibility and ignored.
+    ``filter_by`` is one of cleanlab's seven methods (the module-level
+    helpers above implement each step).  ``n_jobs`` is accepted for compatibility and ignored.
     With ``return_indices_ranked_by`` (a score name) returns the flagged
     indices by ascending label quality score (ties: lower index first).
     """

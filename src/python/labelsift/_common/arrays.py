@@ -1,8 +1,19 @@
 """The one place where user inputs become what the kernels read.
 
-``as_probs`` turns a NumPy array, a memmap, a ``.npy`` path or a list of
-``.npy`` shard paths into a :class:`Probs`: a list of row segments that are
-read in blocks. Native float16/float32/float64 arrays (C-ordered, Fortran,
+Every array a user hands to labelsift passes through this module, and
+nothing else converts or validates the shape and dtype of an input:
+
+* ``as_probs``: a NumPy array, a memmap, a ``.npy`` path or a list of
+  ``.npy`` shard paths becomes a :class:`Probs`, a list of row segments
+  read in blocks, with the device it lives on;
+* ``as_labels`` (given labels), ``as_ids`` (example ids), ``as_square``
+  (user-supplied K x K matrices), ``label_counts`` (labels to per-class
+  counts);
+* ``host_array``: the one check for arrays that live on a GPU
+  (``__cuda_array_interface__``); until the GPU path lands they get a
+  ``TypeError`` saying how to move them to the host.
+
+``Probs`` Native float16/float32/float64 arrays (C-ordered, Fortran,
 strided, read-only, memmapped) are handed to the kernels as they are, with
 their strides: never copied. Anything else that holds floats (big-endian,
 longdouble) is converted block by block, so at most one block is ever held
@@ -42,7 +53,7 @@ def row_sum_tolerance(dtype) -> float:
     return _SUM_TOL[np.dtype(dtype)]
 
 
-def _is_pathlike(x) -> bool:
+def is_pathlike(x) -> bool:
     return isinstance(x, (str, bytes, os.PathLike))
 
 
@@ -57,7 +68,7 @@ def load_npy(path, what: str):
         raise ValueError(f"{what}: cannot read {path} as a numeric .npy array ({exc})") from None
 
 
-def _kernel_dtype(dt: np.dtype) -> np.dtype:
+def kernel_dtype(dt: np.dtype) -> np.dtype:
     """The dtype a segment is read in (its own when the kernels take it)."""
     if dt.kind != "f":
         raise TypeError(f"pred_probs must hold floating-point probabilities, got dtype {dt}")
@@ -76,6 +87,11 @@ def _readable_in_place(a: np.ndarray) -> bool:
     )
 
 
+#: Where a :class:`Probs` lives. Only host memory exists in this build;
+#: CUDA arrays (``__cuda_array_interface__`` / DLPack) will enter here.
+HOST = "cpu"
+
+
 @dataclass
 class Probs:
     """Predicted probabilities as a list of row segments (N x K in all)."""
@@ -85,6 +101,7 @@ class Probs:
     k: int
     dtype: np.dtype
     names: list = field(default_factory=list)
+    device: str = HOST
     #: called with the number of rows after each block is processed (progress bars)
     on_block: Optional[Callable[[int], None]] = None
 
@@ -178,12 +195,19 @@ def _prefetch(block: np.ndarray) -> None:
         pass
 
 
-def _as_2d(a, what: str) -> np.ndarray:
+def host_array(a, what: str):
+    """``a`` unchanged, unless it lives on a GPU (the one check for that)."""
     if hasattr(a, "__cuda_array_interface__"):
         raise TypeError(
             f"{what} is a CUDA array; the GPU path is not available in this build yet: "
             "pass a NumPy array (cupy.asnumpy(x) or tensor.cpu().numpy())"
         )
+    return a
+
+
+def as_2d(a, what: str = "pred_probs") -> np.ndarray:
+    """A 2-D array of floats as it is (no copy for a NumPy array)."""
+    host_array(a, what)
     if not isinstance(a, np.ndarray):
         if isinstance(a, (list, tuple)) or hasattr(a, "__array__") or hasattr(a, "__array_interface__"):
             a = np.asarray(a)
@@ -200,19 +224,19 @@ def as_probs(pred_probs, what: str = "pred_probs") -> Probs:
     """Wrap pred_probs (array, memmap, .npy path, list of .npy shard paths)."""
     if isinstance(pred_probs, Probs):
         return pred_probs
-    if _is_pathlike(pred_probs):
-        segs, names = [_as_2d(load_npy(pred_probs, what), what)], [os.fspath(pred_probs)]
-    elif isinstance(pred_probs, (list, tuple)) and pred_probs and all(_is_pathlike(p) for p in pred_probs):
+    if is_pathlike(pred_probs):
+        segs, names = [as_2d(load_npy(pred_probs, what), what)], [os.fspath(pred_probs)]
+    elif isinstance(pred_probs, (list, tuple)) and pred_probs and all(is_pathlike(p) for p in pred_probs):
         names = [os.fspath(p) for p in pred_probs]
-        segs = [_as_2d(load_npy(p, f"{what} shard {i}"), f"{what} shard {i} ({p})") for i, p in enumerate(pred_probs)]
+        segs = [as_2d(load_npy(p, f"{what} shard {i}"), f"{what} shard {i} ({p})") for i, p in enumerate(pred_probs)]
     else:
-        segs, names = [_as_2d(pred_probs, what)], []
+        segs, names = [as_2d(pred_probs, what)], []
     k = segs[0].shape[1]
-    dt = _kernel_dtype(segs[0].dtype)
+    dt = kernel_dtype(segs[0].dtype)
     for i, s in enumerate(segs[1:], 1):
         if s.shape[1] != k:
             raise ValueError(f"{what} shard {i} has {s.shape[1]} columns, shard 0 has {k}")
-        if _kernel_dtype(s.dtype) != dt:
+        if kernel_dtype(s.dtype) != dt:
             raise TypeError(f"{what} shard {i} has dtype {s.dtype}, shard 0 has {segs[0].dtype}")
     n = int(sum(len(s) for s in segs))
     if n == 0:
@@ -222,12 +246,15 @@ def as_probs(pred_probs, what: str = "pred_probs") -> Probs:
     return Probs(segs, n, k, dt, names)
 
 
-def as_labels(labels, n: int, k: int, what: str = "labels") -> np.ndarray:
-    """Validate labels against N rows and K classes; return int64 (a copy, O(N))."""
-    if _is_pathlike(labels):
+def as_labels(labels, n: int, k: int, what: str = "labels", row_name=None) -> np.ndarray:
+    """Validate labels against N rows and K classes; return int64 (a copy, O(N)).
+
+    ``row_name(i)`` names entry i in errors (default ``labels[i]``; the
+    streaming accumulator names the example id).
+    """
+    if is_pathlike(labels):
         labels = load_npy(labels, what)
-    if hasattr(labels, "__cuda_array_interface__"):
-        raise TypeError(f"{what} is a CUDA array; pass a NumPy array")
+    host_array(labels, what)
     if isinstance(labels, np.ndarray):
         y = labels
     elif isinstance(labels, (list, tuple, range)) or hasattr(labels, "__array__"):
@@ -246,18 +273,60 @@ def as_labels(labels, n: int, k: int, what: str = "labels") -> np.ndarray:
     if len(y) != n:
         raise ValueError(f"{what} has {len(y)} entries but pred_probs has {n} rows")
     if n == 0:
-        raise ValueError(f"{what} is empty")
-    y64 = np.ascontiguousarray(y, dtype=np.int64) if y.dtype != np.uint64 else _from_uint64(y, what)
+        return np.empty(0, np.int64)
+    name = row_name or (lambda i: f"{what}[{i}]")
+    if y.dtype == np.uint64:
+        too_big = np.flatnonzero(y > np.iinfo(np.int64).max)
+        if len(too_big):
+            i = int(too_big[0])
+            raise ValueError(f"{name(i)} = {y[i]} is not a class index")
+    y64 = np.ascontiguousarray(y, dtype=np.int64)
     bad = np.flatnonzero((y64 < 0) | (y64 >= k))
     if len(bad):
         i = int(bad[0])
-        raise ValueError(f"{what}[{i}] = {y[i]} is not a class index in 0..{k - 1} (pred_probs has {k} columns)")
+        raise ValueError(f"{name(i)} = {y[i]} is not a class index in 0..{k - 1} (pred_probs has {k} columns)")
     return y64
 
 
-def _from_uint64(y, what):
-    too_big = np.flatnonzero(y > np.iinfo(np.int64).max)
-    if len(too_big):
-        i = int(too_big[0])
-        raise ValueError(f"{what}[{i}] = {y[i]} is not a class index")
-    return np.ascontiguousarray(y, dtype=np.int64)
+def label_counts(labels, k: int) -> np.ndarray:
+    """Per-class counts of labels (an array, a list or a ``.npy`` path), validated."""
+    if is_pathlike(labels):
+        labels = load_npy(labels, "labels")
+    if len(labels) == 0:
+        raise ValueError("labels is empty")
+    y = as_labels(labels, len(labels), k)
+    return np.bincount(y, minlength=k).astype(np.int64)
+
+
+def as_ids(indices, n: int) -> np.ndarray:
+    """Example ids as a fresh int64 array (never a view of the caller's)."""
+    host_array(indices, "indices")
+    a = np.asarray(indices)
+    if a.dtype.kind not in "iu":
+        raise TypeError(f"indices must be integer example ids, got dtype {a.dtype}")
+    if a.ndim != 1:
+        raise ValueError(f"indices must be 1-D, got shape {a.shape}")
+    if len(a) != n:
+        raise ValueError(f"indices has {len(a)} entries but pred_probs has {n} rows")
+    if a.dtype == np.uint64 and n and a.max() > np.iinfo(np.int64).max:
+        raise ValueError(f"example id {int(a.max())} does not fit in int64")
+    return np.array(a, dtype=np.int64, copy=True)
+
+
+def as_square(matrix, k: int | None, what: str) -> np.ndarray:
+    """A user-supplied K x K count or probability matrix: numeric, finite,
+    non-negative. ``k=None`` takes K from the matrix."""
+    m = np.asarray(host_array(matrix, what))
+    if k is None:
+        k = m.shape[0] if m.ndim == 2 else -1
+    if m.shape != (k, k):
+        raise ValueError(f"{what} must have shape ({k}, {k}), got {m.shape}")
+    if m.dtype.kind not in "iuf":
+        raise TypeError(f"{what} must be numeric, got dtype {m.dtype}")
+    if not np.isfinite(m).all():
+        i, j = np.argwhere(~np.isfinite(m))[0]
+        raise ValueError(f"{what}[{i}, {j}] is not finite")
+    if (m < 0).any():
+        i, j = np.argwhere(m < 0)[0]
+        raise ValueError(f"{what}[{i}, {j}] = {m[i, j]} is negative")
+    return m

@@ -2,7 +2,11 @@
 
 Everything here works on K x K count or probability matrices and length-K
 vectors, never on the N x K predicted probabilities, so it is cheap and is
-shared verbatim by the production API and by :mod:`labelsift.reference`.
+shared verbatim by the engine and by :mod:`labelsift.reference`. It imports
+nothing compiled: the two functions that round a matrix take the row
+rounding as an argument (``round_rows``), the NumPy definition by default;
+the engine passes the C++ kernel that computes the same thing
+(``labelsift._cl.passes.calibrate`` / ``prune_counts``).
 
 Bit-for-bit agreement with cleanlab 2.9.0
 -----------------------------------------
@@ -118,28 +122,15 @@ def round_preserving_sum(x) -> np.ndarray:
 
 
 def round_preserving_row_totals(matrix) -> np.ndarray:
-    """Round each row of a 2-D float matrix with :func:`round_preserving_sum`.
+    """:func:`round_preserving_sum` on every row of a 2-D float matrix.
 
-    Runs the C++ kernel ``round_rows`` (the same arithmetic on a C-contiguous
-    copy, whose row sums are NumPy's pairwise sums of each row, as for a 1-D
-    row) when the compiled module is there, else the NumPy definition row by
-    row; the tests check the two agree. Returns an ``int64`` matrix whose row
-    totals are the rounded row totals of ``matrix``.
+    Returns an ``int64`` matrix whose row totals are the rounded row totals
+    of ``matrix``. (The C++ kernel ``round_rows`` computes the same on a
+    C-contiguous float64 copy; the tests check the two agree.)
     """
-    values = np.ascontiguousarray(matrix, dtype=float)
-    if values.ndim != 2:
-        raise ValueError(f"expected a 2-D matrix, got shape {values.shape}")
-    try:
-        from ._backend import core
-
-        return core().round_rows(values)
-    except ImportError:  # pragma: no cover - pure-Python use of the reference
-        return round_preserving_row_totals_numpy(values)
-
-
-def round_preserving_row_totals_numpy(matrix) -> np.ndarray:
-    """:func:`round_preserving_sum` on every row (the definition, in NumPy)."""
-    matrix = np.asarray(matrix)
+    matrix = np.ascontiguousarray(matrix, dtype=float)
+    if matrix.ndim != 2:
+        raise ValueError(f"expected a 2-D matrix, got shape {matrix.shape}")
     out = np.empty(matrix.shape, dtype=np.int64)
     for k in range(matrix.shape[0]):
         out[k] = round_preserving_sum(matrix[k])
@@ -149,7 +140,8 @@ def round_preserving_row_totals_numpy(matrix) -> np.ndarray:
 # --------------------------------------------------------------------------
 # Calibration and the joint
 # --------------------------------------------------------------------------
-def calibrate_confident_joint(confident_joint, label_counts) -> np.ndarray:
+def calibrate_confident_joint(confident_joint, label_counts, *,
+                              round_rows=round_preserving_row_totals) -> np.ndarray:
     """Calibrate a confident joint to the observed label counts.
 
     ``label_counts[k]`` is the number of examples with given label ``k``
@@ -158,8 +150,8 @@ def calibrate_confident_joint(confident_joint, label_counts) -> np.ndarray:
     1. Row ``k`` is rescaled to sum to ``label_counts[k]`` (a row summing to
        zero is divided by ``TINY_VALUE`` instead, so it stays zero).
     2. The whole matrix is rescaled to sum to ``sum(label_counts)``.
-    3. Each row is rounded preserving its total
-       (:func:`round_preserving_row_totals`).
+    3. Each row is rounded preserving its total (``round_rows``, by default
+       :func:`round_preserving_row_totals`).
 
     Returns an ``int64`` K x K matrix.
     """
@@ -172,7 +164,7 @@ def calibrate_confident_joint(confident_joint, label_counts) -> np.ndarray:
     total = np.clip(np.sum(calibrated), a_min=TINY_VALUE, a_max=None)
     # builtins.sum: a left-to-right integer sum, exact.
     calibrated = calibrated / total * builtins.sum(label_counts)
-    return round_preserving_row_totals(calibrated)
+    return round_rows(calibrated)
 
 
 def estimate_joint_from_calibrated(calibrated_confident_joint) -> np.ndarray:
@@ -325,14 +317,16 @@ def reduce_prune_counts(prune_count_matrix, frac_noise=1.0) -> np.ndarray:
     return reduced.astype(np.int64)
 
 
-def keep_at_least_n_per_class(prune_count_matrix, n, frac_noise=1.0) -> np.ndarray:
+def keep_at_least_n_per_class(prune_count_matrix, n, frac_noise=1.0, *,
+                              round_rows=round_preserving_row_totals) -> np.ndarray:
     """Adjust prune counts so at least ``n`` examples stay in every class.
 
     ``prune_count_matrix[j, k]`` counts true ``j`` with given ``k`` (pass
     ``confident_joint.T``).  In each column the diagonal is raised to at
     least ``n``; the increase is taken, split evenly, out of the column's
     other non-zero entries (floored at 0).  Then :func:`reduce_prune_counts`
-    applies ``frac_noise`` and the rows are re-rounded preserving totals.
+    applies ``frac_noise`` and the rows are re-rounded preserving totals
+    (``round_rows``).
     Returns an ``int64`` K x K matrix.
     """
     pcm = np.asarray(prune_count_matrix)
@@ -345,7 +339,7 @@ def keep_at_least_n_per_class(prune_count_matrix, n, frac_noise=1.0) -> np.ndarr
     adjusted[adjusted < 0] = 0
     np.fill_diagonal(adjusted, new_diagonal)
     adjusted = reduce_prune_counts(adjusted, frac_noise)
-    return round_preserving_row_totals(adjusted)
+    return round_rows(adjusted)
 
 
 def validate_num_to_remove_per_class(num_to_remove_per_class, num_classes) -> np.ndarray:

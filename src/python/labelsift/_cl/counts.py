@@ -1,0 +1,114 @@
+"""The counting and ranking calls of confident learning (bodies of
+``labelsift.count`` and ``labelsift.rank``): validate the arguments, plan the
+passes, return cleanlab's results."""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+from .._common.arrays import as_square, label_counts
+from .._common.checks import no_multi_label
+from .._common.names import ESTIMATION_METHODS
+from . import latent
+from .passes import calibrate, confident_pass, given_probs, prepare, thresholds_from_given, validate
+from .scores import order_by_scores, quality_scores
+
+
+def _check_py_method(py_method) -> None:
+    if py_method not in latent.PY_METHODS:
+        raise ValueError(f"py_method {py_method!r} should be in {list(latent.PY_METHODS)}")
+
+
+def get_confident_thresholds(labels, pred_probs, *, multi_label=False, n_jobs=None) -> np.ndarray:
+    no_multi_label(multi_label)
+    pb = prepare(labels, pred_probs, n_jobs)
+    validate(pb)
+    return thresholds_from_given(given_probs(pb), pb.labels, pb.k, pb.nthreads)
+
+
+def compute_confident_joint(labels, pred_probs, *, thresholds=None, calibrate_=True, multi_label=False,
+                            return_indices_of_off_diagonals=False, n_jobs=None):
+    no_multi_label(multi_label)
+    pb = prepare(labels, pred_probs, n_jobs)
+    _, _, _, cj, off = confident_pass(pb, thresholds)
+    if calibrate_:
+        cj = calibrate(cj, pb.label_counts())
+    return (cj, off) if return_indices_of_off_diagonals else cj
+
+
+def calibrate_confident_joint(confident_joint, labels, *, multi_label=False) -> np.ndarray:
+    no_multi_label(multi_label)
+    cj = as_square(confident_joint, None, "confident_joint")
+    return calibrate(cj, label_counts(labels, cj.shape[0]))
+
+
+def estimate_joint(labels, pred_probs, *, confident_joint=None, multi_label=False, n_jobs=None) -> np.ndarray:
+    no_multi_label(multi_label)
+    if confident_joint is None:
+        cal = compute_confident_joint(labels, pred_probs, calibrate_=True, n_jobs=n_jobs)
+    else:
+        cj = as_square(confident_joint, None, "confident_joint")
+        cal = cj if labels is None else calibrate(cj, label_counts(labels, cj.shape[0]))
+    return latent.estimate_joint_from_calibrated(cal)
+
+
+def estimate_latent(confident_joint, labels, *, py_method="cnt", converge_latent_estimates=False):
+    _check_py_method(py_method)
+    cj = as_square(confident_joint, None, "confident_joint")
+    return latent.estimate_latent(cj, label_counts(labels, cj.shape[0]), py_method, converge_latent_estimates)
+
+
+def estimate_py_and_noise_matrices_from_probabilities(labels, pred_probs, *, thresholds=None,
+                                                      converge_latent_estimates=True, py_method="cnt",
+                                                      calibrate_=True, n_jobs=None):
+    _check_py_method(py_method)
+    pb = prepare(labels, pred_probs, n_jobs)
+    _, _, _, cj, _ = confident_pass(pb, thresholds)
+    if calibrate_:
+        cj = calibrate(cj, pb.label_counts())
+    py, nm, inv = latent.estimate_latent(cj, pb.label_counts(), py_method, converge_latent_estimates)
+    return py, nm, inv, cj
+
+
+def num_label_issues(labels, pred_probs, *, confident_joint=None, estimation_method="off_diagonal",
+                     multi_label=False, n_jobs=None) -> int:
+    no_multi_label(multi_label)
+    if estimation_method not in ESTIMATION_METHODS:
+        raise ValueError(f"{estimation_method!r} is not a valid estimation method; choose one of {ESTIMATION_METHODS}")
+    if confident_joint is not None and estimation_method != "off_diagonal_custom":
+        warnings.warn(
+            "The supplied `confident_joint` is ignored unless estimation_method='off_diagonal_custom'.",
+            stacklevel=3,
+        )
+    pb = prepare(labels, pred_probs, n_jobs)
+    if estimation_method == "off_diagonal":
+        _, _, rp, _, off = confident_pass(pb, keep=True)
+        return int(np.count_nonzero(~rp.keep[off]))
+    if estimation_method == "off_diagonal_calibrated":
+        _, _, _, cj, _ = confident_pass(pb)
+    else:
+        if confident_joint is None:
+            raise ValueError("estimation_method='off_diagonal_custom' needs a confident_joint")
+        cj = as_square(confident_joint, pb.k, "confident_joint")
+        validate(pb)
+    joint = latent.estimate_joint_from_calibrated(calibrate(cj, pb.label_counts()))
+    frac = 1.0 - joint.trace()
+    return int(np.rint(frac * pb.n))
+
+
+def get_label_quality_scores(labels, pred_probs, *, method="self_confidence", adjust_pred_probs=False,
+                             n_jobs=None) -> np.ndarray:
+    pb = prepare(labels, pred_probs, n_jobs)
+    return quality_scores(pb, method, adjust_pred_probs=adjust_pred_probs)
+
+
+def order_label_issues(label_issues_mask, labels, pred_probs, *, rank_by="self_confidence", rank_by_kwargs=None,
+                       n_jobs=None) -> np.ndarray:
+    pb = prepare(labels, pred_probs, n_jobs)
+    mask = np.asarray(label_issues_mask)
+    if mask.dtype != bool or mask.shape != (pb.n,):
+        raise ValueError(f"label_issues_mask must be a boolean array of shape ({pb.n},), got {mask.dtype} {mask.shape}")
+    idx = np.flatnonzero(mask)
+    scores = quality_scores(pb, rank_by, rows=idx, **dict(rank_by_kwargs or {}))
+    return order_by_scores(idx, scores)

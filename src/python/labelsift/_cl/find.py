@@ -1,0 +1,153 @@
+"""``find_label_issues``: the plan of passes behind cleanlab's seven
+``filter_by`` methods.
+
+A default call reads P[i, y_i] once, sweeps all values once (validation,
+confident guesses, the unflagging test, max over the other classes), and
+sweeps once more reading only the columns a row's class has to prune.
+"""
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+
+from .._common.arrays import as_square
+from .._common.checks import check_choice, no_multi_label
+from .._common.names import FILTER_BY, PRUNE_METHODS, SCORE_METHODS
+from . import latent
+from .passes import Problem, calibrate, confident_pass, given_probs, prepare, prune_counts, row_pass
+from .prune import margin_upper_bound, prune_by_class, prune_by_noise_rate
+from .scores import order_by_scores, quality_scores
+
+
+@dataclass
+class Found:
+    """What one find_label_issues run computed, for the caller to pick from."""
+
+    mask: np.ndarray
+    pb: Problem
+    rp: object  # RowPass
+    g: np.ndarray | None
+    thresholds: np.ndarray | None
+
+
+def _check_args(filter_by, frac_noise, num_to_remove_per_class, min_examples_per_class, return_indices_ranked_by,
+                confident_joint, multi_label, device):
+    no_multi_label(multi_label)
+    check_choice(filter_by, FILTER_BY, "filter_by")
+    if device not in (None, "cpu"):
+        raise ValueError(f"device={device!r}: only the CPU is available in this build")
+    if not (0.0 <= float(frac_noise) <= 1.0):
+        raise ValueError(f"frac_noise must be in [0, 1], got {frac_noise}")
+    if int(min_examples_per_class) != min_examples_per_class or min_examples_per_class < 0:
+        raise ValueError(f"min_examples_per_class must be a non-negative integer, got {min_examples_per_class}")
+    if filter_by not in PRUNE_METHODS and (frac_noise != 1.0 or num_to_remove_per_class is not None):
+        warnings.warn(
+            "frac_noise and num_to_remove_per_class only apply to filter_by 'prune_by_noise_rate', "
+            "'prune_by_class' and 'both'.",
+            stacklevel=4,
+        )
+    if num_to_remove_per_class is not None and filter_by not in PRUNE_METHODS:
+        raise ValueError(f"num_to_remove_per_class is not supported with filter_by={filter_by!r}")
+    if return_indices_ranked_by is not None:
+        check_choice(return_indices_ranked_by, SCORE_METHODS, "return_indices_ranked_by")
+    if filter_by == "confident_learning" and confident_joint is not None:
+        warnings.warn("The supplied `confident_joint` is ignored when filter_by='confident_learning'.", stacklevel=4)
+
+
+def find(labels, pred_probs, *, filter_by="prune_by_noise_rate", frac_noise=1.0, num_to_remove_per_class=None,
+         min_examples_per_class=1, confident_joint=None, want_margin=False, want_argmax=False,
+         n_jobs=None) -> Found:
+    """The mask of ``find_label_issues`` (arguments already checked) and the
+    per-row results computed on the way."""
+    pb = prepare(labels, pred_probs, n_jobs)
+    # max over the other classes: for the margin score, and for the prune
+    # sweep's bound on every margin of a row (it lets it skip rows unread)
+    want_margin = want_margin or filter_by in ("low_normalized_margin", "prune_by_noise_rate", "both")
+    want_argmax = want_argmax or filter_by == "predicted_neq_given"
+    own_joint = confident_joint is None or filter_by == "confident_learning"
+    g = thresholds = None
+    if own_joint or filter_by.startswith("low_"):
+        g, thresholds, rp, cj_raw, off = confident_pass(pb, argmax=want_argmax, keep=True, max_other=want_margin)
+    else:
+        rp = row_pass(pb, argmax=want_argmax, keep=True, max_other=want_margin)
+    cj = calibrate(cj_raw, pb.label_counts()) if own_joint else as_square(confident_joint, pb.k, "confident_joint")
+    if filter_by in PRUNE_METHODS:
+        g = given_probs(pb) if g is None else g
+        mask = _prune(pb, filter_by, cj, g, rp, frac_noise, num_to_remove_per_class, int(min_examples_per_class))
+    elif filter_by == "confident_learning":
+        mask = np.zeros(pb.n, bool)
+        mask[off] = True
+    elif filter_by == "predicted_neq_given":
+        mask = rp.argmax != pb.labels
+    else:  # low_self_confidence / low_normalized_margin
+        num_errors = int(np.count_nonzero(~rp.keep[off]))
+        scores = quality_scores(pb, filter_by[4:], g=g, max_other=rp.max_other)
+        mask = np.zeros(pb.n, bool)
+        mask[np.argsort(scores, kind="stable")[:num_errors]] = True
+    if not filter_by.startswith("low_"):
+        mask &= ~rp.keep
+    return Found(mask, pb, rp, g, thresholds)
+
+
+def _prune(pb: Problem, filter_by, cj, g, rp, frac_noise, num_to_remove_per_class, min_examples) -> np.ndarray:
+    label_counts = pb.label_counts()
+    pcm = prune_counts(cj.T, min_examples, frac_noise=frac_noise)
+    if num_to_remove_per_class is not None:
+        pcm = latent.prune_counts_for_num_to_remove(pcm, label_counts, num_to_remove_per_class)
+    for kk in np.flatnonzero((label_counts <= min_examples) & (label_counts > 0)):
+        warnings.warn(
+            f"May not flag all label issues in class: {kk}, it has too few examples "
+            "(see argument: `min_examples_per_class`)",
+            stacklevel=5,
+        )
+    if filter_by in ("prune_by_class", "both"):
+        mask = prune_by_class(pb, g, pcm, label_counts, min_examples)
+    if filter_by in ("prune_by_noise_rate", "both"):
+        ub = margin_upper_bound(pb, g, rp.max_other)
+        by_rate = prune_by_noise_rate(pb, pcm, label_counts, min_examples, ub)
+        mask = by_rate if filter_by == "prune_by_noise_rate" else (mask & by_rate)
+    return mask
+
+
+def find_label_issues(labels, pred_probs, *, return_indices_ranked_by=None, rank_by_kwargs=None,
+                      filter_by="prune_by_noise_rate", multi_label=False, frac_noise=1.0,
+                      num_to_remove_per_class=None, min_examples_per_class=1, confident_joint=None,
+                      n_jobs=None, verbose=False, device=None):
+    """Body of :func:`labelsift.filter.find_label_issues`."""
+    _check_args(filter_by, frac_noise, num_to_remove_per_class, min_examples_per_class, return_indices_ranked_by,
+                confident_joint, multi_label, device)
+    rank_by_kwargs = dict(rank_by_kwargs or {})
+    found = find(labels, pred_probs, filter_by=filter_by, frac_noise=frac_noise,
+                 num_to_remove_per_class=num_to_remove_per_class, min_examples_per_class=min_examples_per_class,
+                 confident_joint=confident_joint, n_jobs=n_jobs,
+                 want_margin=return_indices_ranked_by == "normalized_margin" and not rank_by_kwargs)
+    if verbose:
+        print(f"Number of label issues found: {int(found.mask.sum())}")
+    if return_indices_ranked_by is None:
+        return found.mask
+    idx, _ = ranked_issues(found, return_indices_ranked_by, rank_by_kwargs)
+    return idx
+
+
+def ranked_issues(found: Found, rank_by: str, rank_by_kwargs=None):
+    """(flagged rows ranked by ascending score, their scores in that order)."""
+    idx = np.flatnonzero(found.mask)
+    scores = quality_scores(found.pb, rank_by, rows=idx, g=found.g, max_other=found.rp.max_other,
+                            thresholds=found.thresholds, **dict(rank_by_kwargs or {}))
+    order = np.argsort(scores, kind="stable")
+    return idx[order], scores[order]
+
+
+def issue_table(labels, pred_probs, *, filter_by="prune_by_noise_rate", rank_by="self_confidence", n_jobs=None):
+    """For the command line: (ranked flagged rows, their scores, their argmax
+    class, the int64 labels, N, K) from one find_label_issues run."""
+    _check_args(filter_by, 1.0, None, 1, rank_by, None, False, None)
+    found = find(labels, pred_probs, filter_by=filter_by, want_argmax=True,
+                 want_margin=rank_by == "normalized_margin", n_jobs=n_jobs)
+    idx, scores = ranked_issues(found, rank_by)
+    return idx, scores, found.rp.argmax[idx].astype(np.int64), found.pb.labels, found.pb.n, found.pb.k
+
+
+__all__ = ["find_label_issues", "issue_table", "order_by_scores"]

@@ -1,0 +1,205 @@
+"""Passes over the probabilities: each a loop over ``Probs.blocks()`` calling
+one C++ kernel (``labelsift._core``).
+
+* :func:`given_probs`  reads P[i, y_i] (one value a row);
+* :func:`row_pass`     one sweep over every value: validation, confident
+                       guesses, argmax, the unflagging test, max over the
+                       other classes;
+* :func:`validate`     the same sweep, validation only.
+
+Also the K x K steps that round (:func:`calibrate`, :func:`prune_counts`:
+the NumPy algebra of :mod:`.latent` with the C++ rounding kernel) and the
+thresholds. Results do not depend on the thread count, the block size or how
+the rows are split into shards.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .._common.arrays import PROB_HIGH, PROB_LOW, Probs, as_labels, as_probs, row_sum_tolerance
+from .._common.backend import core, threads
+from .._common.checks import raise_row_error
+from .._common.trace import stage
+from . import latent
+from .rules import confident_joint_from_guesses
+
+
+@dataclass
+class Problem:
+    """A validated (labels, probabilities, threads) triple: what every pass reads."""
+
+    labels: np.ndarray  # int64 (N,)
+    probs: Probs
+    nthreads: int
+    validated: bool = False
+
+    @property
+    def n(self) -> int:
+        return self.probs.n
+
+    @property
+    def k(self) -> int:
+        return self.probs.k
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.probs.dtype
+
+    def label_counts(self) -> np.ndarray:
+        return np.bincount(self.labels, minlength=self.k).astype(np.int64)
+
+    def bounds(self):
+        """(lowest, highest accepted value, row-sum tolerance) for the kernels."""
+        return PROB_LOW, PROB_HIGH, row_sum_tolerance(self.dtype)
+
+    def raise_row_error(self, block: np.ndarray, row0: int, err) -> None:
+        """The error for a kernel's report on a block starting at global row ``row0``."""
+        raise_row_error(block, err, lambda r: f"pred_probs row {row0 + int(r)}",
+                        lambda r, c: f"pred_probs[{row0 + int(r)}, {c}]", row_sum_tolerance(self.dtype))
+
+
+def prepare(labels, pred_probs, n_jobs=None) -> Problem:
+    """Wrap the inputs (the conversion point) into a :class:`Problem`."""
+    with stage("prepare"):
+        probs = as_probs(pred_probs)
+        y = as_labels(labels, probs.n, probs.k)
+        return Problem(y, probs, threads(n_jobs))
+
+
+def validate(pb: Problem) -> None:
+    """Check every value (one pass); skipped if a row pass already did."""
+    if pb.validated:
+        return
+    with stage("validate"):
+        lo, hi, tol = pb.bounds()
+        for row0, block in pb.probs.blocks():
+            y = pb.labels[row0 : row0 + len(block)]
+            pb.raise_row_error(block, row0, core().validate(block, y, lo, hi, tol, pb.nthreads))
+    pb.validated = True
+
+
+def given_probs(pb: Problem) -> np.ndarray:
+    """g[i] = P[i, y_i] in the input dtype."""
+    with stage("given_probs"):
+        g = np.empty(pb.n, dtype=pb.dtype)
+        for row0, block in pb.probs.blocks():
+            m = len(block)
+            core().gather_given(block, pb.labels[row0 : row0 + m], g[row0 : row0 + m], pb.nthreads)
+        return g
+
+
+def thresholds_from_given(g: np.ndarray, labels: np.ndarray, k: int, nthreads: int = 0) -> np.ndarray:
+    """Per-class mean of g (in g's dtype) in index order, as the reference builds it.
+
+    All classes present: an array of g's dtype. A class absent: 2 for it, and
+    the whole vector becomes float64 (the reference's promotion). Then
+    clipped below at 2e-6 (a Python float: weak, stays in the dtype).
+    """
+    with stage("thresholds"):
+        means, counts = core().class_means(g, labels, k, nthreads)
+        present = counts > 0
+        t = means.astype(g.dtype) if present.all() else np.where(present, means, 2.0)
+        return np.clip(t, a_min=2e-6, a_max=None)
+
+
+def cut_from_thresholds(thresholds, k: int, input_dtype=np.float64) -> np.ndarray:
+    """thresholds - 1e-6 in the thresholds' dtype, as the kernel compares it.
+
+    For float16/float32 inputs the cut is returned as float32 (the kernel then
+    compares in float, vectorised): each value is the smallest float32 that is
+    >= the cut, so for every float32 (or float16) value v, ``v >= c32`` holds
+    exactly when ``float64(v) >= cut`` -- the comparison the reference makes,
+    also after its float64 promotion of the thresholds. For float64 inputs the
+    cut is float64.
+    """
+    t = np.asarray(thresholds)
+    if t.dtype.kind not in "fiub":
+        t = t.astype(np.float64)
+    if t.shape != (k,):
+        raise ValueError(f"thresholds must have shape ({k},), got {t.shape}")
+    cut = t - 1e-6
+    if cut.dtype.kind != "f" or cut.dtype.itemsize > 8:
+        cut = cut.astype(np.float64)
+    cut = np.ascontiguousarray(cut, dtype=np.float64)
+    if np.isnan(cut).any():
+        raise ValueError(f"thresholds[{int(np.flatnonzero(np.isnan(cut))[0])}] is NaN")
+    if np.dtype(input_dtype).itemsize <= 4:
+        return ceil_to_float32(cut)
+    return cut
+
+
+def ceil_to_float32(x: np.ndarray) -> np.ndarray:
+    """The smallest float32 >= each float64 value (exact: no value in between)."""
+    with np.errstate(over="ignore"):
+        c = x.astype(np.float32)
+    below = c.astype(np.float64) < x
+    c[below] = np.nextafter(c[below], np.float32(np.inf))
+    return c
+
+
+@dataclass
+class RowPass:
+    guess: np.ndarray | None = None  # int32, -1 = not confidently counted
+    argmax: np.ndarray | None = None  # int32
+    keep: np.ndarray | None = None  # bool: given label is the (1e-6-nudged) argmax
+    max_other: np.ndarray | None = None  # float64 (exact input-dtype values)
+
+
+def row_pass(pb: Problem, cut=None, *, argmax=False, keep=False, max_other=False) -> RowPass:
+    """The one sweep over every value (validating it), with the outputs asked for."""
+    n = pb.n
+    out = RowPass(
+        guess=np.empty(n, np.int32) if cut is not None else None,
+        argmax=np.empty(n, np.int32) if argmax else None,
+        keep=np.empty(n, np.uint8) if keep else None,
+        max_other=np.empty(n, np.float64) if max_other else None,
+    )
+    lo, hi, tol = pb.bounds()
+    with stage("row_pass"):
+        for row0, block in pb.probs.blocks():
+            sl = slice(row0, row0 + len(block))
+            outs = [None if o is None else o[sl] for o in (out.guess, out.argmax, out.keep, out.max_other)]
+            err = core().row_pass(block, pb.labels[sl], cut, *outs, lo, hi, tol, pb.nthreads)
+            pb.raise_row_error(block, row0, err)
+    pb.validated = True
+    if out.keep is not None:
+        out.keep = out.keep.view(bool)
+    return out
+
+
+def confident_pass(pb: Problem, thresholds=None, *, argmax=False, keep=False, max_other=False):
+    """Thresholds (computed unless given), then the row pass with guesses.
+
+    Returns (g or None, thresholds, RowPass, raw confident joint, ascending
+    off-diagonal rows).
+    """
+    g = None
+    if thresholds is None:
+        g = given_probs(pb)
+        if not np.isfinite(g).all():
+            validate(pb)  # raises, naming the first invalid row and column
+        thresholds = thresholds_from_given(g, pb.labels, pb.k, pb.nthreads)
+    cut = cut_from_thresholds(thresholds, pb.k, pb.dtype)
+    rp = row_pass(pb, cut, argmax=argmax, keep=keep, max_other=max_other)
+    with stage("confident_joint"):
+        cj, off = confident_joint_from_guesses(pb.labels, rp.guess, pb.k)
+    return g, thresholds, rp, cj, off
+
+
+def _round_rows(matrix) -> np.ndarray:
+    return core().round_rows(np.ascontiguousarray(matrix, dtype=float))
+
+
+def calibrate(confident_joint, label_counts) -> np.ndarray:
+    """:func:`.latent.calibrate_confident_joint` with the C++ row rounding."""
+    with stage("calibrate"):
+        return latent.calibrate_confident_joint(confident_joint, label_counts, round_rows=_round_rows)
+
+
+def prune_counts(prune_count_matrix, min_examples_per_class: int, frac_noise=1.0) -> np.ndarray:
+    """:func:`.latent.keep_at_least_n_per_class` with the C++ row rounding."""
+    with stage("prune_counts"):
+        return latent.keep_at_least_n_per_class(prune_count_matrix, min_examples_per_class, frac_noise,
+                                                round_rows=_round_rows)

@@ -1,0 +1,121 @@
+"""Label quality scores (cleanlab's ``get_label_quality_scores``) for all rows
+or a sorted subset, and the ranking of flagged rows by them."""
+from __future__ import annotations
+
+import numpy as np
+
+from .._common.backend import core
+from .._common.checks import raise_row_error
+from .._common.names import SCORE_METHODS
+from .._common.trace import stage
+from .passes import Problem, given_probs, row_pass, thresholds_from_given, validate
+
+
+def _rows_op(pb: Problem, rows, fn, *outs):
+    """Run fn(block, local_rows, labels_block, *out_slices) over all rows or sorted global `rows`."""
+    if rows is None:
+        for row0, block in pb.probs.blocks():
+            m = len(block)
+            fn(block, None, pb.labels[row0 : row0 + m], *(o[row0 : row0 + m] for o in outs))
+        return
+    for pos, block, local in pb.probs.rows(rows):
+        tmp = [np.empty(len(pos), o.dtype) for o in outs]
+        labels_block = np.zeros(len(block), np.int64)
+        labels_block[local] = pb.labels[rows[pos]]
+        fn(block, np.ascontiguousarray(local, np.int64), labels_block, *tmp)
+        for o, t in zip(outs, tmp):
+            o[pos] = t
+
+
+def check_method(method: str, adjust_pred_probs: bool) -> None:
+    if method not in SCORE_METHODS:
+        raise ValueError(f"{method!r} is not a valid scoring method; choose one of {', '.join(SCORE_METHODS)}")
+    if adjust_pred_probs and method == "confidence_weighted_entropy":
+        raise ValueError(f"adjust_pred_probs is not currently supported for {method}.")
+
+
+def quality_scores(pb: Problem, method: str, *, adjust_pred_probs=False, rows=None, g=None, max_other=None,
+                   thresholds=None) -> np.ndarray:
+    """Scores of cleanlab's get_label_quality_scores, for all rows or sorted `rows`.
+
+    ``g``, ``max_other`` and ``thresholds`` are reused when a pass already
+    computed them (over all rows).
+    """
+    check_method(method, adjust_pred_probs)
+    if not (method == "normalized_margin" and not adjust_pred_probs and max_other is None and rows is None):
+        validate(pb)  # (the max-other sweep of that case validates as it reads)
+    with stage("scores"):
+        if adjust_pred_probs:
+            return _adjusted(pb, method, rows, g, thresholds)
+        gs = (given_probs(pb) if rows is None else _given_rows(pb, rows)) if g is None else g[_sel(rows)]
+        if method == "self_confidence":
+            return np.array(gs, copy=True)
+        if method == "normalized_margin":
+            return _normalized_margin(pb, gs, rows, max_other)
+        return _confidence_weighted_entropy(pb, gs, rows)
+
+
+def _sel(rows):
+    return slice(None) if rows is None else rows
+
+
+def _adjusted(pb: Problem, method, rows, g, thresholds) -> np.ndarray:
+    """Scores of the threshold-adjusted probabilities (cleanlab's adjust_pred_probs)."""
+    if thresholds is None:
+        thresholds = thresholds_from_given(given_probs(pb) if g is None else g, pb.labels, pb.k, pb.nthreads)
+    t = np.asarray(thresholds)
+    a_dtype = np.result_type(pb.dtype, t.dtype)
+    m = pb.n if rows is None else len(rows)
+    sc = np.empty(m, np.float64)
+    mo = np.empty(m, np.float64)
+    t64 = np.ascontiguousarray(t, dtype=np.float64)
+    t_is_f64 = bool(a_dtype == np.float64)
+    _rows_op(pb, rows, lambda b, r, y, s_, o_: core().adjusted_rows(b, y, t64, t_is_f64, r, s_, o_, pb.nthreads),
+             sc, mo)
+    sc = sc.astype(a_dtype)
+    if method == "self_confidence":
+        return sc
+    return (sc - mo.astype(a_dtype) + 1) / 2
+
+
+def _normalized_margin(pb: Problem, gs, rows, max_other) -> np.ndarray:
+    if max_other is not None:
+        mo = max_other[_sel(rows)]
+    elif rows is None:
+        mo = row_pass(pb, max_other=True).max_other  # validates as it sweeps
+    else:
+        mo = np.empty(len(rows), np.float64)
+        _rows_op(pb, rows, lambda b, r, y, o_: _max_other_rows(pb, b, r, y, o_), mo)
+    return (gs - mo.astype(pb.dtype) + 1) / 2
+
+
+def _confidence_weighted_entropy(pb: Problem, gs, rows) -> np.ndarray:
+    xs = np.empty(pb.n if rows is None else len(rows), np.float64)
+    _rows_op(pb, rows, lambda b, r, y, o_: core().xlogx_rows(b, r, o_, pb.nthreads), xs)
+    xs = xs.astype(np.float32 if pb.dtype == np.float32 else np.float64)
+    entropy = -xs / np.log(pb.k)
+    sc = np.clip(gs, a_min=1e-6, a_max=None)
+    x = entropy / sc
+    clipped = np.clip(x, a_min=1e-6, a_max=None)
+    return np.log(x + 1) / clipped
+
+
+def _given_rows(pb: Problem, rows) -> np.ndarray:
+    out = np.empty(len(rows), pb.dtype)
+    for pos, block, local in pb.probs.rows(rows):
+        out[pos] = block[local, pb.labels[rows[pos]]]
+    return out
+
+
+def _max_other_rows(pb: Problem, block, rows, y, out):
+    """max over the other classes for the requested rows of a block (already validated)."""
+    lo, hi, tol = pb.bounds()
+    sub = np.asarray(block[rows], dtype=pb.dtype)
+    err = core().row_pass(sub, np.ascontiguousarray(y[rows]), None, None, None, None, out, lo, hi, tol, pb.nthreads)
+    raise_row_error(sub, err, lambda r: "a selected pred_probs row",
+                    lambda r, c: f"a selected pred_probs row, column {c},", tol)
+
+
+def order_by_scores(idx: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    """idx ordered by ascending score; ties keep the lower index first."""
+    return idx[np.argsort(scores, kind="stable")]

@@ -1,0 +1,265 @@
+"""The streaming sketch of confident learning: what is kept per example, and
+the in-memory algorithm run on it with proofs (see :mod:`labelsift.stream`
+for the guarantees).
+
+Per example: its id, given label ``y``, ``g = P[y]`` (input dtype), the
+``m`` largest probabilities with their classes (:func:`top_m`), and
+``left_out_max``, the largest probability outside them.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .._common.backend import core, threads
+from . import latent
+from .passes import calibrate, cut_from_thresholds, prune_counts, thresholds_from_given
+from .rules import confident_guess, confident_joint_from_guesses, eligible, given_beaten
+from .sketch_prune import select_by_noise_rate
+
+# Rows per chunk of the NumPy top-m definition (bounds the temporaries).
+_CHUNK_ELEMS = 1 << 18
+
+
+# ---------------------------------------------------------------------------
+# Top-m extraction
+# ---------------------------------------------------------------------------
+def _half_keys(block: np.ndarray) -> np.ndarray:
+    """uint16 keys ordered as the float16 values (-0.0 and +0.0 equal; no NaN)."""
+    bits = block.view(np.uint16)
+    key = (bits.view(np.int16) >> 15).view(np.uint16)  # 0xffff for negatives, else 0
+    key |= 0x8000
+    key ^= bits  # negatives: ~bits, others: bits | 0x8000
+    key += key == 0x7FFF  # -0.0 -> the key of +0.0
+    return key
+
+
+def _half_from_key(key: np.ndarray) -> np.ndarray:
+    bits = np.where(key >= 0x8000, key ^ np.uint16(0x8000), ~key)
+    return bits.astype(np.uint16).view(np.float16)
+
+
+def top_m(P: np.ndarray, m: int, cls_dtype) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(classes (B, m), values (B, m), left_out_max (B,)) of each row: the C++
+    kernel ``top_m_rows`` (one pass over each row, any strides); the NumPy
+    :func:`top_m_numpy` is its definition and test oracle."""
+    B, K = P.shape
+    if m >= K:
+        return top_m_numpy(P, m, cls_dtype)
+    cls = np.empty((B, m), np.int32)
+    vals = np.empty((B, m), P.dtype)
+    rest = np.empty(B, P.dtype)
+    core().top_m_rows(P, m, cls, vals, rest, threads(None))
+    return cls.astype(cls_dtype, copy=False), vals, rest
+
+
+def top_m_numpy(P: np.ndarray, m: int, cls_dtype) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(classes (B, m), values (B, m), left_out_max (B,)) of each row.
+
+    The top-m are the first m entries of a stable descending sort of the row
+    (ties: lower class first), in that order; left_out_max is the largest
+    value outside them (the (m+1)-th order statistic), -inf when m == K.
+    Computed as m successive first-index argmaxes (exactly that order) over
+    cache-sized row chunks; float16 rows through order-preserving integer keys
+    (NumPy's float16 argmax and conversions are slow).
+    """
+    B, K = P.shape
+    dt = P.dtype
+    if m >= K:
+        cls = np.argsort(-P, axis=1, kind="stable")
+        vals = np.take_along_axis(P, cls, axis=1)
+        return cls.astype(cls_dtype), vals, np.full(B, -np.inf, dtype=dt)
+    P = np.ascontiguousarray(P)
+    half = dt == np.float16
+    cls_out = np.empty((B, m), cls_dtype)
+    rest_out = np.empty(B, dt)
+    step = max(1, _CHUNK_ELEMS // K)
+    for a in range(0, B, step):
+        block = P[a : a + step]
+        n = len(block)
+        W = _half_keys(block) if half else block.copy()
+        removed = 0 if half else -np.inf  # below every key / value
+        rows = np.arange(n)
+        for s in range(m):
+            c = np.argmax(W, axis=1)
+            cls_out[a : a + n, s] = c
+            W[rows, c] = removed
+        rest = W.max(axis=1)
+        rest_out[a : a + n] = _half_from_key(rest) if half else rest
+    val_out = np.take_along_axis(P, cls_out.astype(np.intp), axis=1)
+    return cls_out, val_out, rest_out
+
+
+# ---------------------------------------------------------------------------
+# The answer
+# ---------------------------------------------------------------------------
+@dataclass
+class NoiseEstimate:
+    """What :meth:`ConfidentJointAccumulator.result` returns.
+
+    Arrays over examples are ordered by example id (``indices``).
+
+    Attributes
+    ----------
+    thresholds : (K,) per-class thresholds, as ``get_confident_thresholds``.
+    confident_joint : (K, K) int64 calibrated confident joint, as
+        ``compute_confident_joint`` (rows = given, columns = guessed true).
+    joint : (K, K) ``confident_joint / sum``, as ``estimate_joint``.
+    noise_matrix : (K, K) ``P(given | true)``, as
+        ``estimate_py_and_noise_matrices_from_probabilities`` (defaults:
+        ``converge_latent_estimates=True``, ``py_method="cnt"``).
+    inverse_noise_matrix : (K, K) ``P(true | given)``, idem.
+    py : (K,) latent prior, idem.
+    label_issues : (N,) bool mask, as ``find_label_issues`` with
+        ``filter_by="prune_by_noise_rate"`` (best answer where uncertain).
+    indices : (N,) int64 sorted example ids the mask refers to.
+    exact : True when every field is proven equal to the in-memory result.
+    num_uncertain : number of examples the sketch could not decide.
+    uncertain : (N,) bool, the examples counted in ``num_uncertain``.
+    counts_exact : True when every confident guess was decided, so
+        ``confident_joint``, ``joint``, ``noise_matrix``,
+        ``inverse_noise_matrix`` and ``py`` are exact even if a flag is not.
+    to_refine : (N,) bool, the examples whose full rows
+        ``ConfidentJointAccumulator.refine`` needs to settle every open
+        question (``refine_ids``): the undecided guesses while the counts are
+        not exact, else the undecided unflagging tests plus the rows whose
+        unknown margin competes for an undecided selection (not always
+        themselves uncertain). Empty when ``exact``.
+    """
+
+    thresholds: np.ndarray
+    confident_joint: np.ndarray
+    joint: np.ndarray
+    noise_matrix: np.ndarray
+    inverse_noise_matrix: np.ndarray
+    py: np.ndarray
+    label_issues: np.ndarray
+    indices: np.ndarray
+    exact: bool
+    num_uncertain: int
+    uncertain: np.ndarray
+    counts_exact: bool
+    to_refine: np.ndarray
+
+    @property
+    def issue_ids(self) -> np.ndarray:
+        """Example ids flagged as label issues (ascending)."""
+        return self.indices[self.label_issues]
+
+    @property
+    def uncertain_ids(self) -> np.ndarray:
+        """Example ids the sketch could not decide."""
+        return self.indices[self.uncertain]
+
+    @property
+    def refine_ids(self) -> np.ndarray:
+        """Example ids whose full rows ``refine`` needs (see ``to_refine``)."""
+        return self.indices[self.to_refine]
+
+
+@dataclass
+class Sketch:
+    """All examples' sketches, sorted by id, plus the rows given in full."""
+
+    ids: np.ndarray  # (N,) int64, ascending
+    y: np.ndarray  # (N,) int64 given labels
+    g: np.ndarray  # (N,) P[y], input dtype
+    tc: np.ndarray  # (N, m) int64 top classes
+    tv: np.ndarray  # (N, m) top values, input dtype
+    rm: np.ndarray  # (N,) left_out_max, input dtype
+    fpos: np.ndarray  # positions (in ids) of the rows refine() gave in full
+    frows: np.ndarray  # (len(fpos), K) those rows
+    k: int
+    dtype: np.dtype
+
+    @classmethod
+    def build(cls, parts, fid, frows, k, dtype) -> "Sketch":
+        ids, y32, g, tc, tv, rm = parts
+        return cls(ids, y32.astype(np.int64), np.ascontiguousarray(g), tc.astype(np.int64), tv, rm,
+                   np.searchsorted(ids, fid), frows, k, dtype)
+
+    @property
+    def n(self) -> int:
+        return len(self.ids)
+
+    def knows(self, c) -> np.ndarray:
+        """Rows whose sketch holds class c (in the top-m, or the given label)."""
+        return (self.tc == c).any(axis=1) | (self.y == c)
+
+
+def _guesses(sk: Sketch, cut: np.ndarray):
+    """(confident guesses, which are proven) from the sketch; cut in float64."""
+    rows = np.arange(sk.n, dtype=np.int64)
+    tv64, g64, rm64 = sk.tv.astype(np.float64), sk.g.astype(np.float64), sk.rm.astype(np.float64)
+    pass_top = tv64 >= cut[sk.tc]
+    y_in_top = (sk.tc == sk.y[:, None]).any(axis=1)
+    pass_y = g64 >= cut[sk.y]
+    known_count = np.count_nonzero(pass_top, axis=1) + (pass_y & ~y_in_top)
+    single = np.where(pass_top.any(axis=1), sk.tc[rows, np.argmax(pass_top, axis=1)], sk.y)
+    amax = sk.tc[:, 0]  # the first index of the row maximum, always exact
+    guess = confident_guess(known_count, single, amax)
+    # smallest cut among the classes a row's sketch does not know (top-m and y)
+    min_unknown_cut = np.full(sk.n, np.inf)
+    found = np.zeros(sk.n, bool)
+    for c in np.argsort(cut, kind="stable")[: min(sk.k, sk.tc.shape[1] + 2)]:
+        new = ~found & ~sk.knows(c)
+        min_unknown_cut[new] = cut[c]
+        found |= new
+    decided = (rm64 < min_unknown_cut) | (known_count >= 2) | ((known_count == 1) & (single == amax))
+    if len(sk.fpos):  # refined rows: everything is known
+        passes = sk.frows.astype(np.float64) >= cut
+        guess[sk.fpos] = confident_guess(np.count_nonzero(passes, axis=1), np.argmax(passes, axis=1),
+                                         amax[sk.fpos])
+        decided[sk.fpos] = True
+    return guess, decided
+
+
+def _keeps(sk: Sketch):
+    """(the unflagging test: given label still the argmax after + 1e-6, which are proven)."""
+    nudged = (sk.g + np.asarray(1e-6, dtype=sk.dtype)).astype(np.float64)
+    rm64 = sk.rm.astype(np.float64)
+    known_fail = given_beaten(sk.tc, sk.tv.astype(np.float64), sk.y, nudged)
+    decided = known_fail | (rm64 != nudged)
+    keep = ~known_fail & (rm64 <= nudged)  # a tie with left_out_max: kept (best answer)
+    if len(sk.fpos):  # refined rows: every class is known
+        keep[sk.fpos] = ~given_beaten(np.arange(sk.k)[None, :], sk.frows.astype(np.float64), sk.y[sk.fpos],
+                                      nudged[sk.fpos])
+        decided[sk.fpos] = True
+    return keep, decided
+
+
+def result(sk: Sketch) -> NoiseEstimate:
+    """The in-memory algorithm on the sketch, with what is proven (see :mod:`labelsift.stream`)."""
+    label_counts = np.bincount(sk.y, minlength=sk.k).astype(np.int64)
+    thresholds = thresholds_from_given(sk.g, sk.y, sk.k, threads(None))  # exact
+    cut = cut_from_thresholds(thresholds, sk.k, sk.dtype).astype(np.float64)  # compared exactly in float64
+    guess, guess_decided = _guesses(sk, cut)
+    keep, keep_decided = _keeps(sk)
+    counts_exact = bool(guess_decided.all())
+
+    cj_raw, _ = confident_joint_from_guesses(sk.y, guess.astype(np.int32), sk.k)
+    cj = calibrate(cj_raw, label_counts)
+    py, noise_matrix, inverse_noise_matrix = latent.estimate_latent(cj, label_counts, "cnt", True)
+    pcm = prune_counts(cj.T, 1)
+    sel = select_by_noise_rate(sk, pcm, label_counts)
+
+    is_eligible = eligible(label_counts, 1)
+    kept_for_sure = keep_decided & keep
+    if counts_exact:
+        surely_not_selected = ~sel.definite & ~sel.maybe
+        flag_decided = kept_for_sure | surely_not_selected | (keep_decided & ~sel.maybe)
+        to_refine = (~keep_decided & ~surely_not_selected) | sel.competing
+    else:  # the counts may be off: only count-independent answers are proven
+        flag_decided = kept_for_sure | ~is_eligible[sk.y]
+        to_refine = ~guess_decided  # settle the counts first
+    uncertain = ~flag_decided | ~guess_decided
+    num_uncertain = int(np.count_nonzero(uncertain))
+    if num_uncertain == 0:
+        to_refine[:] = False  # open selections whose outcome no flag depends on
+    return NoiseEstimate(
+        thresholds=thresholds, confident_joint=cj, joint=latent.estimate_joint_from_calibrated(cj),
+        noise_matrix=noise_matrix, inverse_noise_matrix=inverse_noise_matrix, py=py,
+        label_issues=sel.best & ~keep, indices=sk.ids.copy(), exact=num_uncertain == 0,
+        num_uncertain=num_uncertain, uncertain=uncertain, counts_exact=counts_exact, to_refine=to_refine,
+    )

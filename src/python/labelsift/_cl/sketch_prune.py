@@ -1,0 +1,174 @@
+"""prune_by_noise_rate on the streaming sketch, with proofs.
+
+For given class k and true class j with c = pcm[j, k] > 0, the selection is
+the c rows of class k with the largest margin P[j] - P[k] (in the dtype;
+ties by lower row = lower id). A margin is known when j is in the row's
+top-m (or the row was refined); otherwise it lies in
+[floor - P[k], left_out_max - P[k]] (both rounded in the dtype, which keeps
+them bounds). A row is definitely selected when fewer than c other rows can
+beat its lowest possible margin, definitely not when c rows certainly beat
+its highest one.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .rules import active_pairs
+
+# A value below every accepted probability (the validation floor is -1e-6),
+# still below it after rounding to float16.
+_FLOOR = -2e-6
+
+
+@dataclass
+class Selection:
+    """Row masks of the sketch's prune_by_noise_rate."""
+
+    definite: np.ndarray  # certainly selected
+    maybe: np.ndarray  # possibly selected (not certainly)
+    best: np.ndarray  # the best answer
+    competing: np.ndarray  # an unknown margin competing in an undecided selection
+
+
+@dataclass
+class _Known:
+    """Known (row, pair, margin) entries, sorted by pair, margin descending, id ascending."""
+
+    rows: np.ndarray
+    pair: np.ndarray
+    margin: np.ndarray
+    start: np.ndarray  # (npairs + 1,) where each pair's entries begin
+
+    @property
+    def rank(self) -> np.ndarray:
+        return np.arange(len(self.rows)) - self.start[self.pair]
+
+
+def count_better(A, Q, ids):
+    """For each i: how many j != i have key (A[j], id j) better than (Q[i], id i).
+
+    Better = larger margin, or equal margin and lower id (the selection order).
+    """
+    n = len(A)
+    margins = np.concatenate([A, Q])
+    idv = np.concatenate([ids, ids])
+    is_a = np.concatenate([np.ones(n, np.int8), np.zeros(n, np.int8)])
+    # on a complete tie (only i against itself) the query sorts first
+    order = np.lexsort((is_a, idv, -margins))
+    a_sorted = is_a[order].astype(np.int64)
+    before = np.cumsum(a_sorted) - a_sorted
+    out = np.empty(n, np.int64)
+    q = a_sorted == 0
+    out[order[q] - n] = before[q]
+    return out - (A > Q)  # i's own A key, counted when strictly better than its Q key
+
+
+def _known_entries(sk, by_given, pair_keys, pstart, pj, refined) -> _Known:
+    """Margins the sketch knows: top-m classes of sketched rows, every active pair of a refined row."""
+    K = sk.k
+    valid = (sk.tc != sk.y[:, None]) & (by_given[sk.y[:, None], sk.tc] > 0) & ~refined[:, None]
+    ei, es = np.nonzero(valid)
+    ep = np.searchsorted(pair_keys, sk.y[ei] * K + sk.tc[ei, es])
+    em = (sk.tv[ei, es] - sk.g[ei]).astype(np.float64)  # P[j] - P[k] in the dtype
+    if len(sk.fpos):
+        yf = sk.y[sk.fpos]
+        npf = pstart[yf + 1] - pstart[yf]
+        local = np.repeat(np.arange(len(sk.fpos)), npf)
+        offs = np.arange(len(local)) - np.repeat(np.cumsum(npf) - npf, npf)
+        fp = pstart[yf][local] + offs
+        fm = (sk.frows[local, pj[fp]] - sk.g[sk.fpos[local]]).astype(np.float64)
+        ei, ep, em = np.concatenate([ei, sk.fpos[local]]), np.concatenate([ep, fp]), np.concatenate([em, fm])
+    o = np.lexsort((ei, -em, ep))  # by pair, margin descending, id ascending
+    start = np.zeros(len(pair_keys) + 1, np.int64)
+    np.cumsum(np.bincount(ep[o], minlength=len(pair_keys)), out=start[1:])
+    return _Known(ei[o], ep[o], em[o], start)
+
+
+def _decided_fast(sk, kn: _Known, pk, cap, label_counts, ub):
+    """Pairs decided without looking at every row: the cap-th best known
+    margin beats every unknown upper bound (or nothing is unknown, or the
+    whole class is selected). The best unknown of a pair is the first row of
+    its class, in upper-bound order, not known for the pair; the known ones
+    before it form a prefix of that order."""
+    n, npairs = sk.n, len(pk)
+    n_k = label_counts[pk]
+    rows = np.arange(n, dtype=np.int64)
+    by_ub = np.lexsort((rows, -ub, sk.y))  # class, ub descending, id ascending
+    cstart = np.zeros(sk.k + 1, np.int64)
+    np.cumsum(label_counts, out=cstart[1:])
+    pos_in_class = np.empty(n, np.int64)
+    pos_in_class[by_ub] = np.arange(n) - cstart[sk.y[by_ub]]
+    epos = pos_in_class[kn.rows]
+    o2 = np.lexsort((epos, kn.pair))
+    t_idx = np.arange(len(kn.rows)) - kn.start[kn.pair[o2]]
+    prefix = np.bincount(kn.pair[o2], weights=(epos[o2] == t_idx), minlength=npairs).astype(np.int64)
+    best_unknown = by_ub[cstart[pk] + np.minimum(prefix, n_k - 1)]
+    has_kappa = (kn.start[1:] - kn.start[:-1]) >= cap
+    kpos = np.where(has_kappa, kn.start[:-1] + cap - 1, 0)
+    if len(kn.rows):
+        k_m, k_i = kn.margin[kpos], kn.rows[kpos]
+    else:
+        k_m, k_i = np.full(npairs, -np.inf), np.zeros(npairs, np.int64)
+    u_m = ub[best_unknown]
+    beats = (k_m > u_m) | ((k_m == u_m) & (k_i < best_unknown))
+    full = cap >= n_k
+    return full | (prefix >= n_k) | (has_kappa & beats), full
+
+
+def _settle_pair(sel: Selection, members, kn: _Known, p, cp, ub, lb, est) -> None:
+    """An undecided pair: bound every row of the class, mark what is proven."""
+    s, e = kn.start[p], kn.start[p + 1]
+    loc = np.searchsorted(members, kn.rows[s:e])
+    hi, lo, best = ub[members], lb[members], est[members]
+    hi[loc] = lo[loc] = best[loc] = kn.margin[s:e]
+    d_sel = count_better(hi, lo, members) < cp  # too few rows can beat its lowest margin
+    d_not = count_better(lo, hi, members) >= cp  # cp rows surely beat its highest margin
+    sel.definite[members[d_sel]] = True
+    maybe = ~d_sel & ~d_not
+    if maybe.any():
+        sel.maybe[members[maybe]] = True
+        unknown = np.ones(len(members), bool)
+        unknown[loc] = False
+        sel.competing[members[unknown & ~d_not]] = True
+    sel.best[members[np.lexsort((members, -best))[:cp]]] = True
+
+
+def select_by_noise_rate(sk, pcm: np.ndarray, label_counts: np.ndarray) -> Selection:
+    """The sketch's prune_by_noise_rate selections (min_examples_per_class=1)."""
+    n = sk.n
+    sel = Selection(np.zeros(n, bool), np.zeros(n, bool), np.zeros(n, bool), np.zeros(n, bool))
+    by_given, pk, pj, cap = active_pairs(pcm, label_counts, 1)
+    if len(pk) == 0:
+        return sel
+    pstart = np.zeros(sk.k + 1, np.int64)
+    np.cumsum(np.bincount(pk, minlength=sk.k), out=pstart[1:])
+    refined = np.zeros(n, bool)
+    refined[sk.fpos] = True
+    kn = _known_entries(sk, by_given, pk * sk.k + pj, pstart, pj, refined)
+
+    # bounds of unknown margins (rounded in the dtype: rounding is monotone)
+    ub = (sk.rm - sk.g).astype(np.float64)
+    ub[refined] = -np.inf  # never unknown
+    lb = (np.asarray(_FLOOR, dtype=sk.dtype) - sk.g).astype(np.float64)
+    est = (np.minimum(sk.rm, np.asarray(0, dtype=sk.dtype)) - sk.g).astype(np.float64)
+
+    decided, full = _decided_fast(sk, kn, pk, cap, label_counts, ub)
+    take = decided[kn.pair] & (kn.rank < cap[kn.pair])
+    sel.definite[kn.rows[take]] = True
+    full_class = np.zeros(sk.k, bool)
+    full_class[pk[full]] = True
+    sel.definite |= full_class[sk.y]
+    sel.best[:] = sel.definite
+
+    und = np.flatnonzero(~decided)
+    if len(und):
+        by_class = np.argsort(sk.y, kind="stable")
+        cstart = np.zeros(sk.k + 1, np.int64)
+        np.cumsum(label_counts, out=cstart[1:])
+        for p in und:
+            members = by_class[cstart[pk[p]] : cstart[pk[p] + 1]]
+            _settle_pair(sel, members, kn, p, cap[p], ub, lb, est)
+    sel.maybe &= ~sel.definite
+    return sel
