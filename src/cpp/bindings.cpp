@@ -60,6 +60,15 @@ py::tuple err_tuple(const RowPassError& e) { return py::make_tuple(e.row, e.code
 PYBIND11_MODULE(_core, m) {
   m.doc() = "labelsift CPU kernels (C++17, OpenMP)";
   m.def("max_threads", []() { return omp_get_max_threads(); });
+  {
+    py::dict codes;
+    codes["ok"] = int(ROW_OK);
+    codes["nan"] = int(ROW_NAN);
+    codes["inf"] = int(ROW_INF);
+    codes["range"] = int(ROW_RANGE);
+    codes["sum"] = int(ROW_SUM);
+    m.attr("ROW_ERROR_CODES") = codes;
+  }
 
   m.def(
       "gather_given",
