@@ -27,13 +27,17 @@ def get_confident_thresholds(labels, pred_probs, *, multi_label=False, n_jobs=No
     return thresholds_from_given(given_probs(pb), pb.labels, pb.k, pb.nthreads)
 
 
+def _joint(labels, pred_probs, thresholds, calibrate_, n_jobs):
+    """(Problem, confident joint calibrated or raw, ascending off-diagonal rows)."""
+    pb = prepare(labels, pred_probs, n_jobs)
+    _, _, _, cj, off = confident_pass(pb, thresholds)
+    return pb, calibrate(cj, pb.label_counts()) if calibrate_ else cj, off
+
+
 def compute_confident_joint(labels, pred_probs, *, thresholds=None, calibrate_=True, multi_label=False,
                             return_indices_of_off_diagonals=False, n_jobs=None):
     no_multi_label(multi_label)
-    pb = prepare(labels, pred_probs, n_jobs)
-    _, _, _, cj, off = confident_pass(pb, thresholds)
-    if calibrate_:
-        cj = calibrate(cj, pb.label_counts())
+    _, cj, off = _joint(labels, pred_probs, thresholds, calibrate_, n_jobs)
     return (cj, off) if return_indices_of_off_diagonals else cj
 
 
@@ -63,10 +67,7 @@ def estimate_py_and_noise_matrices_from_probabilities(labels, pred_probs, *, thr
                                                       converge_latent_estimates=True, py_method="cnt",
                                                       calibrate_=True, n_jobs=None):
     _check_py_method(py_method)
-    pb = prepare(labels, pred_probs, n_jobs)
-    _, _, _, cj, _ = confident_pass(pb, thresholds)
-    if calibrate_:
-        cj = calibrate(cj, pb.label_counts())
+    pb, cj, _ = _joint(labels, pred_probs, thresholds, calibrate_, n_jobs)
     py, nm, inv = latent.estimate_latent(cj, pb.label_counts(), py_method, converge_latent_estimates)
     return py, nm, inv, cj
 

@@ -16,8 +16,8 @@ from .._common.arrays import as_square
 from .._common.checks import check_choice, no_multi_label
 from .._common.names import FILTER_BY, PRUNE_METHODS, SCORE_METHODS
 from . import latent
-from .passes import Problem, calibrate, confident_pass, given_probs, prepare, prune_counts, row_pass
-from .prune import margin_upper_bound, prune_by_class, prune_by_noise_rate
+from .passes import (Problem, calibrate, confident_pass, given_probs, margin_upper_bound, prepare, prune_by_class,
+                     prune_by_noise_rate, prune_counts, row_pass)
 from .scores import order_by_scores, quality_scores
 
 

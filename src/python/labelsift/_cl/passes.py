@@ -5,7 +5,10 @@ one C++ kernel (``labelsift._core``).
 * :func:`row_pass`     one sweep over every value: validation, confident
                        guesses, argmax, the unflagging test, max over the
                        other classes;
-* :func:`validate`     the same sweep, validation only.
+* :func:`validate`     the same sweep, validation only;
+* :func:`prune_by_noise_rate` one sweep reading, for each row, only the
+                       columns its class still has to prune (and
+                       :func:`prune_by_class`, on the given-label values).
 
 Also the K x K steps that round (:func:`calibrate`, :func:`prune_counts`:
 the NumPy algebra of :mod:`.latent` with the C++ rounding kernel) and the
@@ -23,7 +26,7 @@ from .._common.backend import core, threads
 from .._common.checks import raise_row_error
 from .._common.trace import stage
 from . import latent
-from .rules import confident_joint_from_guesses
+from .rules import active_pairs, confident_joint_from_guesses, eligible
 
 
 @dataclass
@@ -203,3 +206,45 @@ def prune_counts(prune_count_matrix, min_examples_per_class: int, frac_noise=1.0
     with stage("prune_counts"):
         return latent.keep_at_least_n_per_class(prune_count_matrix, min_examples_per_class, frac_noise,
                                                 round_rows=_round_rows)
+
+
+# ---------------------------------------------------------------------------
+# The selections of the prune methods (ties go to the lower row index)
+# ---------------------------------------------------------------------------
+def prune_by_class(pb: Problem, g: np.ndarray, pcm: np.ndarray, label_counts, min_examples_per_class) -> np.ndarray:
+    """Per class k, the n_k - pcm[k, k] rows with the lowest P[:, k] (ties: lower index)."""
+    with stage("prune_by_class"):
+        num = (label_counts - np.diagonal(pcm)).astype(np.int64)
+        num[~eligible(label_counts, min_examples_per_class) | (num < 1)] = 0
+        mask = np.zeros(pb.n, np.uint8)
+        core().lowest_per_class(g.astype(np.float64), pb.labels, pb.k, num, mask, pb.nthreads)
+        return mask.view(bool)
+
+
+def margin_upper_bound(pb: Problem, g: np.ndarray, max_other: np.ndarray) -> np.ndarray:
+    """max_{j != y} P[j] - P[y] per row, in the input dtype (as float64): every
+    margin P[j] - P[y] of the row, rounded in the dtype, is <= it."""
+    return (max_other.astype(pb.dtype) - g).astype(np.float64)
+
+
+def prune_by_noise_rate(pb: Problem, pcm: np.ndarray, label_counts, min_examples_per_class,
+                        ub: np.ndarray | None = None) -> np.ndarray:
+    """Per class k and j != k, the pcm[j, k] rows with the largest P[:, j] - P[:, k].
+
+    ``ub`` (from :func:`margin_upper_bound`) lets the sweep skip, without
+    reading them, rows that cannot enter any selection of their class.
+    """
+    _, ks, js, caps = active_pairs(pcm, label_counts, min_examples_per_class)
+    mask = np.zeros(pb.n, np.uint8)
+    if len(ks) == 0:
+        return mask.view(bool)
+    with stage("prune_by_noise_rate"):
+        offsets = np.zeros(pb.k + 1, dtype=np.int64)
+        np.cumsum(np.bincount(ks, minlength=pb.k), out=offsets[1:])
+        sel = core().TopCSelector(pb.n, pb.k, offsets.tolist(), js.tolist(), caps.tolist(), label_counts.tolist())
+        for row0, block in pb.probs.blocks():
+            m = len(block)
+            sel.feed(block, pb.labels[row0 : row0 + m], row0, pb.nthreads,
+                     None if ub is None else ub[row0 : row0 + m])
+        sel.finish(mask)
+    return mask.view(bool)
