@@ -40,3 +40,12 @@ def load_dump(name):
     if not p.exists():
         pytest.skip(f"shared dump {p} not present")
     return np.load(LABEL_ERRORS / f"{name}_labels.npy"), np.load(p)
+
+
+@pytest.fixture(autouse=True)
+def _lower_index_ties():
+    """These tests compare with cleanlab pinned to lower-index ties (see _oracle.py)."""
+    import labelsift
+
+    with labelsift.options(ties="lower_index"):
+        yield

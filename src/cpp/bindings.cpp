@@ -192,16 +192,18 @@ PYBIND11_MODULE(_core, m) {
   m.def(
       "lowest_per_class",
       [](const py::array& values, const py::array& labels, int64_t K, const py::array& num, const py::object& mask,
-         int nthreads) {
+         int nthreads, const py::object& tied) {
         const int64_t n = values.shape(0);
         const double* v = in_ptr<double>(values, n, "values");
         const int64_t* y = in_ptr<int64_t>(labels, n, "labels");
         const int64_t* c = in_ptr<int64_t>(num, K, "num");
         uint8_t* mk = out_ptr<uint8_t>(mask, n, "mask");
+        uint8_t* td = out_ptr<uint8_t>(tied, K, "tied");
         py::gil_scoped_release nogil;
-        lowest_per_class(v, y, n, K, c, mk, nthreads);
+        lowest_per_class(v, y, n, K, c, mk, nthreads, td);
       },
-      py::arg("values"), py::arg("labels"), py::arg("K"), py::arg("num"), py::arg("mask"), py::arg("nthreads") = 0);
+      py::arg("values"), py::arg("labels"), py::arg("K"), py::arg("num"), py::arg("mask"), py::arg("nthreads") = 0,
+      py::arg("tied") = py::none());
 
   m.def(
       "top_m_rows",
@@ -260,9 +262,10 @@ PYBIND11_MODULE(_core, m) {
           py::arg("P"), py::arg("labels"), py::arg("row0"), py::arg("nthreads") = 0, py::arg("ub") = py::none())
       .def(
           "finish",
-          [](const TopCSelector& self, const py::object& mask) {
+          [](const TopCSelector& self, const py::object& mask, const py::object& tied) {
             uint8_t* mk = out_ptr<uint8_t>(mask, self.n_total(), "mask");
-            self.finish(mk);
+            uint8_t* td = out_ptr<uint8_t>(tied, self.num_selections(), "tied");
+            self.finish(mk, td);
           },
-          py::arg("mask"));
+          py::arg("mask"), py::arg("tied") = py::none());
 }

@@ -202,7 +202,7 @@ void adjusted_rows(const Mat& P, const int64_t* labels, const double* t, bool t_
 }
 
 void lowest_per_class(const double* values, const int64_t* labels, int64_t n, int64_t K, const int64_t* num,
-                      uint8_t* mask, int nthreads) {
+                      uint8_t* mask, int nthreads, uint8_t* tied) {
   std::vector<int64_t> off, order;
   bucket_by_class(labels, n, K, off, order);
 #pragma omp parallel num_threads(threads_or_default(nthreads))
@@ -218,6 +218,11 @@ void lowest_per_class(const double* values, const int64_t* labels, int64_t n, in
       if (c < m) std::nth_element(buf.begin(), buf.begin() + (c - 1), buf.end(), cand_better);
       // after nth_element the first c entries are the c best (in some order)
       for (int64_t t = 0; t < c; ++t) mask[buf[t].idx] = 1;
+      if (tied) {
+        tied[k] = 0;
+        for (int64_t t = c; t < m; ++t)
+          if (buf[t].key == buf[c - 1].key) tied[k] = 1;
+      }
     }
   }
 }
@@ -336,6 +341,7 @@ TopCSelector::TopCSelector(int64_t n_total, int64_t K, std::vector<int64_t> offs
   for (int64_t h = 0; h < M; ++h) start_[h + 1] = start_[h] + caps_[h];
   pool_.resize(start_[M]);
   thr_.resize(M);
+  tie_.assign(M, -INFINITY);
   for (int64_t h = 0; h < M; ++h) thr_[h] = caps_[h] > 0 ? -INFINITY : INFINITY;
   work_.assign(K, 0.0);
   for (int64_t k = 0; k < K; ++k) work_[k] = double(class_counts[k]) * double(1 + off_[k + 1] - off_[k]);
@@ -361,6 +367,7 @@ void TopCSelector::push(int64_t h, const Cand& c) {
     return;
   }
   if (!cand_better(c, heap[0])) return;
+  tie_[h] = std::max(tie_[h], heap[0].key);  // evicted: a tie if it equals the final threshold
   heap[0] = c;
   int64_t i = 0;
   for (;;) {  // sift down: bring the worst to the root
@@ -419,7 +426,7 @@ void TopCSelector::feed(const Mat& P, const int64_t* labels, int64_t row0, int n
         const int64_t k = labels[i];
         const double u = ub[i];
         for (int64_t h = off_[k]; h < off_[k + 1]; ++h)
-          if (u > thr[h]) return true;
+          if (u >= thr[h]) return true;  // >=: a margin equal to the threshold is a tie to record
         return false;
       };
       constexpr size_t AHEAD = 6;
@@ -440,15 +447,22 @@ void TopCSelector::feed(const Mat& P, const int64_t* labels, int64_t row0, int n
         const S* row = base + i * P.s0;
         for (int64_t h = off_[k]; h < off_[k + 1]; ++h) {
           const double key = margin<S>(row, P.s1, cols[h], k);
-          if (key > thr[h]) push(h, Cand{key, row0 + i});
+          if (key > thr[h])
+            push(h, Cand{key, row0 + i});
+          else if (key == thr[h])
+            tie_[h] = key;  // loses the tie to the earlier row (keys only rise)
         }
       }
     }
   });
 }
 
-void TopCSelector::finish(uint8_t* mask) const {
+void TopCSelector::finish(uint8_t* mask, uint8_t* tied) const {
   for (size_t h = 0; h < size_.size(); ++h) {
+    if (tied) {
+      tied[h] = (caps_[h] > 0 && size_[h] == caps_[h] && tie_[h] == thr_[h]) ? 1 : 0;
+      if (tied[h]) continue;
+    }
     const Cand* heap = pool_.data() + start_[h];
     for (int64_t t = 0; t < size_[h]; ++t) mask[heap[t].idx] = 1;
   }

@@ -76,9 +76,11 @@ void round_rows(const double* values, int64_t rows, int64_t n, int64_t* out, int
 void top_m_rows(const Mat& P, int64_t m, int32_t* cls, void* vals, void* rest, int nthreads);
 
 // For every given class k: the `num[k]` rows of that class with the lowest
-// value (ties: lower index) get mask = 1.
+// value (ties: lower index) get mask = 1. `tied` (optional, K entries): 1
+// where a row left out has the same value as the last one chosen (equal
+// values straddle the cut, so another tie rule could choose differently).
 void lowest_per_class(const double* values, const int64_t* labels, int64_t n, int64_t K, const int64_t* num,
-                      uint8_t* mask, int nthreads);
+                      uint8_t* mask, int nthreads, uint8_t* tied = nullptr);
 
 // prune_by_noise_rate: for each given class k and each (j, c) in its active
 // list, keep the c rows of class k with the largest margin P[j] - P[k]
@@ -92,8 +94,13 @@ class TopCSelector {
   // of the row, max_{j != k} P[j] - P[k] rounded in the dtype. A row whose
   // bound cannot beat any threshold of its class is skipped without reading it.
   void feed(const Mat& P, const int64_t* labels, int64_t row0, int nthreads, const double* ub = nullptr);
-  void finish(uint8_t* mask) const;
+  // Marks the chosen rows. With `tied` (one entry per selection): 1 where a
+  // row left out had the same margin as the last one kept (equal margins
+  // straddle the cut); those selections are then not marked, for the caller
+  // to redo under its own tie rule.
+  void finish(uint8_t* mask, uint8_t* tied = nullptr) const;
   int64_t n_total() const { return n_total_; }
+  int64_t num_selections() const { return int64_t(caps_.size()); }
 
  private:
   void push(int64_t h, const Cand& c);
@@ -104,6 +111,9 @@ class TopCSelector {
   // increasing index order, so a candidate equal to the worst kept one loses
   // the tie and can be rejected without touching the heap.
   std::vector<double> thr_;
+  // tie_[h]: the largest key rejected or evicted while equal to heap h's
+  // threshold; a tie straddles the cut when it equals the final threshold.
+  std::vector<double> tie_;
   int64_t next_row_ = 0;
   std::vector<double> work_;  // per-class work estimate for thread assignment
   std::vector<Cand> pool_;

@@ -2,10 +2,12 @@
 
 The confident-learning functions carry cleanlab's names, arguments, defaults
 and results, so ``from labelsift import filter`` replaces ``from cleanlab
-import filter``.  Ties between exactly equal values are always broken by the
-lower row index (cleanlab leaves them to NumPy's unstable sort).
+import filter``. Exactly equal values are ordered as cleanlab orders them
+(``labelsift.options(ties="cleanlab")``, the default) or by the lower index
+(``ties="lower_index"``), per call or globally.
 """
 from ._common.backend import backend_info
+from ._common.options import options
 from .count import (
     calibrate_confident_joint,
     compute_confident_joint,
@@ -34,6 +36,7 @@ __all__ = [
     "get_confident_thresholds",
     "get_label_quality_scores",
     "num_label_issues",
+    "options",
     "order_label_issues",
     "rank",
     "stream",

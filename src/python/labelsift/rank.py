@@ -4,7 +4,8 @@ Scores: ``self_confidence`` (P[i, y_i]), ``normalized_margin``
 ((P[i, y_i] - max_{k != y_i} P[i, k] + 1) / 2, in the input dtype) and
 ``confidence_weighted_entropy`` (cleanlab's formula, float64).
 ``adjust_pred_probs=True`` subtracts the per-class thresholds first.
-Rankings are stable: equal scores keep the lower index first. The work
+Equal scores are ordered by the tie rule (``ties=``; ``"cleanlab"`` by
+default, ``"lower_index"`` keeps the lower index first). The work
 happens in :mod:`labelsift._cl` (``scores.py``).
 """
 from __future__ import annotations
@@ -22,7 +23,8 @@ def get_label_quality_scores(labels, pred_probs, *, method="self_confidence", ad
 
 
 def order_label_issues(label_issues_mask, labels, pred_probs, *, rank_by="self_confidence", rank_by_kwargs=None,
-                       n_jobs=None) -> np.ndarray:
-    """Indices of the flagged examples, ordered by ascending label quality score."""
+                       n_jobs=None, ties=None) -> np.ndarray:
+    """Indices of the flagged examples, ordered by ascending label quality
+    score (equal scores ordered by ``ties``, see ``labelsift.options``)."""
     return _counts.order_label_issues(label_issues_mask, labels, pred_probs, rank_by=rank_by,
-                                      rank_by_kwargs=rank_by_kwargs, n_jobs=n_jobs)
+                                      rank_by_kwargs=rank_by_kwargs, n_jobs=n_jobs, ties=ties)

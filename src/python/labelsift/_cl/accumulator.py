@@ -8,6 +8,7 @@ import numpy as np
 from .._common.arrays import as_2d, as_ids, as_labels, kernel_dtype, row_sum_tolerance, PROB_HIGH, PROB_LOW
 from .._common.backend import core, threads
 from .._common.checks import raise_row_error
+from .._common.options import resolve_ties
 from .sketch import NoiseEstimate, Sketch, result, top_m
 
 __all__ = ["ConfidentJointAccumulator", "NoiseEstimate"]
@@ -380,12 +381,20 @@ class ConfidentJointAccumulator:
         return self
 
     # -- the answer -----------------------------------------------------------
-    def result(self) -> NoiseEstimate:
-        """Thresholds, counts, noise matrices, py and the label-issue mask (see the module docstring)."""
+    def result(self, *, ties=None) -> NoiseEstimate:
+        """Thresholds, counts, noise matrices, py and the label-issue mask (see the module docstring).
+
+        ``ties`` (default: ``labelsift.options()["ties"]``) orders equal
+        values as the in-memory call does. With ``"cleanlab"``, a prune
+        selection whose cut falls on equal margins is decided only when
+        every row of that class is known in full (cleanlab's order among
+        equal values depends on the whole margin array): until then the
+        class's rows are uncertain and in ``refine_ids``.
+        """
         st = self._consolidated()
         if st is None:
             raise ValueError("the accumulator holds no examples")
         fid, frows = self._refined()
-        return result(Sketch.build(st, fid, frows, self._k, self._dtype))
+        return result(Sketch.build(st, fid, frows, self._k, self._dtype), resolve_ties(ties))
 
 

@@ -10,6 +10,7 @@ import numpy as np
 from .._common.arrays import as_square, label_counts
 from .._common.checks import no_multi_label
 from .._common.names import ESTIMATION_METHODS
+from .._common.options import resolve_ties
 from . import latent
 from .passes import calibrate, confident_pass, given_probs, prepare, thresholds_from_given, validate
 from .scores import order_by_scores, quality_scores
@@ -27,33 +28,34 @@ def get_confident_thresholds(labels, pred_probs, *, multi_label=False, n_jobs=No
     return thresholds_from_given(given_probs(pb), pb.labels, pb.k, pb.nthreads)
 
 
-def _joint(labels, pred_probs, thresholds, calibrate_, n_jobs):
+def _joint(labels, pred_probs, thresholds, calibrate_, n_jobs, ties):
     """(Problem, confident joint calibrated or raw, ascending off-diagonal rows)."""
     pb = prepare(labels, pred_probs, n_jobs)
     _, _, _, cj, off = confident_pass(pb, thresholds)
-    return pb, calibrate(cj, pb.label_counts()) if calibrate_ else cj, off
+    return pb, calibrate(cj, pb.label_counts(), resolve_ties(ties)) if calibrate_ else cj, off
 
 
 def compute_confident_joint(labels, pred_probs, *, thresholds=None, calibrate_=True, multi_label=False,
-                            return_indices_of_off_diagonals=False, n_jobs=None):
+                            return_indices_of_off_diagonals=False, n_jobs=None, ties=None):
     no_multi_label(multi_label)
-    _, cj, off = _joint(labels, pred_probs, thresholds, calibrate_, n_jobs)
+    _, cj, off = _joint(labels, pred_probs, thresholds, calibrate_, n_jobs, ties)
     return (cj, off) if return_indices_of_off_diagonals else cj
 
 
-def calibrate_confident_joint(confident_joint, labels, *, multi_label=False) -> np.ndarray:
+def calibrate_confident_joint(confident_joint, labels, *, multi_label=False, ties=None) -> np.ndarray:
     no_multi_label(multi_label)
     cj = as_square(confident_joint, None, "confident_joint")
-    return calibrate(cj, label_counts(labels, cj.shape[0]))
+    return calibrate(cj, label_counts(labels, cj.shape[0]), resolve_ties(ties))
 
 
-def estimate_joint(labels, pred_probs, *, confident_joint=None, multi_label=False, n_jobs=None) -> np.ndarray:
+def estimate_joint(labels, pred_probs, *, confident_joint=None, multi_label=False, n_jobs=None,
+                   ties=None) -> np.ndarray:
     no_multi_label(multi_label)
     if confident_joint is None:
-        cal = compute_confident_joint(labels, pred_probs, calibrate_=True, n_jobs=n_jobs)
+        cal = compute_confident_joint(labels, pred_probs, calibrate_=True, n_jobs=n_jobs, ties=ties)
     else:
         cj = as_square(confident_joint, None, "confident_joint")
-        cal = cj if labels is None else calibrate(cj, label_counts(labels, cj.shape[0]))
+        cal = cj if labels is None else calibrate(cj, label_counts(labels, cj.shape[0]), resolve_ties(ties))
     return latent.estimate_joint_from_calibrated(cal)
 
 
@@ -65,16 +67,17 @@ def estimate_latent(confident_joint, labels, *, py_method="cnt", converge_latent
 
 def estimate_py_and_noise_matrices_from_probabilities(labels, pred_probs, *, thresholds=None,
                                                       converge_latent_estimates=True, py_method="cnt",
-                                                      calibrate_=True, n_jobs=None):
+                                                      calibrate_=True, n_jobs=None, ties=None):
     _check_py_method(py_method)
-    pb, cj, _ = _joint(labels, pred_probs, thresholds, calibrate_, n_jobs)
+    pb, cj, _ = _joint(labels, pred_probs, thresholds, calibrate_, n_jobs, ties)
     py, nm, inv = latent.estimate_latent(cj, pb.label_counts(), py_method, converge_latent_estimates)
     return py, nm, inv, cj
 
 
 def num_label_issues(labels, pred_probs, *, confident_joint=None, estimation_method="off_diagonal",
-                     multi_label=False, n_jobs=None) -> int:
+                     multi_label=False, n_jobs=None, ties=None) -> int:
     no_multi_label(multi_label)
+    ties = resolve_ties(ties)
     if estimation_method not in ESTIMATION_METHODS:
         raise ValueError(f"{estimation_method!r} is not a valid estimation method; choose one of {ESTIMATION_METHODS}")
     if confident_joint is not None and estimation_method != "off_diagonal_custom":
@@ -93,7 +96,7 @@ def num_label_issues(labels, pred_probs, *, confident_joint=None, estimation_met
             raise ValueError("estimation_method='off_diagonal_custom' needs a confident_joint")
         cj = as_square(confident_joint, pb.k, "confident_joint")
         validate(pb)
-    joint = latent.estimate_joint_from_calibrated(calibrate(cj, pb.label_counts()))
+    joint = latent.estimate_joint_from_calibrated(calibrate(cj, pb.label_counts(), ties))
     frac = 1.0 - joint.trace()
     return int(np.rint(frac * pb.n))
 
@@ -105,11 +108,12 @@ def get_label_quality_scores(labels, pred_probs, *, method="self_confidence", ad
 
 
 def order_label_issues(label_issues_mask, labels, pred_probs, *, rank_by="self_confidence", rank_by_kwargs=None,
-                       n_jobs=None) -> np.ndarray:
+                       n_jobs=None, ties=None) -> np.ndarray:
+    ties = resolve_ties(ties)
     pb = prepare(labels, pred_probs, n_jobs)
     mask = np.asarray(label_issues_mask)
     if mask.dtype != bool or mask.shape != (pb.n,):
         raise ValueError(f"label_issues_mask must be a boolean array of shape ({pb.n},), got {mask.dtype} {mask.shape}")
     idx = np.flatnonzero(mask)
     scores = quality_scores(pb, rank_by, rows=idx, **dict(rank_by_kwargs or {}))
-    return order_by_scores(idx, scores)
+    return order_by_scores(idx, scores, ties)

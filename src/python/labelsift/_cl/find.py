@@ -15,10 +15,11 @@ import numpy as np
 from .._common.arrays import as_square
 from .._common.checks import check_choice, no_multi_label
 from .._common.names import FILTER_BY, PRUNE_METHODS, SCORE_METHODS
+from .._common.options import resolve_ties
 from . import latent
 from .passes import (Problem, calibrate, confident_pass, given_probs, margin_upper_bound, prepare, prune_by_class,
                      prune_by_noise_rate, prune_counts, row_pass)
-from .scores import order_by_scores, quality_scores
+from .scores import argsort, quality_scores
 
 
 @dataclass
@@ -30,6 +31,7 @@ class Found:
     rp: object  # RowPass
     g: np.ndarray | None
     thresholds: np.ndarray | None
+    ties: str
 
 
 def _check_args(filter_by, frac_noise, num_to_remove_per_class, min_examples_per_class, return_indices_ranked_by,
@@ -58,7 +60,7 @@ def _check_args(filter_by, frac_noise, num_to_remove_per_class, min_examples_per
 
 def find(labels, pred_probs, *, filter_by="prune_by_noise_rate", frac_noise=1.0, num_to_remove_per_class=None,
          min_examples_per_class=1, confident_joint=None, want_margin=False, want_argmax=False,
-         n_jobs=None) -> Found:
+         n_jobs=None, ties="cleanlab") -> Found:
     """The mask of ``find_label_issues`` (arguments already checked) and the
     per-row results computed on the way."""
     pb = prepare(labels, pred_probs, n_jobs)
@@ -72,10 +74,12 @@ def find(labels, pred_probs, *, filter_by="prune_by_noise_rate", frac_noise=1.0,
         g, thresholds, rp, cj_raw, off = confident_pass(pb, argmax=want_argmax, keep=True, max_other=want_margin)
     else:
         rp = row_pass(pb, argmax=want_argmax, keep=True, max_other=want_margin)
-    cj = calibrate(cj_raw, pb.label_counts()) if own_joint else as_square(confident_joint, pb.k, "confident_joint")
+    cj = (calibrate(cj_raw, pb.label_counts(), ties) if own_joint
+          else as_square(confident_joint, pb.k, "confident_joint"))
     if filter_by in PRUNE_METHODS:
         g = given_probs(pb) if g is None else g
-        mask = _prune(pb, filter_by, cj, g, rp, frac_noise, num_to_remove_per_class, int(min_examples_per_class))
+        mask = _prune(pb, filter_by, cj, g, rp, frac_noise, num_to_remove_per_class, int(min_examples_per_class),
+                      ties)
     elif filter_by == "confident_learning":
         mask = np.zeros(pb.n, bool)
         mask[off] = True
@@ -85,15 +89,16 @@ def find(labels, pred_probs, *, filter_by="prune_by_noise_rate", frac_noise=1.0,
         num_errors = int(np.count_nonzero(~rp.keep[off]))
         scores = quality_scores(pb, filter_by[4:], g=g, max_other=rp.max_other)
         mask = np.zeros(pb.n, bool)
-        mask[np.argsort(scores, kind="stable")[:num_errors]] = True
+        mask[argsort(scores, ties)[:num_errors]] = True
     if not filter_by.startswith("low_"):
         mask &= ~rp.keep
-    return Found(mask, pb, rp, g, thresholds)
+    return Found(mask, pb, rp, g, thresholds, ties)
 
 
-def _prune(pb: Problem, filter_by, cj, g, rp, frac_noise, num_to_remove_per_class, min_examples) -> np.ndarray:
+def _prune(pb: Problem, filter_by, cj, g, rp, frac_noise, num_to_remove_per_class, min_examples,
+           ties) -> np.ndarray:
     label_counts = pb.label_counts()
-    pcm = prune_counts(cj.T, min_examples, frac_noise=frac_noise)
+    pcm = prune_counts(cj.T, min_examples, ties, frac_noise=frac_noise)
     if num_to_remove_per_class is not None:
         pcm = latent.prune_counts_for_num_to_remove(pcm, label_counts, num_to_remove_per_class)
     for kk in np.flatnonzero((label_counts <= min_examples) & (label_counts > 0)):
@@ -103,10 +108,10 @@ def _prune(pb: Problem, filter_by, cj, g, rp, frac_noise, num_to_remove_per_clas
             stacklevel=5,
         )
     if filter_by in ("prune_by_class", "both"):
-        mask = prune_by_class(pb, g, pcm, label_counts, min_examples)
+        mask = prune_by_class(pb, g, pcm, label_counts, min_examples, ties)
     if filter_by in ("prune_by_noise_rate", "both"):
         ub = margin_upper_bound(pb, g, rp.max_other)
-        by_rate = prune_by_noise_rate(pb, pcm, label_counts, min_examples, ub)
+        by_rate = prune_by_noise_rate(pb, pcm, label_counts, min_examples, ties, ub)
         mask = by_rate if filter_by == "prune_by_noise_rate" else (mask & by_rate)
     return mask
 
@@ -114,14 +119,15 @@ def _prune(pb: Problem, filter_by, cj, g, rp, frac_noise, num_to_remove_per_clas
 def find_label_issues(labels, pred_probs, *, return_indices_ranked_by=None, rank_by_kwargs=None,
                       filter_by="prune_by_noise_rate", multi_label=False, frac_noise=1.0,
                       num_to_remove_per_class=None, min_examples_per_class=1, confident_joint=None,
-                      n_jobs=None, verbose=False, device=None):
+                      n_jobs=None, verbose=False, device=None, ties=None):
     """Body of :func:`labelsift.filter.find_label_issues`."""
+    ties = resolve_ties(ties)
     _check_args(filter_by, frac_noise, num_to_remove_per_class, min_examples_per_class, return_indices_ranked_by,
                 confident_joint, multi_label, device)
     rank_by_kwargs = dict(rank_by_kwargs or {})
     found = find(labels, pred_probs, filter_by=filter_by, frac_noise=frac_noise,
                  num_to_remove_per_class=num_to_remove_per_class, min_examples_per_class=min_examples_per_class,
-                 confident_joint=confident_joint, n_jobs=n_jobs,
+                 confident_joint=confident_joint, n_jobs=n_jobs, ties=ties,
                  want_margin=return_indices_ranked_by == "normalized_margin" and not rank_by_kwargs)
     if verbose:
         print(f"Number of label issues found: {int(found.mask.sum())}")
@@ -136,18 +142,19 @@ def ranked_issues(found: Found, rank_by: str, rank_by_kwargs=None):
     idx = np.flatnonzero(found.mask)
     scores = quality_scores(found.pb, rank_by, rows=idx, g=found.g, max_other=found.rp.max_other,
                             thresholds=found.thresholds, **dict(rank_by_kwargs or {}))
-    order = np.argsort(scores, kind="stable")
+    order = argsort(scores, found.ties)
     return idx[order], scores[order]
 
 
-def issue_table(labels, pred_probs, *, filter_by="prune_by_noise_rate", rank_by="self_confidence", n_jobs=None):
+def issue_table(labels, pred_probs, *, filter_by="prune_by_noise_rate", rank_by="self_confidence", n_jobs=None,
+                ties=None):
     """For the command line: (ranked flagged rows, their scores, their argmax
     class, the int64 labels, N, K) from one find_label_issues run."""
     _check_args(filter_by, 1.0, None, 1, rank_by, None, False, None)
     found = find(labels, pred_probs, filter_by=filter_by, want_argmax=True,
-                 want_margin=rank_by == "normalized_margin", n_jobs=n_jobs)
+                 want_margin=rank_by == "normalized_margin", n_jobs=n_jobs, ties=resolve_ties(ties))
     idx, scores = ranked_issues(found, rank_by)
     return idx, scores, found.rp.argmax[idx].astype(np.int64), found.pb.labels, found.pb.n, found.pb.k
 
 
-__all__ = ["find_label_issues", "issue_table", "order_by_scores"]
+__all__ = ["find_label_issues", "issue_table"]

@@ -40,8 +40,9 @@ Deliberate differences from cleanlab (documented behaviour of labelsift)
 1. Ties in :func:`round_preserving_sum`.  When a total is off by ``d``,
    ``d`` entries get +1 (largest residual first) or -1 (smallest residual
    first).  cleanlab orders the residuals with NumPy's unstable sort, so among
-   exactly equal residuals its choice is arbitrary; labelsift always picks the
-   lower index (stable sorts throughout).
+   exactly equal residuals its choice depends on NumPy's sort; with
+   ``ties="cleanlab"`` labelsift makes the same call, with
+   ``ties="lower_index"`` it picks the lower index.
 2. ``num_to_remove_per_class``: see :func:`prune_counts_for_num_to_remove`.
    cleanlab mixes up rows and columns there; labelsift implements what
    cleanlab's documentation promises.
@@ -87,7 +88,7 @@ PY_METHODS = ("cnt", "eqn", "marginal", "marginal_ps")
 # --------------------------------------------------------------------------
 # Rounding that preserves totals
 # --------------------------------------------------------------------------
-def round_preserving_sum(x) -> np.ndarray:
+def round_preserving_sum(x, ties="lower_index") -> np.ndarray:
     """Round a 1-D float vector to integers whose sum is the rounded sum of ``x``.
 
     Every entry is first rounded half to even.  While the integer total
@@ -96,10 +97,12 @@ def round_preserving_sum(x) -> np.ndarray:
     largest residual ``x - rounded`` get +1, for ``d < 0`` those with the
     smallest residual get -1.
 
-    Ties between equal residuals go to the lower index (a stable sort; for
-    "largest first" a stable sort of the negated residuals).  This is the one
-    place where labelsift deliberately differs from cleanlab, whose unstable
-    sort makes the choice among equal residuals arbitrary.
+    ``ties`` orders equal residuals: ``"lower_index"`` picks the lower index
+    (stable sorts; for "largest first" a stable sort of the negated
+    residuals); ``"cleanlab"`` makes cleanlab's own call,
+    ``np.argsort(residual)[::-step]`` with NumPy's default (unstable) sort, so
+    the choice among equal residuals is the one cleanlab makes on this
+    machine.
 
     Returns an ``int64`` array of the same length.
     """
@@ -112,7 +115,9 @@ def round_preserving_sum(x) -> np.ndarray:
         step = -1 if gap < 0.0 else 1
         n_changes = min(int(abs(gap)), len(values))
         residual = values - rounded
-        if step == 1:
+        if ties == "cleanlab":
+            order = np.argsort(residual)[::-step]
+        elif step == 1:
             order = np.argsort(-residual, kind="stable")  # largest residual first
         else:
             order = np.argsort(residual, kind="stable")  # smallest residual first
@@ -121,7 +126,7 @@ def round_preserving_sum(x) -> np.ndarray:
     return rounded.astype(np.int64)
 
 
-def round_preserving_row_totals(matrix) -> np.ndarray:
+def round_preserving_row_totals(matrix, ties="lower_index") -> np.ndarray:
     """:func:`round_preserving_sum` on every row of a 2-D float matrix.
 
     Returns an ``int64`` matrix whose row totals are the rounded row totals
@@ -133,7 +138,7 @@ def round_preserving_row_totals(matrix) -> np.ndarray:
         raise ValueError(f"expected a 2-D matrix, got shape {matrix.shape}")
     out = np.empty(matrix.shape, dtype=np.int64)
     for k in range(matrix.shape[0]):
-        out[k] = round_preserving_sum(matrix[k])
+        out[k] = round_preserving_sum(matrix[k], ties)
     return out
 
 

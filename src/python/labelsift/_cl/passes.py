@@ -191,34 +191,52 @@ def confident_pass(pb: Problem, thresholds=None, *, argmax=False, keep=False, ma
     return g, thresholds, rp, cj, off
 
 
-def _round_rows(matrix) -> np.ndarray:
-    return core().round_rows(np.ascontiguousarray(matrix, dtype=float))
+def row_rounding(ties: str):
+    """The K x K row rounding of a tie rule: the C++ ``round_rows`` kernel for
+    ``"lower_index"``; for ``"cleanlab"`` cleanlab's own NumPy calls on the
+    same floats (:func:`.latent.round_preserving_row_totals`), since its
+    choice among equal residuals is whatever NumPy's unstable sort returns."""
+    if ties == "cleanlab":
+        return lambda matrix: latent.round_preserving_row_totals(matrix, "cleanlab")
+    return lambda matrix: core().round_rows(np.ascontiguousarray(matrix, dtype=float))
 
 
-def calibrate(confident_joint, label_counts) -> np.ndarray:
-    """:func:`.latent.calibrate_confident_joint` with the C++ row rounding."""
+def calibrate(confident_joint, label_counts, ties: str) -> np.ndarray:
+    """:func:`.latent.calibrate_confident_joint` with the row rounding of ``ties``."""
     with stage("calibrate"):
-        return latent.calibrate_confident_joint(confident_joint, label_counts, round_rows=_round_rows)
+        return latent.calibrate_confident_joint(confident_joint, label_counts, round_rows=row_rounding(ties))
 
 
-def prune_counts(prune_count_matrix, min_examples_per_class: int, frac_noise=1.0) -> np.ndarray:
-    """:func:`.latent.keep_at_least_n_per_class` with the C++ row rounding."""
+def prune_counts(prune_count_matrix, min_examples_per_class: int, ties: str, frac_noise=1.0) -> np.ndarray:
+    """:func:`.latent.keep_at_least_n_per_class` with the row rounding of ``ties``."""
     with stage("prune_counts"):
         return latent.keep_at_least_n_per_class(prune_count_matrix, min_examples_per_class, frac_noise,
-                                                round_rows=_round_rows)
+                                                round_rows=row_rounding(ties))
 
 
 # ---------------------------------------------------------------------------
 # The selections of the prune methods (ties go to the lower row index)
 # ---------------------------------------------------------------------------
-def prune_by_class(pb: Problem, g: np.ndarray, pcm: np.ndarray, label_counts, min_examples_per_class) -> np.ndarray:
-    """Per class k, the n_k - pcm[k, k] rows with the lowest P[:, k] (ties: lower index)."""
+def prune_by_class(pb: Problem, g: np.ndarray, pcm: np.ndarray, label_counts, min_examples_per_class,
+                   ties: str) -> np.ndarray:
+    """Per class k, the n_k - pcm[k, k] rows with the lowest P[:, k].
+
+    The kernel picks by (value, lower index) and reports the classes where
+    equal values straddle the cut; with ``ties="cleanlab"`` those classes are
+    redone with cleanlab's own call (:func:`_cleanlab_lowest`).
+    """
     with stage("prune_by_class"):
         num = (label_counts - np.diagonal(pcm)).astype(np.int64)
         num[~eligible(label_counts, min_examples_per_class) | (num < 1)] = 0
         mask = np.zeros(pb.n, np.uint8)
-        core().lowest_per_class(g.astype(np.float64), pb.labels, pb.k, num, mask, pb.nthreads)
-        return mask.view(bool)
+        tied = np.zeros(pb.k, np.uint8) if ties == "cleanlab" else None
+        core().lowest_per_class(g.astype(np.float64), pb.labels, pb.k, num, mask, pb.nthreads, tied)
+        mask = mask.view(bool)
+        for k in np.flatnonzero(tied) if tied is not None else ():
+            rows = np.flatnonzero(pb.labels == k)
+            mask[rows] = False
+            mask[rows[np.argsort(g[rows])[: num[k]]]] = True  # cleanlab: argsort(pred_probs[labels == k][:, k])
+        return mask
 
 
 def margin_upper_bound(pb: Problem, g: np.ndarray, max_other: np.ndarray) -> np.ndarray:
@@ -227,12 +245,15 @@ def margin_upper_bound(pb: Problem, g: np.ndarray, max_other: np.ndarray) -> np.
     return (max_other.astype(pb.dtype) - g).astype(np.float64)
 
 
-def prune_by_noise_rate(pb: Problem, pcm: np.ndarray, label_counts, min_examples_per_class,
+def prune_by_noise_rate(pb: Problem, pcm: np.ndarray, label_counts, min_examples_per_class, ties: str,
                         ub: np.ndarray | None = None) -> np.ndarray:
     """Per class k and j != k, the pcm[j, k] rows with the largest P[:, j] - P[:, k].
 
     ``ub`` (from :func:`margin_upper_bound`) lets the sweep skip, without
-    reading them, rows that cannot enter any selection of their class.
+    reading them, rows that cannot enter any selection of their class. The
+    kernel picks by (margin, lower index) and reports the (k, j) selections
+    where equal margins straddle the cut; with ``ties="cleanlab"`` those are
+    redone with cleanlab's own call (:func:`_cleanlab_largest_margins`).
     """
     _, ks, js, caps = active_pairs(pcm, label_counts, min_examples_per_class)
     mask = np.zeros(pb.n, np.uint8)
@@ -246,5 +267,26 @@ def prune_by_noise_rate(pb: Problem, pcm: np.ndarray, label_counts, min_examples
             m = len(block)
             sel.feed(block, pb.labels[row0 : row0 + m], row0, pb.nthreads,
                      None if ub is None else ub[row0 : row0 + m])
-        sel.finish(mask)
-    return mask.view(bool)
+        tied = np.zeros(len(ks), np.uint8) if ties == "cleanlab" else None
+        sel.finish(mask, tied)  # tied selections are left out of the mask
+        mask = mask.view(bool)
+        if tied is not None and tied.any():
+            _cleanlab_largest_margins(pb, ks[tied.view(bool)], js[tied.view(bool)], caps[tied.view(bool)], mask)
+    return mask
+
+
+def _cleanlab_largest_margins(pb: Problem, ks, js, caps, mask) -> None:
+    """Flag, for each (k, j, c), the c rows cleanlab flags: the rows of class
+    k in index order, margin P[:, j] - P[:, k] in the input dtype, and the
+    first c of ``np.argsort(-margin)`` (NumPy's default sort, as cleanlab
+    calls it). Reads only those rows' two columns."""
+    for k in np.unique(ks):
+        rows = np.flatnonzero(pb.labels == k)
+        sub = ks == k
+        cols = np.concatenate([[k], js[sub]])
+        vals = np.empty((len(rows), len(cols)), pb.dtype)
+        for pos, block, local in pb.probs.rows(rows):
+            vals[pos] = np.asarray(block[np.ix_(local, cols)], dtype=pb.dtype)
+        for t, (j, c) in enumerate(zip(js[sub], caps[sub])):
+            margin = vals[:, 1 + t] - vals[:, 0]
+            mask[rows[np.argsort(-margin)[:c]]] = True

@@ -116,6 +116,12 @@ def _max_other_rows(pb: Problem, block, rows, y, out):
                     lambda r, c: f"a selected pred_probs row, column {c},", tol)
 
 
-def order_by_scores(idx: np.ndarray, scores: np.ndarray) -> np.ndarray:
-    """idx ordered by ascending score; ties keep the lower index first."""
-    return idx[np.argsort(scores, kind="stable")]
+def argsort(values: np.ndarray, ties: str) -> np.ndarray:
+    """Ascending order of values: cleanlab's call (NumPy's default, unstable
+    sort) for ``ties="cleanlab"``, a stable sort (lower index first) otherwise."""
+    return np.argsort(values) if ties == "cleanlab" else np.argsort(values, kind="stable")
+
+
+def order_by_scores(idx: np.ndarray, scores: np.ndarray, ties: str) -> np.ndarray:
+    """idx (ascending) ordered by ascending score, equal scores by ``ties``."""
+    return idx[argsort(scores, ties)]

@@ -229,7 +229,7 @@ def _keeps(sk: Sketch):
     return keep, decided
 
 
-def result(sk: Sketch) -> NoiseEstimate:
+def result(sk: Sketch, ties: str) -> NoiseEstimate:
     """The in-memory algorithm on the sketch, with what is proven (see :mod:`labelsift.stream`)."""
     label_counts = np.bincount(sk.y, minlength=sk.k).astype(np.int64)
     thresholds = thresholds_from_given(sk.g, sk.y, sk.k, threads(None))  # exact
@@ -239,10 +239,10 @@ def result(sk: Sketch) -> NoiseEstimate:
     counts_exact = bool(guess_decided.all())
 
     cj_raw, _ = confident_joint_from_guesses(sk.y, guess.astype(np.int32), sk.k)
-    cj = calibrate(cj_raw, label_counts)
+    cj = calibrate(cj_raw, label_counts, ties)
     py, noise_matrix, inverse_noise_matrix = latent.estimate_latent(cj, label_counts, "cnt", True)
-    pcm = prune_counts(cj.T, 1)
-    sel = select_by_noise_rate(sk, pcm, label_counts)
+    pcm = prune_counts(cj.T, 1, ties)
+    sel = select_by_noise_rate(sk, pcm, label_counts, ties)
 
     is_eligible = eligible(label_counts, 1)
     kept_for_sure = keep_decided & keep
@@ -253,6 +253,7 @@ def result(sk: Sketch) -> NoiseEstimate:
     else:  # the counts may be off: only count-independent answers are proven
         flag_decided = kept_for_sure | ~is_eligible[sk.y]
         to_refine = ~guess_decided  # settle the counts first
+    to_refine[sk.fpos] = False  # already given in full
     uncertain = ~flag_decided | ~guess_decided
     num_uncertain = int(np.count_nonzero(uncertain))
     if num_uncertain == 0:

@@ -86,12 +86,19 @@ def _known_entries(sk, by_given, pair_keys, pstart, pj, refined) -> _Known:
     return _Known(ei[o], ep[o], em[o], start)
 
 
-def _decided_fast(sk, kn: _Known, pk, cap, label_counts, ub):
-    """Pairs decided without looking at every row: the cap-th best known
-    margin beats every unknown upper bound (or nothing is unknown, or the
-    whole class is selected). The best unknown of a pair is the first row of
-    its class, in upper-bound order, not known for the pair; the known ones
-    before it form a prefix of that order."""
+def _decided_fast(sk, kn: _Known, pk, cap, label_counts, ub, ties):
+    """(pairs decided without looking at every row, pairs selecting their
+    whole class, pairs whose every margin is known).
+
+    Decided: the cap-th best known margin beats every unknown upper bound
+    (or nothing is unknown, or the whole class is selected). The best
+    unknown of a pair is the first row of its class, in upper-bound order,
+    not known for the pair; the known ones before it form a prefix of that
+    order. With ``ties="cleanlab"`` a tie at the cut is never decided here
+    (cleanlab's order among equal margins depends on the whole margin
+    array): the cap-th known margin must beat both the next known one and
+    every unknown bound strictly, unless every margin is known.
+    """
     n, npairs = sk.n, len(pk)
     n_k = label_counts[pk]
     rows = np.arange(n, dtype=np.int64)
@@ -112,9 +119,16 @@ def _decided_fast(sk, kn: _Known, pk, cap, label_counts, ub):
     else:
         k_m, k_i = np.full(npairs, -np.inf), np.zeros(npairs, np.int64)
     u_m = ub[best_unknown]
-    beats = (k_m > u_m) | ((k_m == u_m) & (k_i < best_unknown))
     full = cap >= n_k
-    return full | (prefix >= n_k) | (has_kappa & beats), full
+    all_known = prefix >= n_k
+    if ties == "cleanlab":
+        cnt = kn.start[1:] - kn.start[:-1]
+        nxt = np.where(cnt > cap, kn.margin[np.minimum(kn.start[:-1] + cap, max(len(kn.rows) - 1, 0))], -np.inf) \
+            if len(kn.rows) else np.full(npairs, -np.inf)
+        beats = (k_m > u_m) & (k_m > nxt)
+        return full | (~all_known & has_kappa & beats), full, all_known & ~full
+    beats = (k_m > u_m) | ((k_m == u_m) & (k_i < best_unknown))
+    return full | all_known | (has_kappa & beats), full, np.zeros(npairs, bool)
 
 
 def _settle_pair(sel: Selection, members, kn: _Known, p, cp, ub, lb, est) -> None:
@@ -135,7 +149,30 @@ def _settle_pair(sel: Selection, members, kn: _Known, p, cp, ub, lb, est) -> Non
     sel.best[members[np.lexsort((members, -best))[:cp]]] = True
 
 
-def select_by_noise_rate(sk, pcm: np.ndarray, label_counts: np.ndarray) -> Selection:
+def _cleanlab_exact(sel: Selection, members, kn: _Known, p, cp, dtype) -> None:
+    """A pair whose every margin is known: cleanlab's own selection, the
+    first cp of ``np.argsort(-margin)`` over the class's rows in id order,
+    in the input dtype."""
+    s, e = kn.start[p], kn.start[p + 1]
+    margin = np.empty(len(members), dtype)
+    margin[np.searchsorted(members, kn.rows[s:e])] = kn.margin[s:e]
+    chosen = members[np.argsort(-margin)[:cp]]
+    sel.definite[chosen] = True
+    sel.best[chosen] = True
+
+
+def _unsettled(sel: Selection, members, kn: _Known, p, cp, est) -> None:
+    """``ties="cleanlab"``, some margin unknown and no strict cut: every row of
+    the class stays open (their full rows settle it), best answer by id."""
+    s, e = kn.start[p], kn.start[p + 1]
+    best = est[members]
+    best[np.searchsorted(members, kn.rows[s:e])] = kn.margin[s:e]
+    sel.maybe[members] = True
+    sel.competing[members] = True
+    sel.best[members[np.lexsort((members, -best))[:cp]]] = True
+
+
+def select_by_noise_rate(sk, pcm: np.ndarray, label_counts: np.ndarray, ties: str) -> Selection:
     """The sketch's prune_by_noise_rate selections (min_examples_per_class=1)."""
     n = sk.n
     sel = Selection(np.zeros(n, bool), np.zeros(n, bool), np.zeros(n, bool), np.zeros(n, bool))
@@ -154,7 +191,7 @@ def select_by_noise_rate(sk, pcm: np.ndarray, label_counts: np.ndarray) -> Selec
     lb = (np.asarray(_FLOOR, dtype=sk.dtype) - sk.g).astype(np.float64)
     est = (np.minimum(sk.rm, np.asarray(0, dtype=sk.dtype)) - sk.g).astype(np.float64)
 
-    decided, full = _decided_fast(sk, kn, pk, cap, label_counts, ub)
+    decided, full, exact_pairs = _decided_fast(sk, kn, pk, cap, label_counts, ub, ties)
     take = decided[kn.pair] & (kn.rank < cap[kn.pair])
     sel.definite[kn.rows[take]] = True
     full_class = np.zeros(sk.k, bool)
@@ -169,6 +206,11 @@ def select_by_noise_rate(sk, pcm: np.ndarray, label_counts: np.ndarray) -> Selec
         np.cumsum(label_counts, out=cstart[1:])
         for p in und:
             members = by_class[cstart[pk[p]] : cstart[pk[p] + 1]]
-            _settle_pair(sel, members, kn, p, cap[p], ub, lb, est)
+            if ties != "cleanlab":
+                _settle_pair(sel, members, kn, p, cap[p], ub, lb, est)
+            elif exact_pairs[p]:
+                _cleanlab_exact(sel, members, kn, p, cap[p], sk.dtype)
+            else:
+                _unsettled(sel, members, kn, p, cap[p], est)
     sel.maybe &= ~sel.definite
     return sel

@@ -37,6 +37,7 @@ import numpy as np
 
 from .._cl import latent as _latent
 from .._common.checks import no_multi_label as _no_multi_label
+from .._common.options import resolve_ties as _resolve_ties
 from .._common.names import ESTIMATION_METHODS, FILTER_BY, PRUNE_METHODS, SCORE_METHODS
 
 
@@ -187,8 +188,21 @@ def _confident_guesses(probs, thresholds):
     return num_passing > 0, guess
 
 
+def _argsort(values, ties):
+    """Ascending order: NumPy's default (unstable) sort, as cleanlab calls it,
+    or a stable one (ties to the lower index)."""
+    return np.argsort(values) if ties == "cleanlab" else np.argsort(values, kind="stable")
+
+
+def _calibrate(cj, counts, ties):
+    def round_rows(m):
+        return _latent.round_preserving_row_totals(m, ties)
+
+    return _latent.calibrate_confident_joint(cj, counts, round_rows=round_rows)
+
+
 def compute_confident_joint(labels, pred_probs, *, thresholds=None, calibrate=True,
-                            multi_label=False, return_indices_of_off_diagonals=False):
+                            multi_label=False, return_indices_of_off_diagonals=False, ties=None):
     """Confident joint ``C`` (K x K int64; rows = given label, columns = guessed true label).
 
     Row i counts in ``C[y_i, guess_i]`` when at least one class passes its
@@ -212,22 +226,22 @@ def compute_confident_joint(labels, pred_probs, *, thresholds=None, calibrate=Tr
     cj = counts.astype(np.int64).reshape(num_classes, num_classes).T
     np.fill_diagonal(cj, np.maximum(cj.diagonal(), 1))
     if calibrate:
-        cj = _latent.calibrate_confident_joint(cj, _label_counts(y, num_classes))
+        cj = _calibrate(cj, _label_counts(y, num_classes), _resolve_ties(ties))
     if return_indices_of_off_diagonals:
         return cj, np.flatnonzero(counted & (guess != y))
     return cj
 
 
-def calibrate_confident_joint(confident_joint, labels, *, multi_label=False) -> np.ndarray:
+def calibrate_confident_joint(confident_joint, labels, *, multi_label=False, ties=None) -> np.ndarray:
     """Calibrate ``confident_joint`` to the label counts (rows sum to ``n_k``,
     total ``N``), rounding rows preserving their totals."""
     _no_multi_label(multi_label)
     cj = np.asarray(confident_joint)
     counts = _label_counts(_as_labels(labels, len(cj)), len(cj))
-    return _latent.calibrate_confident_joint(cj, counts)
+    return _calibrate(cj, counts, _resolve_ties(ties))
 
 
-def estimate_joint(labels, pred_probs, *, confident_joint=None, multi_label=False) -> np.ndarray:
+def estimate_joint(labels, pred_probs, *, confident_joint=None, multi_label=False, ties=None) -> np.ndarray:
     """``joint = C / sum(C)`` with ``C`` the calibrated confident joint.
 
     A given ``confident_joint`` is calibrated with ``labels`` first (used as
@@ -235,9 +249,9 @@ def estimate_joint(labels, pred_probs, *, confident_joint=None, multi_label=Fals
     """
     _no_multi_label(multi_label)
     if confident_joint is None:
-        calibrated = compute_confident_joint(labels, pred_probs, calibrate=True)
+        calibrated = compute_confident_joint(labels, pred_probs, calibrate=True, ties=ties)
     elif labels is not None:
-        calibrated = calibrate_confident_joint(confident_joint, labels)
+        calibrated = calibrate_confident_joint(confident_joint, labels, ties=ties)
     else:
         calibrated = np.asarray(confident_joint)
     return _latent.estimate_joint_from_calibrated(calibrated)
@@ -253,9 +267,9 @@ def estimate_latent(confident_joint, labels, *, py_method="cnt", converge_latent
 
 def estimate_py_and_noise_matrices_from_probabilities(
         labels, pred_probs, *, thresholds=None, converge_latent_estimates=True,
-        py_method="cnt", calibrate=True):
+        py_method="cnt", calibrate=True, ties=None):
     """``(py, noise_matrix, inverse_noise_matrix, confident_joint)`` in one call."""
-    cj = compute_confident_joint(labels, pred_probs, thresholds=thresholds, calibrate=calibrate)
+    cj = compute_confident_joint(labels, pred_probs, thresholds=thresholds, calibrate=calibrate, ties=ties)
     py, noise_matrix, inverse_noise_matrix = estimate_latent(
         cj, labels, py_method=py_method, converge_latent_estimates=converge_latent_estimates)
     return py, noise_matrix, inverse_noise_matrix, cj
@@ -265,7 +279,7 @@ def estimate_py_and_noise_matrices_from_probabilities(
 # Counting and finding label issues
 # --------------------------------------------------------------------------
 def num_label_issues(labels, pred_probs, *, confident_joint=None,
-                     estimation_method="off_diagonal") -> int:
+                     estimation_method="off_diagonal", ties=None) -> int:
     """Estimated number of label issues.
 
     * ``off_diagonal``: the off-diagonal rows of the (uncalibrated) confident
@@ -289,17 +303,17 @@ def num_label_issues(labels, pred_probs, *, confident_joint=None,
         issues &= ~_given_label_wins(y, probs)
         return int(np.count_nonzero(issues))
     if estimation_method == "off_diagonal_calibrated":
-        cj = compute_confident_joint(y, probs, calibrate=True)
+        cj = compute_confident_joint(y, probs, calibrate=True, ties=ties)
     else:
         if confident_joint is None:
             raise ValueError("estimation_method='off_diagonal_custom' needs a confident_joint")
         cj = confident_joint
-    joint = estimate_joint(y, probs, confident_joint=cj)
+    joint = estimate_joint(y, probs, confident_joint=cj, ties=ties)
     frac_issues = 1.0 - joint.trace()
     return int(np.rint(frac_issues * len(y)))
 
 
-def _prune_by_class(rows_by_class, probs, prune_counts, min_examples_per_class):
+def _prune_by_class(rows_by_class, probs, prune_counts, min_examples_per_class, ties):
     """Per class k: flag the ``n_k - pcm[k, k]`` rows with the lowest ``P[:, k]``."""
     flagged = np.zeros(len(probs), dtype=bool)
     for k, rows in enumerate(rows_by_class):
@@ -308,12 +322,12 @@ def _prune_by_class(rows_by_class, probs, prune_counts, min_examples_per_class):
             continue
         num_issues = n_k - prune_counts[k, k]
         if num_issues >= 1:
-            order = np.argsort(probs[rows, k], kind="stable")
+            order = _argsort(probs[rows, k], ties)
             flagged[rows[order[:num_issues]]] = True
     return flagged
 
 
-def _prune_by_noise_rate(rows_by_class, probs, prune_counts, min_examples_per_class):
+def _prune_by_noise_rate(rows_by_class, probs, prune_counts, min_examples_per_class, ties):
     """Per class k and j != k with ``c = pcm[j, k] > 0``: flag the c rows with
     the largest margin ``P[:, j] - P[:, k]`` (computed in P's dtype)."""
     flagged = np.zeros(len(probs), dtype=bool)
@@ -325,7 +339,7 @@ def _prune_by_noise_rate(rows_by_class, probs, prune_counts, min_examples_per_cl
             if j == k:
                 continue
             margin = probs[rows, j] - probs[rows, k]
-            order = np.argsort(-margin, kind="stable")  # largest margin first
+            order = _argsort(-margin, ties)  # largest margin first
             flagged[rows[order[:prune_counts[j, k]]]] = True
     return flagged
 
@@ -333,15 +347,17 @@ def _prune_by_noise_rate(rows_by_class, probs, prune_counts, min_examples_per_cl
 def find_label_issues(labels, pred_probs, *, return_indices_ranked_by=None, rank_by_kwargs=None,
                       filter_by="prune_by_noise_rate", multi_label=False, frac_noise=1.0,
                       num_to_remove_per_class=None, min_examples_per_class=1,
-                      confident_joint=None, n_jobs=None, verbose=False):
+                      confident_joint=None, n_jobs=None, verbose=False, ties=None):
     """Boolean mask of likely label issues (or their indices, ranked).
 
     ``filter_by`` is one of cleanlab's seven methods (the module-level
     helpers above implement each step).  ``n_jobs`` is accepted for compatibility and ignored.
     With ``return_indices_ranked_by`` (a score name) returns the flagged
-    indices by ascending label quality score (ties: lower index first).
+    indices by ascending label quality score.  ``ties``: ``"cleanlab"``
+    (NumPy's default sort at every sort cleanlab makes) or ``"lower_index"``.
     """
     _no_multi_label(multi_label)
+    ties = _resolve_ties(ties)
     if filter_by not in FILTER_BY:
         raise ValueError(f"filter_by must be one of {list(FILTER_BY)}, got {filter_by!r}")
     if filter_by not in PRUNE_METHODS and (frac_noise != 1.0 or num_to_remove_per_class is not None):
@@ -355,17 +371,19 @@ def find_label_issues(labels, pred_probs, *, return_indices_ranked_by=None, rank
     if filter_by in PRUNE_METHODS or filter_by == "confident_learning":
         if confident_joint is None or filter_by == "confident_learning":
             cj, off_diagonal = compute_confident_joint(
-                y, probs, return_indices_of_off_diagonals=True)
+                y, probs, return_indices_of_off_diagonals=True, ties=ties)
         else:
             cj = np.asarray(confident_joint)
 
     if filter_by in PRUNE_METHODS:
-        prune_counts = _latent.keep_at_least_n_per_class(cj.T, min_examples_per_class, frac_noise)
+        prune_counts = _latent.keep_at_least_n_per_class(
+            cj.T, min_examples_per_class, frac_noise,
+            round_rows=lambda m: _latent.round_preserving_row_totals(m, ties))
         if num_to_remove_per_class is not None:
             prune_counts = _latent.prune_counts_for_num_to_remove(
                 prune_counts, _label_counts(y, num_classes), num_to_remove_per_class)
         rows_by_class = _rows_by_class(y, num_classes)
-        args = (rows_by_class, probs, prune_counts, min_examples_per_class)
+        args = (rows_by_class, probs, prune_counts, min_examples_per_class, ties)
         if filter_by == "prune_by_class":
             issues = _prune_by_class(*args)
         elif filter_by == "prune_by_noise_rate":
@@ -381,7 +399,7 @@ def find_label_issues(labels, pred_probs, *, return_indices_ranked_by=None, rank
         scores = get_label_quality_scores(y, probs, method=filter_by[len("low_"):])
         num_issues = num_label_issues(y, probs)
         issues = np.zeros(n, dtype=bool)
-        issues[np.argsort(scores, kind="stable")[:num_issues]] = True
+        issues[_argsort(scores, ties)[:num_issues]] = True
 
     if filter_by not in ("low_self_confidence", "low_normalized_margin"):
         issues &= ~_given_label_wins(y, probs)
@@ -389,7 +407,7 @@ def find_label_issues(labels, pred_probs, *, return_indices_ranked_by=None, rank
         print(f"Number of label issues found: {int(issues.sum())}")
     if return_indices_ranked_by is not None:
         return order_label_issues(issues, y, probs, rank_by=return_indices_ranked_by,
-                                  rank_by_kwargs=rank_by_kwargs)
+                                  rank_by_kwargs=rank_by_kwargs, ties=ties)
     return issues
 
 
@@ -470,10 +488,10 @@ def get_label_quality_scores(labels, pred_probs, *, method="self_confidence",
 
 
 def order_label_issues(label_issues_mask, labels, pred_probs, *, rank_by="self_confidence",
-                       rank_by_kwargs=None) -> np.ndarray:
+                       rank_by_kwargs=None, ties=None) -> np.ndarray:
     """Indices of the flagged examples by ascending label quality score
-    (ties: lower index first)."""
+    (equal scores ordered by ``ties``)."""
     mask = np.asarray(label_issues_mask, dtype=bool)
     indices = np.flatnonzero(mask)
     scores = get_label_quality_scores(labels, pred_probs, method=rank_by, **(rank_by_kwargs or {}))
-    return indices[np.argsort(scores[indices], kind="stable")]
+    return indices[_argsort(scores[indices], _resolve_ties(ties))]
