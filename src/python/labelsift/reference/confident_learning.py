@@ -10,13 +10,14 @@ rounding), which the engine shares.
 
 Deliberate differences from cleanlab 2.9.0
 ------------------------------------------
-* Ties.  Every selection among exactly equal values goes to the lower row
-  index (stable sorts everywhere); cleanlab's unstable sorts make that choice
-  arbitrary.  Outside exact ties the results are identical.
+* Ties (``ties=``, default ``labelsift.options()["ties"]``).  With
+  ``"cleanlab"`` every sort is cleanlab's own call (NumPy's default, unstable
+  sort of the same array), so results equal cleanlab's, ties included; with
+  ``"lower_index"`` every sort is stable (lower index first).
 * ``num_to_remove_per_class`` does what cleanlab documents (see
   :func:`labelsift._cl.latent.prune_counts_for_num_to_remove`).
 * ``confidence_weighted_entropy`` does not raise for probabilities outside
-  ``[0, 1]``; it just computes.
+  ``[0, 1]``: inside its logarithm values are clipped to ``[0, 1]``.
 * Labels may have any integer dtype; a label set with a single class is
   accepted.  ``multi_label=True`` raises ``NotImplementedError`` for now.
 
@@ -448,10 +449,16 @@ def _max_other_class(labels, probs):
 
 
 def _normalized_entropy(probs):
-    """``-sum_k P log P / log K`` per row (cleanlab's expression), in row blocks."""
+    """``-sum_k P log P / log K`` per row (cleanlab's expression), in row blocks.
+
+    Inside the log, values are clipped to [0, 1]: a value in the accepted
+    range [-1e-6, 0) counts as 0 (``0 log 0 = 0``, the limit) and one in
+    (1, 1 + 1e-4] as 1, so the entropy is never negative and no accepted
+    input gives NaN (cleanlab refuses values outside [0, 1] here).
+    """
     num_classes = probs.shape[1]
     parts = [
-        -np.sum(_xlogy(block, block), axis=1) / np.log(num_classes)
+        -np.sum(_xlogy(np.clip(block, 0, 1), np.clip(block, 0, 1)), axis=1) / np.log(num_classes)
         for block in (probs[s:s + _BLOCK_ROWS] for s in range(0, max(len(probs), 1), _BLOCK_ROWS))
     ]
     return np.concatenate(parts)
