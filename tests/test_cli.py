@@ -100,9 +100,10 @@ def test_bad_input_exits_2_with_one_line(dump, tmp_path, case, capsys):
 
 
 def test_noise_matrix_plot_png(dump, tmp_path):
+    """--plot writes a PNG (the figure itself is inspected in test_cli_usage.py)."""
     import struct
-    import zlib
 
+    pytest.importorskip("matplotlib")
     d, data = dump
     png = tmp_path / "m.png"
     code, out, err = run_cli("noise-matrix", "--labels", d / "labels.npy", "--pred-probs", d / "probs.npy",
@@ -112,18 +113,7 @@ def test_noise_matrix_plot_png(dump, tmp_path):
     b = png.read_bytes()
     assert b[:8] == b"\x89PNG\r\n\x1a\n"
     w, h = struct.unpack(">II", b[16:24])
-    assert w == h and w >= 10
-    # decode the pixels and check the diagonal (large rates) is brighter than an off-diagonal cell
-    idat_len = struct.unpack(">I", b[33:37])[0]
-    raw = zlib.decompress(b[41 : 41 + idat_len])
-    stride = 1 + 3 * w
-    cell = w // 10
-
-    def px(r, c):
-        y, x = r * cell + cell // 2, c * cell + cell // 2
-        return sum(raw[y * stride + 1 + 3 * x : y * stride + 4 + 3 * x])
-
-    assert px(0, 0) > px(0, 4)
+    assert 800 <= w <= 4000 and 800 <= h <= 4000  # a figure for a report, not one pixel per cell
 
 
 def test_float16_shards_and_labels_path(tmp_path):

@@ -1,54 +1,244 @@
 """The ``labelsift`` command line.
 
+    labelsift --version
     labelsift example                       confident learning on the embedded CIFAR-10 test set
-    labelsift find-issues --labels L.npy --pred-probs P.npy [P2.npy ...] [--filter-by ...] [--out issues.csv]
-    labelsift noise-matrix --labels L.npy --pred-probs P.npy [...] [--out noise.json]
-    labelsift scores --labels L.npy --pred-probs P.npy [...] [--method ...] [--out scores.csv]
+    labelsift find-issues --labels L --pred-probs P.npy [P2.npy ...] [--filter-by ...] [--out issues.csv]
+    labelsift noise-matrix --labels L --pred-probs P.npy [...] [--out noise.json] [--plot noise.png]
+    labelsift scores --labels L --pred-probs P.npy [...] [--method ...] [--out scores.csv]
 
-A JSON summary goes to stdout; files are written atomically (temporary file,
-then rename). Bad input exits with code 2 and a one-line message on stderr.
+What goes where: ``find-issues`` without ``--out`` writes its ranked CSV to
+stdout and the one-line JSON summary to stderr (so ``| head`` works; a pipe
+closed early ends quietly with exit 0); every other case prints the JSON
+summary on stdout. Progress bars (one per pass over the data) go to stderr.
+Files are written atomically with normal permissions (see
+:mod:`labelsift._common.output`). Bad input exits with code 2 and one line
+on stderr.
 """
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import os
+import re
 import sys
-import tempfile
 
 import numpy as np
 
+from . import __version__
 
-def _atomic_write(path: str, write) -> None:
-    d = os.path.dirname(os.path.abspath(path)) or "."
-    fd, tmp = tempfile.mkstemp(prefix=".labelsift-", dir=d)
+_LABEL_FORMATS = "accepted: a .npy integer array, or a .csv/.txt file with one integer per line"
+_PROBS_FORMATS = "accepted: .npy arrays of float probabilities (one file or its row shards)"
+_NPY_MAGIC = b"\x93NUMPY"
+_INT_LINE = re.compile(r"[+-]?[0-9]+")
+
+
+class UsageError(ValueError):
+    """Bad input or options: the command exits with code 2 and this one-line message."""
+
+
+# ---------------------------------------------------------------------------
+# Input files
+# ---------------------------------------------------------------------------
+def _is_npy(path: str) -> bool:
+    with open(path, "rb") as f:
+        return f.read(len(_NPY_MAGIC)) == _NPY_MAGIC
+
+
+def _check_numeric_npy(path: str, what: str, formats: str) -> None:
+    """UsageError unless ``path`` is a .npy file holding numbers (a pickled one never is unpickled)."""
+    if not os.path.exists(path):
+        raise UsageError(f"{what}: no such file: {path}")
+    if not _is_npy(path):
+        raise UsageError(f"{what}: {path} is not a .npy file ({formats})")
     try:
-        with os.fdopen(fd, "w", newline="") as f:
-            write(f)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+        a = np.load(path, mmap_mode="r", allow_pickle=False)
+    except ValueError:
+        a = None
+    if a is None or a.dtype.hasobject:
+        raise UsageError(f"{what}: {path} holds Python objects (a pickled array), not numbers ({formats})")
 
 
-def _atomic_write_bytes(path: str, data: bytes) -> None:
-    d = os.path.dirname(os.path.abspath(path)) or "."
-    fd, tmp = tempfile.mkstemp(prefix=".labelsift-", dir=d)
+def _read_text(path: str, what: str, formats: str) -> str:
+    with open(path, "rb") as f:
+        data = f.read()
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise UsageError(f"{what}: {path} is not a UTF-8 text file ({formats})") from None
 
 
+def _read_int_lines(path: str, what: str) -> np.ndarray:
+    """One integer per line; empty lines ignored; anything else names the file and line."""
+    values = []
+    for lineno, line in enumerate(_read_text(path, what, _LABEL_FORMATS).splitlines(), 1):
+        s = line.strip()
+        if not s:
+            continue
+        if not _INT_LINE.fullmatch(s):
+            shown = s if len(s) <= 40 else s[:37] + "..."
+            raise UsageError(f"{what}: {path} line {lineno}: {shown!r} is not an integer (expected one integer "
+                             "class index per line)")
+        values.append(int(s))
+    if not values:
+        raise UsageError(f"{what}: {path} holds no labels")
+    try:
+        return np.array(values, dtype=np.int64)
+    except OverflowError:
+        raise UsageError(f"{what}: {path} holds an integer too large to be a class index") from None
+
+
+def load_labels(path) -> np.ndarray:
+    """Labels from a .npy integer array or a .csv/.txt file (one integer per line)."""
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise UsageError(f"labels: no such file: {path}")
+    if os.path.splitext(path)[1].lower() in (".csv", ".txt"):
+        return _read_int_lines(path, "labels")
+    _check_numeric_npy(path, "labels", _LABEL_FORMATS)
+    return np.load(path, mmap_mode="r", allow_pickle=False)
+
+
+def load_class_names(path, k: int) -> list:
+    """Class names from a file: one name per line, or a JSON list of strings; exactly K of them."""
+    path = os.fspath(path)
+    formats = "accepted: one name per line, or a JSON list of strings"
+    text = _read_text(path, "class names", formats)
+    if text.lstrip().startswith("["):
+        try:
+            names = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise UsageError(f"class names: {path} is not valid JSON ({exc.msg}, line {exc.lineno})") from None
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            raise UsageError(f"class names: {path} must hold a JSON list of strings")
+    else:
+        names = [line.strip() for line in text.splitlines() if line.strip()]
+    if len(names) != k:
+        raise UsageError(f"class names: {path} has {len(names)} names but pred_probs has {k} classes")
+    return names
+
+
+# ---------------------------------------------------------------------------
+# Progress: one bar per pass over the data
+# ---------------------------------------------------------------------------
+def passes_for(args) -> int:
+    """How many passes over the data the command makes (what the bars announce).
+
+    The engine does not report it; tests/test_cli_usage.py checks, for every
+    command and every --filter-by / --method, that it equals the passes
+    observed through ``Probs.on_block``. (``prune_by_noise_rate`` and
+    ``both`` skip their third pass when no class has anything to prune; the
+    last bar then never opens.)
+    """
+    if args.command == "find-issues":
+        # thresholds (given-label values) + the row sweep; the noise-rate prune sweeps once more
+        return 3 if args.filter_by in ("prune_by_noise_rate", "both") else 2
+    if args.command == "noise-matrix":
+        return 2  # thresholds + the row sweep
+    if args.command == "scores":
+        # validation or max-over-others sweep + given-label values; entropy sweeps once more
+        return 3 if args.method == "confidence_weighted_entropy" else 2
+    raise AssertionError(args.command)  # pragma: no cover
+
+
+class Progress:
+    """tqdm bars 'pass i/P' over N rows each, fed with ``Probs.on_block(nrows)``.
+
+    A pass is complete when the rows seen in it reach N; ``completed`` counts
+    the passes observed.
+    """
+
+    def __init__(self, n: int, passes: int, tqdm):
+        self.n, self.passes, self._tqdm = n, passes, tqdm
+        self.completed = 0
+        self._rows = 0
+        self._bar = None
+        self._open()
+
+    def _open(self) -> None:
+        i = self.completed + 1
+        desc = f"pass {i}/{self.passes}" if i <= self.passes else f"pass {i} (of {self.passes} announced)"
+        self._bar = self._tqdm(total=self.n, desc=desc, unit=" rows", unit_scale=True, file=sys.stderr,
+                               leave=False, dynamic_ncols=True)
+
+    def __call__(self, nrows: int) -> None:
+        while nrows > 0:
+            if self._bar is None:
+                self._open()
+            step = min(nrows, self.n - self._rows)
+            self._bar.update(step)
+            self._rows += step
+            nrows -= step
+            if self._rows >= self.n:
+                self._bar.close()
+                self._bar = None
+                self._rows = 0
+                self.completed += 1
+                if self.completed < self.passes:
+                    self._open()
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+
+def _progress_wanted(args) -> bool:
+    if args.progress is not None:
+        return args.progress
+    env = os.environ.get("LABELSIFT_PROGRESS", "").strip().lower()
+    if env:
+        return env not in ("0", "false", "no", "off")
+    return sys.stderr.isatty()
+
+
+def _attach_progress(args, probs):
+    if not _progress_wanted(args):
+        return None
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        if args.progress:
+            print('labelsift: note: progress bars need tqdm: pip install "labelsift[cli]"', file=sys.stderr)
+        return None
+    bar = Progress(probs.n, passes_for(args), tqdm)
+    probs.on_block = bar
+    return bar
+
+
+# ---------------------------------------------------------------------------
+# Output
+# ---------------------------------------------------------------------------
+def _write_csv(f, header, rows) -> None:
+    w = csv.writer(f, lineterminator="\n")
+    w.writerow(header)
+    w.writerows(rows)
+
+
+def _emit_csv(path, header, rows) -> None:
+    """The CSV to ``path`` (atomically) or, with no path, to stdout."""
+    if path:
+        from ._common.output import atomic_write
+
+        atomic_write(path, lambda f: _write_csv(f, header, rows))
+    else:
+        _write_csv(sys.stdout, header, rows)
+        sys.stdout.flush()
+
+
+def _print_json(obj, file=None) -> None:
+    f = file or sys.stdout
+    print(json.dumps(obj), file=f)
+    f.flush()
+
+
+# ---------------------------------------------------------------------------
+# Commands
+# ---------------------------------------------------------------------------
 def _format_matrix(m: np.ndarray, names) -> str:
-    width = max(6, *(len(n) for n in names)) + 1
-    head = " " * width + "".join(f"{n[:7]:>8}" for n in names)
-    rows = [f"{names[i]:<{width}}" + "".join(f"{v:8.3f}" for v in m[i]) for i in range(len(m))]
+    width = max(6, max(len(n) for n in names)) + 1
+    head = " " * width + "".join(f"{n:>{width}}" for n in names)
+    rows = [f"{names[i]:<{width}}" + "".join(f"{v:>{width}.3f}" for v in m[i]) for i in range(len(m))]
     return "\n".join([head, *rows])
 
 
@@ -57,23 +247,22 @@ def _example(args) -> int:
     from labelsift.datasets import cifar10_test
 
     d = cifar10_test()
+    names = load_class_names(args.class_names, len(d.class_names)) if args.class_names else list(d.class_names)
     ranked = ls.find_label_issues(d.labels, d.pred_probs, return_indices_ranked_by="self_confidence")
     py, noise, _inv, _cj = ls.estimate_py_and_noise_matrices_from_probabilities(d.labels, d.pred_probs)
-    names = d.class_names
     found = set(ranked.tolist())
     confirmed = set(d.confirmed_errors.tolist())
     print(f"labelsift {ls.__version__} on the CIFAR-10 test set: {len(d.labels)} examples, {len(names)} classes")
     print(f"label issues found: {len(ranked)} (filter_by='prune_by_noise_rate')")
-    print(
-        f"humans confirmed {len(confirmed & found)} of the {len(confirmed)} confirmed label errors "
-        f"among the issues found"
-    )
-    print("\n10 most likely label errors (index, given -> suggested, self-confidence):")
+    print(f"{len(confirmed & found)} of the {len(confirmed)} human-confirmed label errors were flagged "
+          "(crowd-sourced review, cleanlab/label-errors)")
+    print("\n10 most likely label errors (index, given -> suggested, self-confidence = P(given label)):")
     suggested = d.pred_probs.argmax(axis=1)
+    width = max(len(n) for n in names)
     for i in ranked[:10]:
         print(
-            f"  {i:>5}  {names[d.labels[i]]:>10} -> {names[suggested[i]]:<10}  {d.pred_probs[i, d.labels[i]]:.4f}"
-            + ("  (human-confirmed error)" if i in confirmed else "")
+            f"  {i:>5}  {names[d.labels[i]]:>{width}} -> {names[suggested[i]]:<{width}}  "
+            f"{d.pred_probs[i, d.labels[i]]:.2e}" + ("  (human-confirmed error)" if i in confirmed else "")
         )
     print("\nestimated noise matrix P(given label | true label), rows = given, columns = true:")
     print(_format_matrix(noise, names))
@@ -81,151 +270,298 @@ def _example(args) -> int:
     return 0
 
 
-def _progress(probs, quiet: bool):
-    """A tqdm bar counting rows read over all passes (none if tqdm is missing or --quiet)."""
-    if quiet or not sys.stderr.isatty() and not os.environ.get("LABELSIFT_PROGRESS"):
-        return None
-    try:
-        from tqdm import tqdm
-    except ImportError:
-        return None
-    bar = tqdm(total=None, unit=" rows", unit_scale=True, desc="labelsift", file=sys.stderr, leave=False)
-    probs.on_block = bar.update
-    return bar
-
-
 def _load_inputs(args):
-    from ._common.arrays import as_labels, as_probs, load_npy
+    """(labels, Probs, class names or None, progress or None), all checked before any pass."""
+    from ._common.arrays import as_labels, as_probs
 
+    for i, p in enumerate(args.pred_probs):
+        what = "pred-probs" if len(args.pred_probs) == 1 else f"pred-probs shard {i}"
+        _check_numeric_npy(p, what, _PROBS_FORMATS)
     probs = as_probs(args.pred_probs if len(args.pred_probs) > 1 else args.pred_probs[0])
-    labels = load_npy(args.labels, "labels")
+    labels = load_labels(args.labels)
     as_labels(labels, probs.n, probs.k)  # validate before any pass, for a clean message
-    args._bar = _progress(probs, getattr(args, "quiet", False))
-    return labels, probs
+    names = load_class_names(args.class_names, probs.k) if args.class_names else None
+    return labels, probs, names, _attach_progress(args, probs)
 
 
 def _find_issues(args) -> int:
     from ._cl.find import issue_table
 
-    labels, probs = _load_inputs(args)
-    ranked, scores, suggested, y, n, k = issue_table(labels, probs, filter_by=args.filter_by, rank_by=args.rank_by,
-                                                     n_jobs=args.jobs)
-    if args.out:
-        def write(f):
-            f.write("index,given_label,suggested_label,quality_score\n")
-            for i, s, g in zip(ranked.tolist(), scores.tolist(), suggested.tolist()):
-                f.write(f"{i},{y[i]},{g},{s:.9g}\n")
-
-        _atomic_write(args.out, write)
+    labels, probs, names, bar = _load_inputs(args)
+    try:
+        ranked, scores, suggested, y, n, k = issue_table(labels, probs, filter_by=args.filter_by,
+                                                         rank_by=args.rank_by, n_jobs=args.jobs)
+    finally:
+        if bar is not None:
+            bar.close()
+    header = ["index", "given_label", "suggested_label", "quality_score"]
+    given = y[ranked]
+    if names is None:
+        rows = ((i, g, s, f"{q:.9g}") for i, g, s, q in zip(ranked.tolist(), given.tolist(), suggested.tolist(),
+                                                                scores.tolist()))
+    else:
+        header += ["given_label_name", "suggested_label_name"]
+        rows = ((i, g, s, f"{q:.9g}", names[g], names[s])
+                for i, g, s, q in zip(ranked.tolist(), given.tolist(), suggested.tolist(), scores.tolist()))
     summary = {
         "num_examples": n,
         "num_classes": k,
         "filter_by": args.filter_by,
+        "rank_by": args.rank_by,
         "num_issues": int(len(ranked)),
         "out": args.out,
         "top_issues": ranked[:10].tolist(),
     }
-    print(json.dumps(summary))
+    if names is not None:
+        summary["top_issues_labels"] = [
+            {"index": i, "given_label_name": names[g], "suggested_label_name": names[s]}
+            for i, g, s in zip(ranked[:10].tolist(), given[:10].tolist(), suggested[:10].tolist())
+        ]
+    _emit_csv(args.out, header, rows)
+    _print_json(summary, file=None if args.out else sys.stderr)
     return 0
+
+
+_AXES = {
+    "noise_matrix": "[given][true] = P(given label | true label); columns sum to 1",
+    "inverse_noise_matrix": "[true][given] = P(true label | given label); columns sum to 1",
+    "confident_joint": "[given][true], calibrated counts; sums to num_examples",
+    "py": "[true] = P(true label)",
+}
+
+
+def _largest_noise_rates(noise: np.ndarray, names, top: int = 10) -> list:
+    from ._plot import largest_off_diagonal  # (no matplotlib needed)
+
+    out = []
+    for g, t, rate in largest_off_diagonal(noise, top):
+        entry = {"given": g, "true": t, "rate": float(f"{rate:.6g}")}
+        if names is not None:
+            entry |= {"given_name": names[g], "true_name": names[t]}
+        out.append(entry)
+    return out
 
 
 def _noise_matrix(args) -> int:
     import labelsift as ls
 
-    labels, probs = _load_inputs(args)
-    py, noise, inv, cj = ls.estimate_py_and_noise_matrices_from_probabilities(labels, probs, n_jobs=args.jobs)
-    result = {
+    if args.plot:  # before any computation
+        from ._plot import check_matplotlib
+
+        try:
+            check_matplotlib()
+        except ImportError as exc:
+            raise UsageError(str(exc)) from None
+    labels, probs, names, bar = _load_inputs(args)
+    try:
+        py, noise, inv, cj = ls.estimate_py_and_noise_matrices_from_probabilities(labels, probs, n_jobs=args.jobs)
+    finally:
+        if bar is not None:
+            bar.close()
+    joint = ls.estimate_joint(None, None, confident_joint=cj)  # cj is calibrated: joint = cj / sum(cj)
+    # = num_label_issues(estimation_method="off_diagonal_calibrated"), from the joint already computed
+    num_issues = int(np.rint((1.0 - joint.trace()) * probs.n))
+    if args.out:
+        from ._common.output import atomic_write
+
+        result = {
+            "num_examples": probs.n,
+            "num_classes": probs.k,
+            "axes": _AXES,
+            **({"class_names": names} if names is not None else {}),
+            "estimated_num_label_issues": num_issues,
+            "py": py.tolist(),
+            "noise_matrix": noise.tolist(),
+            "inverse_noise_matrix": inv.tolist(),
+            "confident_joint": np.asarray(cj).tolist(),
+        }
+        atomic_write(args.out, lambda f: json.dump(result, f))
+    if args.plot:
+        from ._plot import noise_matrix_figure, save_png
+
+        save_png(noise_matrix_figure(noise, num_examples=probs.n, num_issues=num_issues, class_names=names),
+                 args.plot)
+    _print_json({
         "num_examples": probs.n,
         "num_classes": probs.k,
-        "noise_matrix": noise.tolist(),
-        "inverse_noise_matrix": inv.tolist(),
-        "py": py.tolist(),
-        "confident_joint": np.asarray(cj).tolist(),
-    }
-    if args.out:
-        _atomic_write(args.out, lambda f: json.dump(result, f))
-    if args.plot:
-        from ._png import heatmap_png
-
-        png = heatmap_png(noise)
-        _atomic_write_bytes(args.plot, png)
-    summary = {k: v for k, v in result.items() if k not in ("inverse_noise_matrix", "confident_joint")}
-    print(json.dumps(summary | {"out": args.out, "plot": args.plot}))
+        "estimated_num_label_issues": num_issues,
+        "largest_noise_rates": _largest_noise_rates(noise, names),
+        "py": [float(f"{v:.6g}") for v in py.tolist()],
+        "out": args.out,
+        "plot": args.plot,
+    })
     return 0
 
 
 def _scores(args) -> int:
     import labelsift as ls
 
-    labels, probs = _load_inputs(args)
-    s = ls.get_label_quality_scores(labels, probs, method=args.method, n_jobs=args.jobs)
+    labels, probs, names, bar = _load_inputs(args)
+    try:
+        s = ls.get_label_quality_scores(labels, probs, method=args.method, n_jobs=args.jobs)
+    finally:
+        if bar is not None:
+            bar.close()
+    lowest = np.argsort(s, kind="stable")[:10]
     if args.out:
-        def write(f):
-            f.write(f"index,{args.method}\n")
-            for i, v in enumerate(s.tolist()):
-                f.write(f"{i},{v:.9g}\n")
-
-        _atomic_write(args.out, write)
-    print(
-        json.dumps(
-            {
-                "num_examples": probs.n,
-                "method": args.method,
-                "mean": float(np.mean(s, dtype=np.float64)),
-                "lowest": np.argsort(s, kind="stable")[:10].tolist(),
-                "out": args.out,
-            }
-        )
-    )
+        header = ["index", args.method]
+        if names is None:
+            rows = ((i, f"{v:.9g}") for i, v in enumerate(s.tolist()))
+        else:
+            header.append("given_label_name")
+            y = np.asarray(labels, dtype=np.int64).tolist()
+            rows = ((i, f"{v:.9g}", names[g]) for i, (v, g) in enumerate(zip(s.tolist(), y)))
+        _emit_csv(args.out, header, rows)
+    summary = {
+        "num_examples": probs.n,
+        "method": args.method,
+        "mean": float(np.mean(s, dtype=np.float64)),
+        "lowest": lowest.tolist(),
+        "out": args.out,
+    }
+    if names is not None:
+        summary["lowest_given_label_names"] = [names[int(labels[i])] for i in lowest.tolist()]
+    _print_json(summary)
     return 0
+
+
+# ---------------------------------------------------------------------------
+# Parser
+# ---------------------------------------------------------------------------
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Keeps the descriptions' line breaks; adds "(default: ...)" to options whose help does not state one."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if ("default" in text or "required" in text or not action.option_strings
+                or action.default in (None, argparse.SUPPRESS)):
+            return text
+        return text + " (default: %(default)s)"
+
+
+_DATA_EPILOG = {
+    "find-issues": [
+        "output: without --out the ranked CSV goes to stdout and the one-line JSON summary to stderr, so "
+        "`labelsift find-issues ... | head` works; with --out the CSV goes to the file and the summary to stdout.",
+        "CSV columns: index, given_label, suggested_label (argmax), quality_score (the --rank-by score), plus "
+        "given_label_name, suggested_label_name with --class-names; rows ranked by ascending score.",
+    ],
+    "noise-matrix": [
+        "output: a one-line JSON summary on stdout (N, K, the estimated number of label issues, the largest "
+        "off-diagonal noise rates, py). --out writes the full JSON: noise_matrix[given][true] = P(given | true), "
+        "inverse_noise_matrix[true][given], confident_joint[given][true], py, \"axes\" stating these, and the "
+        "class names. --plot writes a PNG heat map (needs matplotlib: pip install \"labelsift[cli]\").",
+    ],
+    "scores": [
+        "output: a one-line JSON summary on stdout (mean, the 10 lowest-scoring rows); --out writes the CSV "
+        "index,<method>[,given_label_name] for every row, in row order.",
+    ],
+}
+_COMMON_EPILOG = [
+    "inputs: --labels is a .npy integer array or a .csv/.txt file with one integer per line (empty lines "
+    "ignored); --pred-probs are .npy float arrays (N x K, or row shards of it, concatenated in order); pickled "
+    "files are never read.",
+    "Files are written atomically (temporary file in the same folder, then rename) with normal permissions. "
+    "Progress bars (one per pass over the data) go to stderr; LABELSIFT_PROGRESS=1 or 0 overrides the terminal "
+    "check. Bad input exits with code 2 and one line on stderr.",
+]
+
+
+def _paragraphs(texts) -> str:
+    import textwrap
+
+    return "\n\n".join(textwrap.fill(t, width=78, break_on_hyphens=False) for t in texts)
 
 
 def _parser() -> argparse.ArgumentParser:
     from ._common.names import FILTER_BY, SCORE_METHODS
 
-    p = argparse.ArgumentParser(prog="labelsift", description="Find label issues and estimate label noise.")
-    sub = p.add_subparsers(dest="command", required=True)
-    sub.add_parser("example", help="run confident learning on the embedded CIFAR-10 test-set predictions")
+    p = argparse.ArgumentParser(
+        prog="labelsift", formatter_class=_HelpFormatter,
+        description="Find label issues and estimate label noise (confident learning, cleanlab-compatible).",
+        epilog="Run `labelsift COMMAND --help` for a command's options and what it writes where.",
+    )
+    p.add_argument("--version", action="version", version=f"labelsift {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    def common(sp):
-        sp.add_argument("--labels", required=True, help=".npy file of integer labels")
-        sp.add_argument("--pred-probs", required=True, nargs="+", help=".npy file(s): one dump or its row shards")
-        sp.add_argument("--out", default=None, help="output file (written atomically)")
-        sp.add_argument("--jobs", type=int, default=None, help="CPU threads (default: all)")
-        sp.add_argument("--quiet", action="store_true", help="no progress bar")
+    ex = sub.add_parser("example", formatter_class=_HelpFormatter,
+                        help="run confident learning on the embedded CIFAR-10 test-set predictions",
+                        description="Run confident learning on the embedded CIFAR-10 test-set predictions and print "
+                                    "the issues found,\nthe human verdicts on them and the noise matrix "
+                                    "(all to stdout).")
+    ex.add_argument("--class-names", metavar="FILE", default=None,
+                    help="names to print instead of the CIFAR-10 ones: one per line or a JSON list, 10 of them "
+                         "(default: the CIFAR-10 names)")
 
-    f = sub.add_parser("find-issues", help="flag likely label errors")
-    common(f)
-    f.add_argument("--filter-by", default="prune_by_noise_rate", choices=FILTER_BY)
-    f.add_argument("--rank-by", default="self_confidence", choices=SCORE_METHODS)
-    nm = sub.add_parser("noise-matrix", help="estimate the noise matrix, inverse and prior (JSON)")
-    common(nm)
-    nm.add_argument("--plot", default=None, help="also write a heat map of the noise matrix (PNG)")
-    sc = sub.add_parser("scores", help="label quality score of every example (CSV)")
-    common(sc)
-    sc.add_argument("--method", default="self_confidence", choices=SCORE_METHODS)
+    def data_command(name, help_text):
+        sp = sub.add_parser(name, help=help_text, formatter_class=_HelpFormatter,
+                            description=help_text[0].upper() + help_text[1:] + ".",
+                            epilog=_paragraphs(_DATA_EPILOG[name] + _COMMON_EPILOG))
+        sp.add_argument("--labels", required=True, metavar="FILE",
+                        help="given labels: .npy integer array, or .csv/.txt with one integer per line (required)")
+        sp.add_argument("--pred-probs", required=True, nargs="+", metavar="NPY",
+                        help=".npy file(s) of predicted probabilities: one N x K dump or its row shards in order "
+                             "(required)")
+        sp.add_argument("--class-names", metavar="FILE", default=None,
+                        help="class names, one per line or a JSON list of K strings; added to the CSV and JSON "
+                             "(and the plot) (default: none, classes are indices)")
+        sp.add_argument("--jobs", type=int, default=None, metavar="N",
+                        help="CPU threads; results do not depend on it (default: all cores)")
+        sp.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                        help="progress bars on stderr, one per pass over the data "
+                             "(default: on when stderr is a terminal)")
+        sp.add_argument("--quiet", dest="progress", action="store_const", const=False,
+                        help="same as --no-progress (default: off)")
+        return sp
+
+    f = data_command("find-issues", "flag likely label errors, ranked by label quality")
+    f.add_argument("--out", metavar="CSV", default=None, help="write the ranked CSV here (default: stdout)")
+    f.add_argument("--filter-by", default="prune_by_noise_rate", choices=FILTER_BY, metavar="METHOD",
+                   help=f"cleanlab's filter_by method: {', '.join(FILTER_BY)}")
+    f.add_argument("--rank-by", default="self_confidence", choices=SCORE_METHODS, metavar="SCORE",
+                   help=f"score the issues are ranked by (ascending): {', '.join(SCORE_METHODS)}")
+    nm = data_command("noise-matrix", "estimate the noise matrix, its inverse, the confident joint and the prior")
+    nm.add_argument("--out", metavar="JSON", default=None,
+                    help="write all matrices as JSON here (default: none, only the summary)")
+    nm.add_argument("--plot", metavar="PNG", default=None,
+                    help="write a heat map of the noise matrix here (default: none)")
+    sc = data_command("scores", "label quality score of every example")
+    sc.add_argument("--out", metavar="CSV", default=None,
+                    help="write every row's score as CSV here (default: none, only the summary)")
+    sc.add_argument("--method", default="self_confidence", choices=SCORE_METHODS, metavar="SCORE",
+                    help=f"cleanlab's label quality score: {', '.join(SCORE_METHODS)}")
     return p
+
+
+def _silence_stdout() -> None:
+    """After a closed pipe: point stdout at devnull so the exit-time flush cannot fail
+    (the recipe of Python's documentation on SIGPIPE)."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):  # stdout is not a real file (tests)
+        pass
+
+
+def _one_line(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.filename and exc.strerror:
+        return f"{exc.filename}: {exc.strerror}"
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def main(argv=None) -> int:
     args = _parser().parse_args(argv)
     run = {"example": _example, "find-issues": _find_issues, "noise-matrix": _noise_matrix, "scores": _scores}
     try:
-        code = run[args.command](args)
-        bar = getattr(args, "_bar", None)
-        if bar is not None:
-            bar.close()
-        return code
-    except OSError as exc:
-        if isinstance(exc, FileNotFoundError):
-            raise_msg = str(exc)
-        else:
-            raise_msg = f"{exc.strerror or exc}: {exc.filename or ''}".strip()
-        print(f"labelsift: error: {raise_msg}", file=sys.stderr)
-        return 2
-    except (ValueError, TypeError) as exc:
-        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        print(f"labelsift: error: {msg}", file=sys.stderr)
+        return run[args.command](args)
+    except BrokenPipeError:  # the reader went away (`| head`): not an error
+        _silence_stdout()
+        return 0
+    except KeyboardInterrupt:
+        return 130
+    except (OSError, ValueError, TypeError) as exc:
+        print(f"labelsift: error: {_one_line(exc)}", file=sys.stderr)
         return 2
 
 
