@@ -626,3 +626,26 @@ def test_example_output_reads_right():
     assert len({line.split()[4] for line in rows}) > 1  # not all printed alike (no 0.0000s)
     header = out.split("rows = given, columns = true:\n")[1].splitlines()[0].split()
     assert header == list(data.class_names)  # full names, none cut to 7 characters
+
+
+def test_ties_option_reaches_the_engine(tmp_path):
+    """--ties lower_index gives the API's lower_index ranking; the default gives cleanlab's."""
+    import labelsift
+
+    rng = np.random.default_rng(5)
+    p = np.round(rng.dirichlet(np.ones(6) * 0.5, 3000), 1)
+    p[:, 0] += 1 - p.sum(1)
+    p = np.clip(p, 0, 1)
+    p /= p.sum(1, keepdims=True)
+    y = rng.integers(0, 6, 3000)
+    np.save(tmp_path / "y.npy", y)
+    np.save(tmp_path / "p.npy", p)
+    got = {}
+    for ties in ("cleanlab", "lower_index"):
+        out = tmp_path / f"{ties}.csv"
+        assert main(["find-issues", "--labels", str(tmp_path / "y.npy"), "--pred-probs", str(tmp_path / "p.npy"),
+                     "--ties", ties, "--out", str(out), "--no-progress"]) == 0
+        got[ties] = np.loadtxt(out, delimiter=",", skiprows=1, usecols=0, dtype=np.int64, ndmin=1)
+        want = labelsift.find_label_issues(y, p, return_indices_ranked_by="self_confidence", ties=ties)
+        np.testing.assert_array_equal(got[ties], want)
+    assert not np.array_equal(got["cleanlab"], got["lower_index"])

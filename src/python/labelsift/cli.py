@@ -507,6 +507,9 @@ def _parser() -> argparse.ArgumentParser:
                              "(and the plot) (default: none, classes are indices)")
         sp.add_argument("--jobs", type=int, default=None, metavar="N",
                         help="CPU threads; results do not depend on it (default: all cores)")
+        sp.add_argument("--ties", default="cleanlab", choices=("cleanlab", "lower_index"),
+                        help="how exactly equal values are ordered: as cleanlab 2.9.0 does on this machine, "
+                             "or by the lower index (the same on every machine)")
         sp.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                         help="progress bars on stderr, one per pass over the data "
                              "(default: on when stderr is a terminal)")
@@ -553,8 +556,11 @@ def _one_line(exc: BaseException) -> str:
 def main(argv=None) -> int:
     args = _parser().parse_args(argv)
     run = {"example": _example, "find-issues": _find_issues, "noise-matrix": _noise_matrix, "scores": _scores}
+    from ._common.options import options
+
     try:
-        return run[args.command](args)
+        with options(ties=getattr(args, "ties", None)):
+            return run[args.command](args)
     except BrokenPipeError:  # the reader went away (`| head`): not an error
         _silence_stdout()
         return 0
