@@ -64,6 +64,76 @@ def largest_off_diagonal(m: np.ndarray, top: int):
     return out
 
 
+def _layout(k: int, names):
+    """(figure, heat-map axes, side-panel axes or None, tick font size)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    named_ticks, cell_text = k <= MAX_NAMED_TICKS, k <= MAX_CELL_TEXT
+    longest = max(len(s) for s in names) if named_ticks else 0
+    side = 6.0 if cell_text else 7.5  # inches of the matrix itself
+    tick_pt = float(np.clip(0.55 * side * 72 / k, 5.5, 10)) if named_ticks else 9.0
+    label_in = longest * tick_pt * 0.6 / 72 if named_ticks else 0.4  # room the tick labels take
+    panel_in = 0.0 if cell_text else 3.6
+    fig = Figure(figsize=(side + 2.0 + label_in + panel_in, side + 1.2 + 0.75 * label_in), dpi=150,
+                 layout="constrained")
+    FigureCanvasAgg(fig)
+    if cell_text:
+        return fig, fig.add_subplot(), None, tick_pt
+    gs = fig.add_gridspec(1, 2, width_ratios=[side + 1.2 + label_in, panel_in])
+    return fig, fig.add_subplot(gs[0, 0]), fig.add_subplot(gs[0, 1]), tick_pt
+
+
+def _ticks(ax, k: int, names, tick_pt: float) -> None:
+    from matplotlib.ticker import MaxNLocator
+
+    if k > MAX_NAMED_TICKS:
+        for axis in (ax.xaxis, ax.yaxis):
+            axis.set_major_locator(MaxNLocator(nbins=10, integer=True))
+        ax.set_xlabel("true label (class index)")
+        ax.set_ylabel("given label (class index)")
+        return
+    longest = max(len(s) for s in names)
+    ax.set_xlabel("true label")
+    ax.set_ylabel("given label")
+    ax.set_xticks(np.arange(k), labels=names, fontsize=tick_pt, rotation=45 if longest > 2 else 0,
+                  ha="right" if longest > 2 else "center", rotation_mode="anchor")
+    ax.set_yticks(np.arange(k), labels=names, fontsize=tick_pt)
+    ax.tick_params(length=2)
+
+
+def _cell_values(ax, m: np.ndarray, norm, floor: float) -> None:
+    k = m.shape[0]
+    text_pt = float(np.clip(0.3 * 6.0 * 72 / k, 5, 9))
+    for i in range(k):
+        for j in range(k):
+            v = m[i, j]
+            dark = v >= floor and norm(v) < 0.6  # viridis is dark below ~60%
+            ax.text(j, i, _cell_text(v), ha="center", va="center", fontsize=text_pt,
+                    color="white" if dark else ("black" if v > 0 else "0.6"))
+
+
+def _side_panel(side_ax, m: np.ndarray, names, cmap, norm, floor: float) -> None:
+    """The largest off-diagonal rates (true -> given), which single cells of a big matrix cannot show."""
+    top = largest_off_diagonal(m, 25)
+    ypos = np.arange(len(top))
+    rates = np.array([r for _, _, r in top])
+    side_ax.barh(ypos, rates, color=cmap(norm(np.maximum(rates, floor))), height=0.7)
+    longest = max((len(names[t]) + len(names[g]) for g, t, _ in top), default=0)
+    side_ax.set_yticks(ypos, labels=[f"{names[t]} \u2192 {names[g]}" for g, t, _ in top],
+                       fontsize=7 if longest > 20 else 8)
+    side_ax.invert_yaxis()
+    side_ax.set_xlabel("P(given label | true label)")
+    side_ax.set_title(f"{len(top)} largest off-diagonal rates\n(true label \u2192 given label)", fontsize=9)
+    side_ax.tick_params(axis="x", labelsize=8)
+    for y0, r in zip(ypos, rates):
+        side_ax.text(r, y0, f" {r:.3f}", va="center", ha="left", fontsize=7)
+    if len(rates):
+        side_ax.set_xlim(0, rates.max() * 1.3)
+    for spine in ("top", "right"):
+        side_ax.spines[spine].set_visible(False)
+
+
 def noise_matrix_figure(noise_matrix, *, num_examples: int, num_issues: int, class_names=None):
     """A matplotlib Figure of ``noise_matrix[given][true] = P(given label | true label)``.
 
@@ -77,10 +147,7 @@ def noise_matrix_figure(noise_matrix, *, num_examples: int, num_issues: int, cla
     """
     check_matplotlib()
     import matplotlib
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.colors import LogNorm
-    from matplotlib.figure import Figure
-    from matplotlib.ticker import MaxNLocator
 
     m = np.asarray(noise_matrix, dtype=np.float64)
     if m.ndim != 2 or m.shape[0] != m.shape[1]:
@@ -89,83 +156,27 @@ def noise_matrix_figure(noise_matrix, *, num_examples: int, num_issues: int, cla
     names = [str(i) for i in range(k)] if class_names is None else [str(c) for c in class_names]
     if len(names) != k:
         raise ValueError(f"{len(names)} class names for {k} classes")
-    named_ticks = k <= MAX_NAMED_TICKS
-    cell_text = k <= MAX_CELL_TEXT
-    longest = max(len(s) for s in names) if named_ticks else 0
-
-    side = 6.0 if cell_text else 7.5  # inches of the matrix itself
-    tick_pt = float(np.clip(0.55 * side * 72 / k, 5.5, 10)) if named_ticks else 9.0
-    label_in = longest * tick_pt * 0.6 / 72 if named_ticks else 0.4  # room the tick labels take
-    panel_in = 0.0 if cell_text else 3.6
-    fig = Figure(figsize=(side + 2.0 + label_in + panel_in, side + 1.2 + 0.75 * label_in), dpi=150,
-                 layout="constrained")
-    FigureCanvasAgg(fig)
-    if cell_text:
-        ax = fig.add_subplot()
-        side_ax = None
-    else:
-        gs = fig.add_gridspec(1, 2, width_ratios=[side + 1.2 + label_in, panel_in])
-        ax = fig.add_subplot(gs[0, 0])
-        side_ax = fig.add_subplot(gs[0, 1])
-
+    fig, ax, side_ax, tick_pt = _layout(k, names)
     cmap = matplotlib.colormaps["viridis"].with_extremes(under="white", bad="white")
     floor = log_floor(m)
     norm = LogNorm(vmin=floor, vmax=1.0, clip=False)
     # one cell is at least one pixel up to K ~ 1100 (7.5 in at 150 dpi): show every cell as it is
     im = ax.imshow(m, cmap=cmap, norm=norm, interpolation="nearest" if k <= 1100 else "antialiased",
                    aspect="equal")
-
-    if named_ticks:
-        ax.set_xlabel("true label")
-        ax.set_ylabel("given label")
-        ax.set_xticks(np.arange(k), labels=names, fontsize=tick_pt, rotation=45 if longest > 2 else 0,
-                      ha="right" if longest > 2 else "center", rotation_mode="anchor")
-        ax.set_yticks(np.arange(k), labels=names, fontsize=tick_pt)
-        ax.tick_params(length=2)
-    else:
-        for axis in (ax.xaxis, ax.yaxis):
-            axis.set_major_locator(MaxNLocator(nbins=10, integer=True))
-        ax.set_xlabel("true label (class index)")
-        ax.set_ylabel("given label (class index)")
-
-    if cell_text:
-        text_pt = float(np.clip(0.3 * side * 72 / k, 5, 9))
-        for i in range(k):
-            for j in range(k):
-                v = m[i, j]
-                dark = v >= floor and norm(v) < 0.6  # viridis is dark below ~60%
-                ax.text(j, i, _cell_text(v), ha="center", va="center", fontsize=text_pt,
-                        color="white" if dark else ("black" if v > 0 else "0.6"))
-
+    _ticks(ax, k, names, tick_pt)
+    if k <= MAX_CELL_TEXT:
+        _cell_values(ax, m, norm, floor)
     cb = fig.colorbar(im, ax=ax, extend="min", shrink=0.85, pad=0.02)
     below = "0" if floor <= m[m > 0].min(initial=1.0) else f"0 or below {floor:g}"
     cb.set_label(f"P(given label | true label), log scale (white: {below})")
-
     pct = 100.0 * num_issues / max(1, num_examples)
     ax.set_title(
         "Estimated noise matrix: noise_matrix[given][true] = P(given label | true label)\n"
         f"N = {num_examples:,} examples, K = {k} classes, estimated label issues: {num_issues:,} ({pct:.1f}%)",
         fontsize=10,
     )
-
     if side_ax is not None:
-        top = largest_off_diagonal(m, 25)
-        ypos = np.arange(len(top))
-        rates = np.array([r for _, _, r in top])
-        side_ax.barh(ypos, rates, color=cmap(norm(np.maximum(rates, floor))), height=0.7)
-        side_ax.set_yticks(ypos, labels=[f"{names[t]} \u2192 {names[g]}" for g, t, _ in top],
-                           fontsize=7 if max((len(names[t]) + len(names[g]) for g, t, _ in top), default=0) > 20
-                           else 8)
-        side_ax.invert_yaxis()
-        side_ax.set_xlabel("P(given label | true label)")
-        side_ax.set_title(f"{len(top)} largest off-diagonal rates\n(true label \u2192 given label)", fontsize=9)
-        side_ax.tick_params(axis="x", labelsize=8)
-        for y0, r in zip(ypos, rates):
-            side_ax.text(r, y0, f" {r:.3f}", va="center", ha="left", fontsize=7)
-        if len(rates):
-            side_ax.set_xlim(0, rates.max() * 1.3)
-        for spine in ("top", "right"):
-            side_ax.spines[spine].set_visible(False)
+        _side_panel(side_ax, m, names, cmap, norm, floor)
     return fig
 
 
