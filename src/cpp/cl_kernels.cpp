@@ -26,6 +26,16 @@ void dispatch(int dtype, F&& f) {
 
 int threads_or_default(int nthreads) { return nthreads > 0 ? nthreads : omp_get_max_threads(); }
 
+// Thread policy of every kernel: `work` estimates its cost in element
+// visits of the row sweep (~0.3 ns each); below kMinParallelWork the kernel
+// runs on the calling thread (the regions' if-clause is false, so no other
+// thread is woken or waited for). There a second thread saves less than
+// waking it costs, and on a busy machine a parallel region can wait
+// milliseconds for a descheduled thread (bench/bench_small_calls.py).
+// Results never depend on the thread count, so this is a speed choice only.
+constexpr double kMinParallelWork = double(1 << 18);
+int threads_for(int nthreads, double work) { return work < kMinParallelWork ? 1 : threads_or_default(nthreads); }
+
 // Stable bucketing of row indices by label: order[off[k] .. off[k+1]) are the
 // rows of class k in increasing index order.
 void bucket_by_class(const int64_t* labels, int64_t n, int64_t K, std::vector<int64_t>& off,
@@ -45,7 +55,8 @@ void gather_given(const Mat& P, const int64_t* labels, void* out, int nthreads) 
     using S = decltype(tag);
     const S* base = static_cast<const S*>(P.data);
     S* o = static_cast<S*>(out);
-#pragma omp parallel for schedule(static) num_threads(threads_or_default(nthreads))
+    const int T = threads_for(nthreads, 16.0 * double(P.n));  // one scattered read a row
+#pragma omp parallel for schedule(static) num_threads(T) if (T > 1)
     for (int64_t i = 0; i < P.n; ++i) o[i] = base[i * P.s0 + labels[i] * P.s1];
   });
 }
@@ -58,7 +69,8 @@ void class_means(int dtype, const void* g, const int64_t* labels, int64_t n, int
     using S = decltype(tag);
     using N_ = Num<S>;
     const S* v = static_cast<const S*>(g);
-#pragma omp parallel for schedule(dynamic, 1) num_threads(threads_or_default(nthreads))
+    const int T = threads_for(nthreads, 4.0 * double(n));
+#pragma omp parallel for schedule(dynamic, 1) num_threads(T) if (T > 1)
     for (int64_t k = 0; k < K; ++k) {
       const int64_t a = off[k], m = off[k + 1] - off[k];
       counts[k] = m;
@@ -119,11 +131,16 @@ static RowPassError row_pass_t(const Mat& P, const int64_t* labels, const C* cut
   if (cpu_has_avx2()) fn = &rows_range_avx2<S, C>;
 #endif
   int64_t first_bad = std::numeric_limits<int64_t>::max();
-#pragma omp parallel num_threads(threads_or_default(nthreads)) reduction(min : first_bad)
-  {
-    const int64_t T = omp_get_num_threads(), t = omp_get_thread_num();
-    const int64_t chunk = (P.n + T - 1) / T;
-    const int64_t i0 = std::min(P.n, t * chunk), i1 = std::min(P.n, i0 + chunk);
+  // Chunks of ~64k values handed out dynamically: a thread that is
+  // descheduled (a busy machine) holds up one chunk, not half the rows.
+  // Each chunk stops at its first invalid row; the smallest over all chunks
+  // is the first invalid row overall.
+  const int64_t rows_per_chunk = std::max<int64_t>(16, (int64_t(1) << 16) / std::max<int64_t>(1, P.k));
+  const int64_t nchunks = (P.n + rows_per_chunk - 1) / rows_per_chunk;
+  const int T = threads_for(nthreads, double(P.n) * double(P.k));
+#pragma omp parallel for schedule(dynamic, 1) num_threads(T) if (T > 1) reduction(min : first_bad)
+  for (int64_t c = 0; c < nchunks; ++c) {
+    const int64_t i0 = c * rows_per_chunk, i1 = std::min(P.n, i0 + rows_per_chunk);
     int64_t bad = std::numeric_limits<int64_t>::max();
     fn(P, labels, cut, out, bd, validate_only, i0, i1, &bad);
     first_bad = std::min(first_bad, bad);
@@ -172,7 +189,8 @@ void xlogx_rows(const Mat& P, const int64_t* rows, int64_t nrows, double* out, i
     using S = decltype(tag);
     const S* base = static_cast<const S*>(P.data);
     const int64_t m = rows ? nrows : P.n;
-#pragma omp parallel for schedule(static) num_threads(threads_or_default(nthreads))
+    const int T = threads_for(nthreads, 10.0 * double(m) * double(P.k));  // a log per value
+#pragma omp parallel for schedule(dynamic, 256) num_threads(T) if (T > 1)
     for (int64_t t = 0; t < m; ++t) {
       const int64_t i = rows ? rows[t] : t;
       out[t] = RowOps<S>::xlogx_row_sum(base + i * P.s0, P.s1, P.k);
@@ -189,7 +207,8 @@ void adjusted_rows(const Mat& P, const int64_t* labels, const double* t, bool t_
     using V = typename Num<S>::V;
     const S* base = static_cast<const S*>(P.data);
     const int64_t m = rows ? nrows : P.n;
-#pragma omp parallel for schedule(static) num_threads(threads_or_default(nthreads))
+    const int T = threads_for(nthreads, 4.0 * double(m) * double(P.k));
+#pragma omp parallel for schedule(dynamic, 256) num_threads(T) if (T > 1)
     for (int64_t r = 0; r < m; ++r) {
       const int64_t i = rows ? rows[r] : r;
       const S* row = base + i * P.s0;
@@ -205,7 +224,8 @@ void lowest_per_class(const double* values, const int64_t* labels, int64_t n, in
                       uint8_t* mask, int nthreads, uint8_t* tied) {
   std::vector<int64_t> off, order;
   bucket_by_class(labels, n, K, off, order);
-#pragma omp parallel num_threads(threads_or_default(nthreads))
+  const int T = threads_for(nthreads, 8.0 * double(n));
+#pragma omp parallel num_threads(T) if (T > 1)
   {
     std::vector<Cand> buf;
 #pragma omp for schedule(dynamic, 1)
@@ -235,7 +255,8 @@ void top_m_rows(const Mat& P, int64_t m, int32_t* cls, void* vals, void* rest, i
     S* vout = static_cast<S*>(vals);
     S* rout = static_cast<S*>(rest);
     const int64_t K = P.k, mm = std::min(m, K);
-#pragma omp parallel num_threads(threads_or_default(nthreads))
+    const int T = threads_for(nthreads, 2.0 * double(P.n) * double(K));
+#pragma omp parallel num_threads(T) if (T > 1)
     {
       std::vector<V> bv(mm + 1);
       std::vector<int32_t> bc(mm + 1);
@@ -296,7 +317,8 @@ void top_m_rows(const Mat& P, int64_t m, int32_t* cls, void* vals, void* rest, i
 }
 
 void round_rows(const double* values, int64_t rows, int64_t n, int64_t* out, int nthreads) {
-#pragma omp parallel num_threads(threads_or_default(nthreads))
+  const int T = threads_for(nthreads, 8.0 * double(rows) * double(n));
+#pragma omp parallel num_threads(T) if (T > 1)
   {
     std::vector<double> r(n);
     std::vector<Cand> cand(n);
@@ -387,7 +409,7 @@ void TopCSelector::feed(const Mat& P, const int64_t* labels, int64_t row0, int n
   if (row0 < next_row_ || row0 + P.n > n_total_)
     throw std::invalid_argument("TopCSelector: blocks must come in increasing row order, within range");
   next_row_ = row0 + P.n;
-  const int T = threads_or_default(nthreads);
+  const int T = threads_for(nthreads, 8.0 * double(P.n));
   // Each class belongs to one thread (greedy, heaviest first), so every heap
   // is filled by one thread in index order: no merging, no races.
   std::vector<int> owner(K_, 0);
@@ -405,7 +427,7 @@ void TopCSelector::feed(const Mat& P, const int64_t* labels, int64_t row0, int n
   dispatch(P.dtype, [&](auto tag) {
     using S = decltype(tag);
     const S* base = static_cast<const S*>(P.data);
-#pragma omp parallel num_threads(T)
+#pragma omp parallel num_threads(T) if (T > 1)
     {
       const int tid = omp_get_thread_num();
       // This thread's rows (those of its classes with something to prune), in

@@ -340,6 +340,9 @@ struct RowOps {
   // sum_k xlogy(P[k], P[k]) as scipy computes it for this dtype, summed over
   // the row with NumPy's pairwise scheme in the dtype scipy returns:
   //   float32 -> float32 (x * logf(x)), float64 and float16 -> float64.
+  // Values are clipped to [0, 1] inside the log: an accepted value in
+  // [-1e-6, 0) counts as 0 (0 log 0 = 0) and one in (1, 1 + 1e-4] as 1, so
+  // the entropy is never negative or NaN (values in [0, 1] are unchanged).
   LS_HD static double xlogx_row_sum(const S* row, std::ptrdiff_t stride, int64_t K);
 
   // Self-confidence and max-other of the threshold-adjusted row
@@ -355,7 +358,7 @@ template <>
 LS_HD double RowOps<float>::xlogx_row_sum(const float* row, std::ptrdiff_t stride, int64_t K) {
   auto get = [&](std::ptrdiff_t k) -> float {
     const float x = row[k * stride];
-    return x == 0.0f ? 0.0f : x * logf(x);
+    return (x <= 0.0f || x >= 1.0f) ? 0.0f : x * logf(x);
   };
   return double(pairwise_sum<float>(get, 0, K));
 }
@@ -363,7 +366,7 @@ template <>
 LS_HD double RowOps<double>::xlogx_row_sum(const double* row, std::ptrdiff_t stride, int64_t K) {
   auto get = [&](std::ptrdiff_t k) -> double {
     const double x = row[k * stride];
-    return x == 0.0 ? 0.0 : x * log(x);
+    return (x <= 0.0 || x >= 1.0) ? 0.0 : x * log(x);
   };
   return pairwise_sum<double>(get, 0, K);
 }
@@ -371,7 +374,7 @@ template <>
 LS_HD double RowOps<half_t>::xlogx_row_sum(const half_t* row, std::ptrdiff_t stride, int64_t K) {
   auto get = [&](std::ptrdiff_t k) -> double {
     const double x = double(half_to_float(row[k * stride].bits));
-    return x == 0.0 ? 0.0 : x * log(x);
+    return (x <= 0.0 || x >= 1.0) ? 0.0 : x * log(x);
   };
   return pairwise_sum<double>(get, 0, K);
 }
