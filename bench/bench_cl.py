@@ -47,8 +47,13 @@ Robustness on a shared machine:
   processes used more than 0.3 cores during it;
 * the bandwidth is measured at the start and at the end; the best is used.
 
-``--breakdown`` also times the stages of labelsift's ``find_label_issues``
-through its private modules (in RAM and memmapped).
+``--breakdown`` also times the stages of public labelsift calls, as the
+engine records them (``labelsift._common.trace``), in RAM and memmapped.
+
+labelsift runs in its default tie rule (``ties="cleanlab"``, compared with
+unmodified cleanlab); the tie-sensitive calls are also run with
+``ties="lower_index"`` (compared with cleanlab whose rounding ties go to the
+lower index) and the two modes' times are reported.
 """
 from __future__ import annotations
 
@@ -79,10 +84,10 @@ FUNCS = {
     "find_label_issues_both": ('filter.find_label_issues(filter_by="both")', 2, True),
     "quality_self_confidence": ('rank.get_label_quality_scores("self_confidence")', 1, False),
     "quality_normalized_margin": ('rank.get_label_quality_scores("normalized_margin")', 1, False),
-    # issue 3: a dump on disk. labelsift reads the .npy path (exact, multi-pass);
+    # A dump on disk. labelsift reads the .npy path (exact, multi-pass);
     # cleanlab's one-pass batched variant reads a memmap of the same file. Its
     # results differ by design (running-mean thresholds, argmax-based issue
-    # count; see shared/spec/confident-learning.md section 7).
+    # count, the whole input copied at the end).
     "find_label_issues_batched": ("cleanlab find_label_issues_batched vs labelsift on the .npy path", 2, True),
 }
 
@@ -203,6 +208,9 @@ def _call(impl: str, func: str, labels, probs):
     if impl == "labelsift":
         import labelsift as L
 
+        if func.endswith("@lower_index"):  # the same call with ties="lower_index"
+            with L.options(ties="lower_index"):
+                return _call(impl, func[: -len("@lower_index")], labels, probs)
         if func == "compute_confident_joint":
             return L.compute_confident_joint(labels, probs)
         if func == "find_label_issues":
@@ -228,9 +236,9 @@ def _call(impl: str, func: str, labels, probs):
             # difference is zero.
             import cleanlab.internal.util as cl_util
 
-            from labelsift import _latent
+            from labelsift.reference import round_preserving_sum  # ties to the lower index
 
-            cl_util.round_preserving_sum = _latent.round_preserving_sum
+            cl_util.round_preserving_sum = round_preserving_sum
         if func == "find_label_issues_batched":
             from cleanlab.experimental.label_issues_batched import find_label_issues_batched
 
@@ -287,51 +295,40 @@ def _bandwidth(probs: np.ndarray, repeat: int) -> dict:
 
 
 def _breakdown(labels, probs, repeat: int) -> dict:
-    """Best-of-`repeat` time of each stage of labelsift's find_label_issues
-    (default filter_by) and get_label_quality_scores, through labelsift's
-    private modules (they mirror labelsift/filter.py; may need updating if
-    the library's internals change)."""
+    """Stage times of public calls, from the engine's own stage records
+    (``labelsift._common.trace``): for each call, the fastest of `repeat`
+    runs, its total and its stages (seconds)."""
     import numpy as _np
-    from labelsift import _cl, _latent
-
-    def best(fn):
-        t = float("inf")
-        r = None
-        for _ in range(repeat):
-            t0 = time.perf_counter()
-            r = fn()
-            t = min(t, time.perf_counter() - t0)
-        return t, r
-
     import labelsift as L
+    from labelsift._common import trace
 
+    calls = {
+        "find_label_issues": lambda: L.find_label_issues(labels, probs),
+        "find_label_issues(ties='lower_index')": lambda: L.find_label_issues(labels, probs, ties="lower_index"),
+        "find_label_issues(filter_by='both')": lambda: L.find_label_issues(labels, probs, filter_by="both"),
+        "get_label_quality_scores('normalized_margin')":
+            lambda: L.get_label_quality_scores(labels, probs, method="normalized_margin"),
+    }
     out = {}
-    out["find_label_issues, whole call (for reference)"], _ = best(lambda: L.find_label_issues(labels, probs))
-    out["prepare (wrap input, labels to int64)"], pb = best(lambda: _cl.prepare(labels, probs))
-    out["given_probs (gather P[i, y_i])"], g = best(lambda: _cl.given_probs(pb))
-    out["thresholds_from_given (class means)"], th = best(lambda: _cl.thresholds_from_given(pb, g))
-    cut = _cl.cut_from_thresholds(th, pb.k, pb.dtype)  # what confident_pass does
-    out[f"row_pass #1 (validate+guess+keep+max_other), full sweep, {cut.dtype} cut"], rp = best(
-        lambda: _cl.row_pass(pb, cut, keep=True, max_other=True))
-    out["confident_joint_from_guesses (bincount)"], (cj, off) = best(
-        lambda: _cl.confident_joint_from_guesses(pb, rp.guess))
-    lc = pb.label_counts()
-    out["calibrate_confident_joint (K=%d rows, C++ rounding)" % pb.k], cal = best(
-        lambda: _latent.calibrate_confident_joint(cj, lc))
-    out["keep_at_least_n_per_class"], pcm = best(lambda: _latent.keep_at_least_n_per_class(cal.T, 1))
-    ub = _cl.margin_upper_bound(pb, g, rp.max_other)
-    out["prune_by_noise_rate, sweep #2 (skips rows by their margin bound)"], mask = best(
-        lambda: _cl.prune_by_noise_rate(pb, pcm, lc, 1, ub))
-    out["  same without the bound (reads every row's active columns)"], _ = best(
-        lambda: _cl.prune_by_noise_rate(pb, pcm, lc, 1))
-    out["prune_by_class (filter_by='both' only)"], _ = best(lambda: _cl.prune_by_class(pb, g, pcm, lc, 1))
-    out["row_pass, validation only (no cut)"], _ = best(lambda: _cl.row_pass(pb, None))
-    out["row_pass with max_other (normalized_margin)"], _ = best(lambda: _cl.row_pass(pb, None, max_other=True))
+    for name, fn in calls.items():
+        best = None
+        for _ in range(repeat):
+            with trace.recording() as stages:
+                t0 = time.perf_counter()
+                fn()
+                total = time.perf_counter() - t0
+            if best is None or total < best[0]:
+                best = (total, dict(stages))
+        out[f"{name}, whole call"] = best[0]
+        for stage_name, sec in best[1].items():
+            out[f"{name}: {stage_name}"] = sec
     if isinstance(probs, _np.ndarray):
         flat = probs.reshape(-1)
         step = (32 << 20) // flat.itemsize
-        out["reference: np.max over the array, 1 thread"], _ = best(
-            lambda: [_np.max(flat[a:a + step]) for a in range(0, len(flat), step)])
+        t0 = time.perf_counter()
+        for a in range(0, len(flat), step):
+            _np.max(flat[a:a + step])
+        out["reference: np.max over the array, 1 thread"] = time.perf_counter() - t0
     return out
 
 
@@ -669,8 +666,8 @@ def build_extra_table(res: dict, nbytes: int) -> str:
             "| differing vs peer |", "|---|---|---|---|---|---|---|---|"]
     for func, r in res["runs"].items():
         for a_key, b_key, cmp_key, peer in (
-            ("labelsift_ram", "cleanlab_lower_ties_ram", "compare_lower_ties",
-             "cleanlab 2.9.0, rounding ties to the lower index (RAM)"),
+            ("labelsift_lower_index_ram", "cleanlab_lower_ties_ram", "compare_lower_ties",
+             "labelsift ties=\"lower_index\" vs cleanlab 2.9.0 with rounding ties to the lower index (RAM)"),
             ("labelsift_mmap", "cleanlab_batched_mmap", "compare_batched",
              "cleanlab `find_label_issues_batched` (memmap; approximate by design)"),
         ):
@@ -816,13 +813,15 @@ def main(argv=None) -> int:
         if func == "find_label_issues_batched":  # both read the file
             plan = [("labelsift_mmap", "labelsift", "mmap", args.repeat),
                     ("cleanlab_batched_mmap", "cleanlab", "mmap", 1)]
-        if func in TIE_CHECK_FUNCS:
+        if func in TIE_CHECK_FUNCS:  # ties="lower_index" against cleanlab with lower-index rounding ties
+            plan.append(("labelsift_lower_index_ram", "labelsift", "ram", args.repeat))
             plan.append(("cleanlab_lower_ties_ram", "cleanlab_lower_ties", "ram", 1))
         for key, impl, inp, rep in plan:
             if impl.startswith("cleanlab") and args.skip_cleanlab:
                 continue
             save = str(res_dir / f"{key}_{func}_n{args.n}_k{args.k}.npy")
-            spec = {**common, "impl": impl, "func": func, "input": inp, "repeat": rep, "save": save}
+            call = func + "@lower_index" if key == "labelsift_lower_index_ram" else func
+            spec = {**common, "impl": impl, "func": call, "input": inp, "repeat": rep, "save": save}
             if args.wait_quiet and impl == "labelsift":
                 wait_quiet(args.wait_quiet)
             print(f"[{func}] {key} ... (MemAvailable {_mem_available() / 2**30:.1f} GiB)", flush=True)
@@ -856,7 +855,7 @@ def main(argv=None) -> int:
             rr["compare"] = compare(func, rr["labelsift_ram"]["save"], rr["cleanlab_ram"]["save"])
             print(f"[{func}] labelsift vs cleanlab: {rr['compare']}", flush=True)
         record(func, "compare", rr.get("compare", {}))
-        for a_key, b_key, name in (("labelsift_ram", "cleanlab_lower_ties_ram", "compare_lower_ties"),
+        for a_key, b_key, name in (("labelsift_lower_index_ram", "cleanlab_lower_ties_ram", "compare_lower_ties"),
                                    ("labelsift_mmap", "cleanlab_batched_mmap", "compare_batched")):
             if rr.get(a_key, {}).get("ok") and rr.get(b_key, {}).get("ok"):
                 rr[name] = compare(func, rr[a_key]["save"], rr[b_key]["save"])
