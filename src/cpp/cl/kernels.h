@@ -7,20 +7,11 @@
 #include <cstdint>
 #include <vector>
 
-#include "cl_math.h"
+#include "common/dtype.h"
+#include "common/select.h"
+#include "common/validation.h"
 
 namespace ls {
-
-enum DType : int { F16 = 0, F32 = 1, F64 = 2 };
-
-// A row-major view of an (n, k) probability block: element (i, j) lives at
-// data + i*s0 + j*s1 elements of the dtype.
-struct Mat {
-  const void* data;
-  int64_t n, k;
-  int64_t s0, s1;
-  int dtype;
-};
 
 // out[i] = P[i, labels[i]] (out has P's dtype).
 void gather_given(const Mat& P, const int64_t* labels, void* out, int nthreads);

@@ -10,12 +10,15 @@
 #if !defined(__CUDACC__) && (defined(__GNUC__) || defined(__clang__))
 #define LS_HAVE_SIMD_SWEEP 1
 
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
 #include <immintrin.h>
 #endif
 #include <type_traits>
+
+#include "common/dtype.h"
 
 namespace ls {
 namespace simd {

@@ -3,7 +3,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
-#include "cl_cuda.h"
+#include "common/device_query.h"
 
 namespace py = pybind11;
 

@@ -1,201 +1,23 @@
-// Per-element and per-row math of confident learning, shared by the C++
-// (OpenMP) kernels and the CUDA kernels: every function here is
-// __host__ __device__ under nvcc, so the CPU tests exercise the formulas the
-// GPU runs.
-//
-// Exactness rules (they reproduce NumPy, the reference, bit for bit):
-//  * arithmetic happens "in the input dtype": float32 in float, float64 in
-//    double, float16 as NumPy does it (convert to float, operate, round back
-//    to half after every operation);
-//  * sums use NumPy's pairwise summation (blocks of 128, eight partial sums,
-//    halves split on multiples of 8);
-//  * argmax returns the first maximum; ties elsewhere go to the lower index.
+// Per-row math of confident learning, shared by the C++ (OpenMP) kernels and
+// the CUDA code: every function here is __host__ __device__ under nvcc, so
+// the CPU tests exercise the formulas the GPU runs.
 #pragma once
 
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
-#include <cstring>
 #include <type_traits>
 
-#if defined(__CUDACC__)
-#define LS_HD __host__ __device__ __forceinline__
-#else
-#define LS_HD inline
-#endif
+#include "common/dtype.h"
+#include "common/summation.h"
+#include "common/validation.h"
+#include "cl/row_simd.h"
 
 namespace ls {
-
-// ---------------------------------------------------------------------------
-// IEEE binary16 <-> binary32, exact (RNE on the way down), branch-light.
-// ---------------------------------------------------------------------------
-LS_HD float bits_to_float(uint32_t u) {
-  float f;
-  std::memcpy(&f, &u, 4);
-  return f;
-}
-LS_HD uint32_t float_to_bits(float f) {
-  uint32_t u;
-  std::memcpy(&u, &f, 4);
-  return u;
-}
-
-// Branch-free so that loops over half rows vectorise: normal numbers are
-// re-biased in the integer domain, subnormals converted exactly as
-// int * 2^-24 (no float denormal arithmetic, which is slow), inf/nan get the
-// float exponent.
-LS_HD float half_to_float(uint16_t h) {
-  const uint32_t sign = (uint32_t(h) & 0x8000u) << 16;
-  const uint32_t em = uint32_t(h) & 0x7fffu;
-  const uint32_t o_norm = (em << 13) + (112u << 23);
-  const uint32_t o_inf = o_norm + (112u << 23);
-  const uint32_t o_sub = float_to_bits(float(int32_t(em)) * 5.9604644775390625e-08f);  // em * 2^-24
-  const uint32_t o = em >= 0x7c00u ? o_inf : (em >= 0x0400u ? o_norm : o_sub);
-  return bits_to_float(o | sign);
-}
-
-LS_HD uint16_t float_to_half(float f) {
-  uint32_t x = float_to_bits(f);
-  const uint32_t sign = (x >> 16) & 0x8000u;
-  x &= 0x7fffffffu;
-  if (x >= 0x7f800000u) {  // inf or nan
-    return uint16_t(sign | 0x7c00u | (x > 0x7f800000u ? 0x200u : 0u));
-  }
-  if (x >= 0x477ff000u) return uint16_t(sign | 0x7c00u);  // rounds to inf
-  if (x < 0x38800000u) {  // result is subnormal or zero in half
-    // Adding 0.5f shifts the mantissa so the FPU does the RNE rounding.
-    const float r = bits_to_float(x) + 0.5f;
-    return uint16_t(sign | (float_to_bits(r) - 0x3f000000u));
-  }
-  const uint32_t mant_odd = (x >> 13) & 1u;
-  x += ((15u - 127u) << 23) + 0xfffu + mant_odd;  // rebias and round to even
-  return uint16_t(sign | (x >> 13));
-}
-
-// ---------------------------------------------------------------------------
-// Storage types and "arithmetic in the input dtype".
-//   Num<S>::V       value type used for arithmetic (float for half)
-//   Num<S>::load    storage -> value (exact)
-//   Num<S>::rnd     round a freshly computed value to the storage precision
-// ---------------------------------------------------------------------------
-struct half_t {
-  uint16_t bits;
-};
-
-template <class S>
-struct Num;
-
-template <>
-struct Num<float> {
-  using V = float;
-  LS_HD static float load(float x) { return x; }
-  LS_HD static float rnd(float x) { return x; }
-  LS_HD static float from_double(double x) { return float(x); }
-};
-template <>
-struct Num<double> {
-  using V = double;
-  LS_HD static double load(double x) { return x; }
-  LS_HD static double rnd(double x) { return x; }
-  LS_HD static double from_double(double x) { return x; }
-};
-template <>
-struct Num<half_t> {
-  using V = float;
-  LS_HD static float load(half_t x) { return half_to_float(x.bits); }
-  LS_HD static float rnd(float x) { return half_to_float(float_to_half(x)); }
-  // a Python float constant cast to float16, as NumPy does (double -> half
-  // directly; going through float first can double-round only in cases the
-  // constants used here never hit, but do it properly anyway).
-  LS_HD static float from_double(double x) {
-    const float f = float(x);
-    return half_to_float(float_to_half(f));
-  }
-};
-
-}  // namespace ls
-
-#include "cl_simd.h"
-
-namespace ls {
-
-// ---------------------------------------------------------------------------
-// NumPy's pairwise summation of n values read through `get(i)`, accumulated
-// in type A. Identical to numpy's <TYPE>_pairwise_sum (which numpy uses for
-// add.reduce over a contiguous or strided axis).
-// ---------------------------------------------------------------------------
-template <class A, class Get>
-LS_HD A pairwise_sum(Get get, std::ptrdiff_t lo, std::ptrdiff_t n) {
-  if (n < 8) {
-    A res = A(-0.0);
-    for (std::ptrdiff_t i = 0; i < n; ++i) res += get(lo + i);
-    return res;
-  }
-  if (n <= 128) {
-    A r[8];
-    for (int j = 0; j < 8; ++j) r[j] = get(lo + j);
-    std::ptrdiff_t i = 8;
-    for (; i < n - (n % 8); i += 8) {
-      for (int j = 0; j < 8; ++j) r[j] += get(lo + i + j);
-    }
-    A res = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]));
-    for (; i < n; ++i) res += get(lo + i);
-    return res;
-  }
-  std::ptrdiff_t n2 = n / 2;
-  n2 -= n2 % 8;
-  return pairwise_sum<A>(get, lo, n2) + pairwise_sum<A>(get, lo + n2, n - n2);
-}
-
-// np.mean of n values of storage type S, in index order (the semantics of
-// np.mean(pred_probs[labels == k, k])).
-//  float32/float64: pairwise sum in the dtype, then sum / n in the dtype.
-//  float16: NumPy accumulates in float32 through 8192-element cast buffers
-//  (pairwise inside each buffer, buffers added in order), divides in float32
-//  and rounds the mean to half.
-template <class S>
-struct Mean {
-  template <class Get>
-  LS_HD static double run(Get get, std::ptrdiff_t n) {
-    using V = typename Num<S>::V;
-    const V s = pairwise_sum<V>(get, 0, n);
-    return double(V(s / V(n)));
-  }
-};
-template <>
-struct Mean<half_t> {
-  template <class Get>
-  LS_HD static double run(Get get, std::ptrdiff_t n) {
-    const std::ptrdiff_t buf = 8192;
-    float acc = 0.0f;
-    for (std::ptrdiff_t lo = 0; lo < n; lo += buf) {
-      const std::ptrdiff_t m = (n - lo) < buf ? (n - lo) : buf;
-      acc = acc + pairwise_sum<float>(get, lo, m);
-    }
-    const float mean = acc / float(n);
-    return double(half_to_float(float_to_half(mean)));
-  }
-};
 
 // ---------------------------------------------------------------------------
 // Per-row quantities. A row is read as value(k) = Num<S>::load(row[k*stride]).
 // ---------------------------------------------------------------------------
-
-// Validation bounds (see labelsift._arrays for the documented policy).
-struct Bounds {
-  double lo;       // smallest accepted probability
-  double hi;       // largest accepted probability
-  double sum_tol;  // |row sum - 1| accepted
-};
-
-// Result codes for a row that fails validation.
-enum RowError : int32_t {
-  ROW_OK = 0,
-  ROW_NAN = 1,
-  ROW_INF = 2,
-  ROW_RANGE = 3,
-  ROW_SUM = 4,
-};
 
 // Everything confident learning needs from one row, computed in a few
 // vectorisable sweeps over the row:
@@ -410,16 +232,6 @@ LS_HD void RowOps<S>::adjusted(const S* row, std::ptrdiff_t stride, int64_t K, i
   }
   sc = double(R::rnd(adj(y) / s));
   mo = double(R::rnd(m / s));
-}
-
-// Key of the top-c selections of the prune methods: larger margin first,
-// then lower index. A total order, so the selected set is unique.
-struct Cand {
-  double key;
-  int64_t idx;
-};
-LS_HD bool cand_better(const Cand& a, const Cand& b) {
-  return a.key > b.key || (a.key == b.key && a.idx < b.idx);
 }
 
 // P[j] - P[k] in the input dtype, exact as double.

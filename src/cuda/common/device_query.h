@@ -1,3 +1,4 @@
+// Which CUDA devices the runtime sees (common/device_query.cu).
 #pragma once
 #include <string>
 #include <vector>

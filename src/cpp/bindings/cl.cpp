@@ -1,75 +1,20 @@
-// pybind11 bindings of the CPU kernels. No conversions happen here: arrays
-// arrive already in a supported dtype (labelsift/_arrays.py is the one place
-// that converts); anything else is rejected, never silently copied
-// (py::array, not py::array_t with forcecast). The GIL is released around
-// every kernel.
-#include <omp.h>
+// Python bindings of the confident-learning kernels (labelsift._core). The
+// GIL is released around every kernel.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
-#include <string>
+#include <vector>
 
-#include "cl_kernels.h"
+#include "bindings/arrays.h"
+#include "cl/kernels.h"
+
+namespace ls {
 
 namespace py = pybind11;
-using namespace ls;
+using namespace bind;
 
-namespace {
-
-int dtype_code(const py::dtype& dt) {
-  if (dt.kind() == 'f' && dt.byteorder() != '>') {
-    if (dt.itemsize() == 2) return F16;
-    if (dt.itemsize() == 4) return F32;
-    if (dt.itemsize() == 8) return F64;
-  }
-  throw py::type_error("labelsift._core: probabilities must be native float16/float32/float64, got " +
-                       std::string(py::str(dt)));
-}
-
-Mat as_mat(const py::array& a) {
-  if (a.ndim() != 2) throw py::value_error("labelsift._core: expected a 2-D array");
-  const int code = dtype_code(a.dtype());
-  const py::ssize_t item = a.itemsize();
-  if (a.strides(0) % item || a.strides(1) % item)
-    throw py::value_error("labelsift._core: strides must be multiples of the item size");
-  return Mat{a.data(), a.shape(0), a.shape(1), a.strides(0) / item, a.strides(1) / item, code};
-}
-
-template <class T>
-T* out_ptr(const py::object& o, py::ssize_t n, const char* what) {
-  if (o.is_none()) return nullptr;
-  auto a = py::cast<py::array>(o);
-  if (!py::isinstance<py::array_t<T>>(a) || a.ndim() != 1 || a.shape(0) < n ||
-      !(a.flags() & py::array::c_style) || !a.writeable())
-    throw py::value_error(std::string("labelsift._core: bad output array ") + what);
-  return static_cast<T*>(a.mutable_data());
-}
-
-template <class T>
-const T* in_ptr(const py::array& a, py::ssize_t n, const char* what) {
-  if (!py::isinstance<py::array_t<T>>(a) || a.ndim() != 1 || a.shape(0) != n || !(a.flags() & py::array::c_style))
-    throw py::value_error(std::string("labelsift._core: bad input array ") + what);
-  return static_cast<const T*>(a.data());
-}
-
-py::tuple err_tuple(const RowPassError& e) { return py::make_tuple(e.row, e.code, e.col); }
-
-}  // namespace
-
-PYBIND11_MODULE(_core, m) {
-  m.doc() = "labelsift CPU kernels (C++17, OpenMP)";
-  m.def("max_threads", []() { return omp_get_max_threads(); });
-  {
-    py::dict codes;
-    codes["ok"] = int(ROW_OK);
-    codes["nan"] = int(ROW_NAN);
-    codes["inf"] = int(ROW_INF);
-    codes["range"] = int(ROW_RANGE);
-    codes["sum"] = int(ROW_SUM);
-    m.attr("ROW_ERROR_CODES") = codes;
-  }
-
+void bind_cl(py::module_& m) {
   m.def(
       "gather_given",
       [](const py::array& P, const py::array& labels, const py::array& out, int nthreads) {
@@ -269,3 +214,5 @@ PYBIND11_MODULE(_core, m) {
           },
           py::arg("mask"), py::arg("tied") = py::none());
 }
+
+}  // namespace ls

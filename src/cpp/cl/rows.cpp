@@ -1,0 +1,152 @@
+#include "cl/kernels.h"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <limits>
+#include <type_traits>
+
+#include "cl/row_math.h"
+#include "common/parallel.h"
+
+namespace ls {
+
+// The rows [i0, i1) of one thread; stops at the first invalid row (its index
+// goes to first_bad). Compiled twice: for the baseline ISA and, chosen at run
+// time, for AVX2/F16C (flatten inlines the shared row math so it vectorises
+// with the wider registers; no FMA, and -ffp-contract=off, so results are
+// bit-identical).
+template <class S, class C, int VB>
+static void rows_range(const Mat& P, const int64_t* labels, const C* cut, RowPassOut out, Bounds bd,
+                       bool validate_only, int64_t i0, int64_t i1, int64_t* first_bad) {
+  const S* base = static_cast<const S*>(P.data);
+  for (int64_t i = i0; i < i1; ++i) {
+    const RowResult r = RowOps<S>::template row<C, VB>(base + i * P.s0, P.s1, P.k, labels[i], cut, bd);
+    if (r.err != ROW_OK) {
+      *first_bad = i;
+      return;
+    }
+    if (validate_only) continue;
+    if (out.guess) out.guess[i] = r.guess;
+    if (out.argmax) out.argmax[i] = r.argmax;
+    if (out.keep) out.keep[i] = r.keep;
+    if (out.max_other) out.max_other[i] = r.max_other;
+  }
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#define LS_HAVE_AVX2_PATH 1
+template <class S, class C>
+__attribute__((target("avx2,f16c"), flatten)) static void rows_range_avx2(const Mat& P, const int64_t* labels,
+                                                                          const C* cut, RowPassOut out, Bounds bd,
+                                                                          bool validate_only, int64_t i0, int64_t i1,
+                                                                          int64_t* first_bad) {
+  rows_range<S, C, 32>(P, labels, cut, out, bd, validate_only, i0, i1, first_bad);
+}
+static bool cpu_has_avx2() {
+  static const bool yes = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("f16c") &&
+                          std::getenv("LABELSIFT_NO_AVX2") == nullptr;
+  return yes;
+}
+#endif
+
+template <class S, class C>
+static RowPassError row_pass_t(const Mat& P, const int64_t* labels, const C* cut, RowPassOut out,
+                               const Bounds& bd, int nthreads, bool validate_only) {
+  auto fn = &rows_range<S, C, 16>;
+#ifdef LS_HAVE_AVX2_PATH
+  if (cpu_has_avx2()) fn = &rows_range_avx2<S, C>;
+#endif
+  int64_t first_bad = std::numeric_limits<int64_t>::max();
+  // Chunks of ~64k values handed out dynamically: a thread that is
+  // descheduled (a busy machine) holds up one chunk, not half the rows.
+  // Each chunk stops at its first invalid row; the smallest over all chunks
+  // is the first invalid row overall.
+  const int64_t rows_per_chunk = std::max<int64_t>(16, (int64_t(1) << 16) / std::max<int64_t>(1, P.k));
+  const int64_t nchunks = (P.n + rows_per_chunk - 1) / rows_per_chunk;
+  const int T = threads_for(nthreads, double(P.n) * double(P.k));
+#pragma omp parallel for schedule(dynamic, 1) num_threads(T) if (T > 1) reduction(min : first_bad)
+  for (int64_t c = 0; c < nchunks; ++c) {
+    const int64_t i0 = c * rows_per_chunk, i1 = std::min(P.n, i0 + rows_per_chunk);
+    int64_t bad = std::numeric_limits<int64_t>::max();
+    fn(P, labels, cut, out, bd, validate_only, i0, i1, &bad);
+    first_bad = std::min(first_bad, bad);
+  }
+  RowPassError e{-1, ROW_OK, -1};
+  if (first_bad != std::numeric_limits<int64_t>::max()) {
+    const S* base = static_cast<const S*>(P.data);
+    const RowResult r = RowOps<S>::row(base + first_bad * P.s0, P.s1, P.k, labels[first_bad], cut, bd);
+    e.row = first_bad;
+    e.code = r.err;
+    e.col = r.err_col;
+  }
+  return e;
+}
+
+RowPassError row_pass(const Mat& P, const int64_t* labels, const double* cut64, const float* cut32, RowPassOut out,
+                      const Bounds& bd, int nthreads) {
+  RowPassError e{};
+  dispatch(P.dtype, [&](auto tag) {
+    using S = decltype(tag);
+    if constexpr (std::is_same_v<typename Num<S>::V, float>) {
+      if (cut32 || !cut64) {
+        e = row_pass_t<S, float>(P, labels, cut32, out, bd, nthreads, false);
+        return;
+      }
+    } else if (cut32) {
+      throw std::invalid_argument("a float32 cut needs a float16/float32 input");
+    }
+    e = row_pass_t<S, double>(P, labels, cut64, out, bd, nthreads, false);
+  });
+  return e;
+}
+
+RowPassError validate(const Mat& P, const int64_t* labels, const Bounds& bd, int nthreads) {
+  RowPassError e{};
+  RowPassOut none{nullptr, nullptr, nullptr, nullptr};
+  dispatch(P.dtype, [&](auto tag) {
+    using S = decltype(tag);
+    e = row_pass_t<S, typename Num<S>::V>(P, labels, nullptr, none, bd, nthreads, true);
+  });
+  return e;
+}
+
+void xlogx_rows(const Mat& P, const int64_t* rows, int64_t nrows, double* out, int nthreads) {
+  dispatch(P.dtype, [&](auto tag) {
+    using S = decltype(tag);
+    const S* base = static_cast<const S*>(P.data);
+    const int64_t m = rows ? nrows : P.n;
+    const int T = threads_for(nthreads, 10.0 * double(m) * double(P.k));  // a log per value
+#pragma omp parallel for schedule(dynamic, 256) num_threads(T) if (T > 1)
+    for (int64_t t = 0; t < m; ++t) {
+      const int64_t i = rows ? rows[t] : t;
+      out[t] = RowOps<S>::xlogx_row_sum(base + i * P.s0, P.s1, P.k);
+    }
+  });
+}
+
+void adjusted_rows(const Mat& P, const int64_t* labels, const double* t, bool t_is_f64, const int64_t* rows,
+                   int64_t nrows, double* sc, double* mo, int nthreads) {
+  double tmax = -INFINITY;
+  for (int64_t k = 0; k < P.k; ++k) tmax = std::max(tmax, t[k]);
+  dispatch(P.dtype, [&](auto tag) {
+    using S = decltype(tag);
+    using V = typename Num<S>::V;
+    const S* base = static_cast<const S*>(P.data);
+    const int64_t m = rows ? nrows : P.n;
+    const int T = threads_for(nthreads, 4.0 * double(m) * double(P.k));
+#pragma omp parallel for schedule(dynamic, 256) num_threads(T) if (T > 1)
+    for (int64_t r = 0; r < m; ++r) {
+      const int64_t i = rows ? rows[r] : r;
+      const S* row = base + i * P.s0;
+      if (t_is_f64)
+        RowOps<S>::template adjusted<double>(row, P.s1, P.k, labels[i], t, tmax, sc[r], mo[r]);
+      else
+        RowOps<S>::template adjusted<V>(row, P.s1, P.k, labels[i], t, tmax, sc[r], mo[r]);
+    }
+  });
+}
+
+}  // namespace ls
