@@ -32,7 +32,7 @@ inline Mat as_mat(const py::array& a) {
   const py::ssize_t item = a.itemsize();
   if (a.strides(0) % item || a.strides(1) % item)
     throw py::value_error("labelsift._core: strides must be multiples of the item size");
-  return Mat{a.data(), a.shape(0), a.shape(1), a.strides(0) / item, a.strides(1) / item, code};
+  return Mat{a.data(), a.shape(0), a.shape(1), a.strides(0) / item, a.strides(1) / item, code, DEVICE_HOST};
 }
 
 template <class T>
@@ -53,6 +53,20 @@ const T* in_ptr(const py::array& a, py::ssize_t n, const char* what) {
 }
 
 inline py::tuple err_tuple(const RowPassError& e) { return py::make_tuple(e.row, e.code, e.col); }
+
+// The optional `rows` argument of the per-row score kernels: None (all n
+// rows; returns null and sets nr = n) or int64 indices into the block, each
+// checked to lie in [0, n).
+inline const int64_t* optional_rows(const py::object& rows, int64_t n, int64_t& nr) {
+  nr = n;
+  if (rows.is_none()) return nullptr;
+  auto ra = py::cast<py::array>(rows);
+  nr = ra.shape(0);
+  const int64_t* r = in_ptr<int64_t>(ra, nr, "rows");
+  for (int64_t t = 0; t < nr; ++t)
+    if (r[t] < 0 || r[t] >= n) throw py::index_error("row index out of range");
+  return r;
+}
 
 }  // namespace bind
 }  // namespace ls

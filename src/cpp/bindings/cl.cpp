@@ -95,15 +95,8 @@ void bind_cl(py::module_& m) {
       "xlogx_rows",
       [](const py::array& P, const py::object& rows, const py::object& out, int nthreads) {
         const Mat M = as_mat(P);
-        const int64_t* r = nullptr;
-        int64_t nr = M.n;
-        if (!rows.is_none()) {
-          auto ra = py::cast<py::array>(rows);
-          nr = ra.shape(0);
-          r = in_ptr<int64_t>(ra, nr, "rows");
-          for (int64_t t = 0; t < nr; ++t)
-            if (r[t] < 0 || r[t] >= M.n) throw py::index_error("row index out of range");
-        }
+        int64_t nr;
+        const int64_t* r = optional_rows(rows, M.n, nr);
         double* o = out_ptr<double>(out, nr, "out");
         py::gil_scoped_release nogil;
         xlogx_rows(M, r, nr, o, nthreads);
@@ -117,15 +110,8 @@ void bind_cl(py::module_& m) {
         const Mat M = as_mat(P);
         const int64_t* y = in_ptr<int64_t>(labels, M.n, "labels");
         const double* tp = in_ptr<double>(t, M.k, "thresholds");
-        const int64_t* r = nullptr;
-        int64_t nr = M.n;
-        if (!rows.is_none()) {
-          auto ra = py::cast<py::array>(rows);
-          nr = ra.shape(0);
-          r = in_ptr<int64_t>(ra, nr, "rows");
-          for (int64_t q = 0; q < nr; ++q)
-            if (r[q] < 0 || r[q] >= M.n) throw py::index_error("row index out of range");
-        }
+        int64_t nr;
+        const int64_t* r = optional_rows(rows, M.n, nr);
         double* scp = out_ptr<double>(sc, nr, "sc");
         double* mop = out_ptr<double>(mo, nr, "mo");
         py::gil_scoped_release nogil;

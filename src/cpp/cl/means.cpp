@@ -12,6 +12,7 @@
 namespace ls {
 
 void gather_given(const Mat& P, const int64_t* labels, void* out, int nthreads) {
+  require_host(P);
   dispatch(P.dtype, [&](auto tag) {
     using S = decltype(tag);
     const S* base = static_cast<const S*>(P.data);

@@ -87,6 +87,7 @@ static RowPassError row_pass_t(const Mat& P, const int64_t* labels, const C* cut
 
 RowPassError row_pass(const Mat& P, const int64_t* labels, const double* cut64, const float* cut32, RowPassOut out,
                       const Bounds& bd, int nthreads) {
+  require_host(P);
   RowPassError e{};
   dispatch(P.dtype, [&](auto tag) {
     using S = decltype(tag);
@@ -104,6 +105,7 @@ RowPassError row_pass(const Mat& P, const int64_t* labels, const double* cut64, 
 }
 
 RowPassError validate(const Mat& P, const int64_t* labels, const Bounds& bd, int nthreads) {
+  require_host(P);
   RowPassError e{};
   RowPassOut none{nullptr, nullptr, nullptr, nullptr};
   dispatch(P.dtype, [&](auto tag) {
@@ -114,6 +116,7 @@ RowPassError validate(const Mat& P, const int64_t* labels, const Bounds& bd, int
 }
 
 void xlogx_rows(const Mat& P, const int64_t* rows, int64_t nrows, double* out, int nthreads) {
+  require_host(P);
   dispatch(P.dtype, [&](auto tag) {
     using S = decltype(tag);
     const S* base = static_cast<const S*>(P.data);
@@ -129,6 +132,7 @@ void xlogx_rows(const Mat& P, const int64_t* rows, int64_t nrows, double* out, i
 
 void adjusted_rows(const Mat& P, const int64_t* labels, const double* t, bool t_is_f64, const int64_t* rows,
                    int64_t nrows, double* sc, double* mo, int nthreads) {
+  require_host(P);
   double tmax = -INFINITY;
   for (int64_t k = 0; k < P.k; ++k) tmax = std::max(tmax, t[k]);
   dispatch(P.dtype, [&](auto tag) {

@@ -131,6 +131,7 @@ void TopCSelector::push(int64_t h, const Cand& c) {
 }
 
 void TopCSelector::feed(const Mat& P, const int64_t* labels, int64_t row0, int nthreads, const double* ub) {
+  require_host(P);
   if (P.k != K_) throw std::invalid_argument("TopCSelector: wrong number of columns");
   if (row0 < next_row_ || row0 + P.n > n_total_)
     throw std::invalid_argument("TopCSelector: blocks must come in increasing row order, within range");

@@ -12,6 +12,7 @@
 namespace ls {
 
 void top_m_rows(const Mat& P, int64_t m, int32_t* cls, void* vals, void* rest, int nthreads) {
+  require_host(P);
   dispatch(P.dtype, [&](auto tag) {
     using S = decltype(tag);
     using V = typename Num<S>::V;

@@ -117,12 +117,22 @@ enum DType : int { F16 = 0, F32 = 1, F64 = 2 };
 
 // A row-major view of an (n, k) probability block: element (i, j) lives at
 // data + i*s0 + j*s1 elements of the dtype.
+// Where a Mat's data lives: host memory, or (for the GPU kernels) the
+// memory of a CUDA device.
+enum Device : int { DEVICE_HOST = 0, DEVICE_CUDA = 1 };
+
 struct Mat {
   const void* data;
   int64_t n, k;
   int64_t s0, s1;
   int dtype;
+  int device;  // a Device
 };
+
+// Host kernels take host memory only.
+inline void require_host(const Mat& P) {
+  if (P.device != DEVICE_HOST) throw std::invalid_argument("a host kernel was given device memory");
+}
 
 // Calls f(S{}) with S the storage type of the dtype code.
 template <class F>
