@@ -480,7 +480,11 @@ def test_no_warnings_from_result():
     acc = ConfidentJointAccumulator(10).update(np.arange(500), labels, probs)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        acc.result()
+        res = acc.result()
+    # and the result is the in-memory one where the sketch decided
+    ref = in_memory(labels, probs)
+    np.testing.assert_array_equal(res.thresholds, ref["thresholds"])
+    np.testing.assert_array_equal(res.label_issues[~res.uncertain], ref["label_issues"][~res.uncertain])
 
 
 @pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
