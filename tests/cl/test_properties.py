@@ -173,7 +173,6 @@ def _compare_with_reference(pb, mepc, frac_noise, ranked_by, n_jobs, pass_cj):
                     ref.order_label_issues(mask, y, p, rank_by=rank_by), f"order_label_issues({rank_by})")
 
 
-@pytest.mark.slow
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     pb=problems(),
