@@ -1,19 +1,21 @@
-"""Shared fixtures.
+"""Fixtures shared by every room of the suite.
 
-``cl`` runs a test once per implementation of the confident-learning API:
-``reference`` (labelsift.reference, plain NumPy) and ``labelsift`` (the
-compiled kernels behind the public names).  The second is skipped, with the
-reason, only when the compiled module cannot be imported.
+``impl`` runs a test once per implementation of the confident-learning API:
+
+* ``reference`` -- labelsift.reference, plain NumPy (the oracle of the kernels);
+* ``cpu`` -- the public labelsift API (the compiled C++/OpenMP kernels);
+* ``cuda`` -- the CUDA kernels, marked ``gpu``.  labelsift has no CUDA path
+  of confident learning yet (``device="cuda"`` raises), so this one skips,
+  with the device query's reason when there is no usable GPU.
+
+Every implementation answers the same module-level names
+(``impl.find_label_issues`` ...), so one test body checks them all.
 """
 import importlib
-import os
-import pathlib
 
-import numpy as np
 import pytest
 
-SHARED = pathlib.Path(__file__).resolve().parents[1].parent / "shared"
-LABEL_ERRORS = pathlib.Path(os.environ.get("LABELSIFT_LABEL_ERRORS", SHARED / "data" / "label-errors"))
+import labelsift
 
 
 def _compiled_reason():
@@ -24,28 +26,30 @@ def _compiled_reason():
     return None
 
 
-@pytest.fixture(params=["reference", "labelsift"])
-def cl(request):
+def _cuda_reason():
+    info = labelsift.backend_info()
+    if not info["cuda_available"]:
+        why = info["cuda_reason"] or "the CUDA module is not built"
+        return f"no usable CUDA device ({why}); labelsift has no CUDA path of confident learning yet"
+    return "labelsift has no CUDA path of confident learning yet (device='cuda' raises ValueError)"
+
+
+@pytest.fixture(params=["reference", "cpu", pytest.param("cuda", marks=pytest.mark.gpu)])
+def impl(request):
     if request.param == "reference":
         return importlib.import_module("labelsift.reference")
-    reason = _compiled_reason()
-    if reason:
-        pytest.skip(reason)
-    return importlib.import_module("labelsift")
-
-
-def load_dump(name):
-    """(labels, pred_probs) of a shared real dump, or skip when absent."""
-    p = LABEL_ERRORS / f"{name}_pred_probs.npy"
-    if not p.exists():
-        pytest.skip(f"shared dump {p} not present")
-    return np.load(LABEL_ERRORS / f"{name}_labels.npy"), np.load(p)
+    if request.param == "cpu":
+        reason = _compiled_reason()
+        if reason:
+            pytest.skip(reason)
+        return labelsift
+    pytest.skip(_cuda_reason())
 
 
 @pytest.fixture(autouse=True)
 def _lower_index_ties():
-    """These tests compare with cleanlab pinned to lower-index ties (see _oracle.py)."""
-    import labelsift
-
+    """Pins the suite to ``ties="lower_index"``: its cleanlab comparisons run
+    cleanlab with the K x K rounding ties pinned to the lower index
+    (support.oracle).  Tests of the default rule override this fixture."""
     with labelsift.options(ties="lower_index"):
         yield

@@ -4,98 +4,84 @@ Bad input must raise a clear ValueError / TypeError (FileNotFoundError for a
 missing path) whose message names the offending row / column / label index;
 the accepted edge cases (values a hair above 1, odd layouts, big-endian,
 float16, uint64 labels) must work and give the same results as the reference.
-See the validation policy in ``labelsift/_common/arrays.py`` and
-``shared/spec/confident-learning.md`` section 9.
+
+The rule (the validation policy in ``labelsift/_common/arrays.py``): where
+cleanlab 2.9.0 raises (non-array probabilities, mismatched lengths, 1-D
+probabilities, labels >= K or < 0, non-integer or string labels, values
+outside [-1e-6, 1 + 1e-4], fewer than 2 classes), and also where it silently
+accepts NaN probabilities and rows that do not sum to 1 (within 1e-3), or
+leaks an unrelated error (IndexError on float labels, errors on empty
+arrays), labelsift raises a clear ``ValueError`` or ``TypeError`` naming the
+offending row / column / label index.  Any integer label dtype is accepted.
 """
 from __future__ import annotations
 
-import importlib
 import re
 
 import numpy as np
 import pytest
 
+import cleanlab.count
+
 import labelsift
+import labelsift.reference as reference
+from support.constants import FILTER_BY, SCORE_METHODS
+from support.data import valid_data
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
 N, K = 30, 4
 BAD_ROW = 7
-
-from labelsift._common.names import FILTER_BY
-SCORES = ("self_confidence", "normalized_margin", "confidence_weighted_entropy")
-
-
-def _reference():
-    return importlib.import_module("labelsift.reference")
+LABEL_COL = 1  # y[BAD_ROW]
+OTHER_COL = 3
 
 
 def make_data(dtype=np.float64, n=N, k=K, seed=0):
-    """Valid (labels, pred_probs); row BAD_ROW is labelled 1 (its label column)."""
-    rng = np.random.default_rng(seed)
-    w = rng.random((n, k)) ** 3 + 1e-3
-    p = (w / w.sum(axis=1, keepdims=True)).astype(dtype)
-    y = p.argmax(axis=1)
-    flip = rng.random(n) < 0.25
-    y[flip] = rng.integers(0, k, size=int(flip.sum()))
-    y[: k] = np.arange(k)  # every class present
-    y[BAD_ROW] = 1
-    return y.astype(np.int64), p
+    """Valid (labels, pred_probs); row BAD_ROW is labelled LABEL_COL."""
+    return valid_data(dtype, n, k, seed, labelled_row=BAD_ROW, label=LABEL_COL)
 
-
-LABEL_COL = 1  # y[BAD_ROW]
-OTHER_COL = 3
 
 CJ = np.array([[10, 1, 0, 1], [1, 8, 1, 0], [0, 2, 9, 0], [1, 0, 0, 6]], dtype=np.int64)
 
 
-# Every public entry point, as f(labels, pred_probs, **kw).  The flag says
-# whether the call computes thresholds from P[i, y_i] before the value pass
-# (the path of the NaN-at-the-given-label bug, see test_nan_named).
+# Every public entry point, as f(labels, pred_probs, **kw).
 def _calls():
     ls = labelsift
     calls = {
-        "get_confident_thresholds": (lambda y, p, **kw: ls.get_confident_thresholds(y, p, **kw), False),
-        "compute_confident_joint": (lambda y, p, **kw: ls.compute_confident_joint(y, p, **kw), True),
+        "get_confident_thresholds": lambda y, p, **kw: ls.get_confident_thresholds(y, p, **kw),
+        "compute_confident_joint": lambda y, p, **kw: ls.compute_confident_joint(y, p, **kw),
         "compute_confident_joint(calibrate=False, return_indices_of_off_diagonals=True)": (
             lambda y, p, **kw: ls.compute_confident_joint(y, p, calibrate=False,
-                                                          return_indices_of_off_diagonals=True, **kw), True),
-        "estimate_joint": (lambda y, p, **kw: ls.estimate_joint(y, p, **kw), True),
+                                                          return_indices_of_off_diagonals=True, **kw)),
+        "estimate_joint": lambda y, p, **kw: ls.estimate_joint(y, p, **kw),
         "estimate_py_and_noise_matrices_from_probabilities": (
-            lambda y, p, **kw: ls.estimate_py_and_noise_matrices_from_probabilities(y, p, **kw), True),
-        "num_label_issues(off_diagonal)": (lambda y, p, **kw: ls.num_label_issues(y, p, **kw), True),
+            lambda y, p, **kw: ls.estimate_py_and_noise_matrices_from_probabilities(y, p, **kw)),
+        "num_label_issues(off_diagonal)": lambda y, p, **kw: ls.num_label_issues(y, p, **kw),
         "num_label_issues(off_diagonal_calibrated)": (
-            lambda y, p, **kw: ls.num_label_issues(y, p, estimation_method="off_diagonal_calibrated", **kw), True),
+            lambda y, p, **kw: ls.num_label_issues(y, p, estimation_method="off_diagonal_calibrated", **kw)),
         "num_label_issues(off_diagonal_custom)": (
             lambda y, p, **kw: ls.num_label_issues(y, p, confident_joint=CJ,
-                                                   estimation_method="off_diagonal_custom", **kw), False),
+                                                   estimation_method="off_diagonal_custom", **kw)),
         "find_label_issues(confident_joint=CJ)": (
-            lambda y, p, **kw: ls.find_label_issues(y, p, confident_joint=CJ, **kw), False),
+            lambda y, p, **kw: ls.find_label_issues(y, p, confident_joint=CJ, **kw)),
         "find_label_issues(ranked)": (
-            lambda y, p, **kw: ls.find_label_issues(y, p, return_indices_ranked_by="normalized_margin", **kw),
-            True),
+            lambda y, p, **kw: ls.find_label_issues(y, p, return_indices_ranked_by="normalized_margin", **kw)),
         "get_label_quality_scores(adjust_pred_probs=True)": (
-            lambda y, p, **kw: ls.get_label_quality_scores(y, p, adjust_pred_probs=True, **kw), False),
+            lambda y, p, **kw: ls.get_label_quality_scores(y, p, adjust_pred_probs=True, **kw)),
     }
     for fb in FILTER_BY:
         calls[f"find_label_issues({fb})"] = (
-            lambda y, p, fb=fb, **kw: labelsift.find_label_issues(y, p, filter_by=fb, **kw), True)
-    for m in SCORES:
+            lambda y, p, fb=fb, **kw: labelsift.find_label_issues(y, p, filter_by=fb, **kw))
+    for m in SCORE_METHODS:
         calls[f"get_label_quality_scores({m})"] = (
-            lambda y, p, m=m, **kw: labelsift.get_label_quality_scores(y, p, method=m, **kw), False)
+            lambda y, p, m=m, **kw: labelsift.get_label_quality_scores(y, p, method=m, **kw))
         calls[f"order_label_issues({m})"] = (
-            lambda y, p, m=m, **kw: labelsift.order_label_issues(np.ones(len(y), bool), y, p, rank_by=m, **kw),
-            False)
+            lambda y, p, m=m, **kw: labelsift.order_label_issues(np.ones(len(y), bool), y, p, rank_by=m, **kw))
     return calls
 
 
 CALLS = _calls()
 CALL_IDS = sorted(CALLS)
-
-# A NaN in the given label's own column reaches the per-class thresholds
-# before the value sweep; the library then validates first so the message
-# still names the row and column (regression test for that case).
-
 
 def _cell(r, c):
     return rf"pred_probs\[{r}, {c}\]"
@@ -115,10 +101,13 @@ def _nan_params():
 @pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
 @pytest.mark.parametrize("name, col", _nan_params())
 def test_nan_named(name, col, dtype):
+    """A NaN is named by row and column in every entry point, also in the given
+    label's own column (which reaches the per-class thresholds before the value
+    sweep: the library validates first)."""
     y, p = make_data(dtype)
     p[BAD_ROW, col] = np.nan
     with pytest.raises(ValueError) as info:
-        CALLS[name][0](y, p)
+        CALLS[name](y, p)
     msg = str(info.value)
     assert re.search(_cell(BAD_ROW, col), msg) and "NaN" in msg, f"message does not name [{BAD_ROW}, {col}]: {msg!r}"
 
@@ -145,7 +134,7 @@ def test_bad_value_named(name, col, value, words):
     y, p = make_data()
     p[BAD_ROW, col] = value
     with pytest.raises(ValueError, match=_cell(BAD_ROW, col)) as info:
-        CALLS[name][0](y, p)
+        CALLS[name](y, p)
     assert words in str(info.value)
 
 
@@ -156,7 +145,7 @@ def test_row_not_summing_to_one_named(name, dtype):
     p[BAD_ROW] *= 0.5
     p = p.astype(dtype)
     with pytest.raises(ValueError, match=rf"row {BAD_ROW} sums to 0\.5"):
-        CALLS[name][0](y, p)
+        CALLS[name](y, p)
 
 
 @pytest.mark.parametrize("name", ["find_label_issues(prune_by_noise_rate)", "get_confident_thresholds",
@@ -167,16 +156,16 @@ def test_logits_rejected(name):
     logits = rng.normal(size=(N, K)) * 3
     logits[0] = [2.0, -1.0, 0.5, 0.1]
     with pytest.raises(ValueError, match=_cell(0, 0)):
-        CALLS[name][0](y, logits)
+        CALLS[name](y, logits)
     # Scores in [0, 1] that are not probabilities (e.g. per-class sigmoids).
     scores = 1 / (1 + np.exp(-logits))
     with pytest.raises(ValueError, match=r"row 0 sums to"):
-        CALLS[name][0](y, scores)
+        CALLS[name](y, scores)
     # Only one row of scores among probabilities: that row is named.
     _, p = make_data()
     p[BAD_ROW] = scores[BAD_ROW]
     with pytest.raises(ValueError, match=rf"row {BAD_ROW} sums to"):
-        CALLS[name][0](y, p)
+        CALLS[name](y, p)
 
 
 @pytest.mark.parametrize("n_jobs", [1, 2, 3])
@@ -222,7 +211,7 @@ def test_label_out_of_range_named(name, bad_label):
     y, p = make_data()
     y[BAD_ROW] = bad_label
     with pytest.raises(ValueError, match=rf"labels\[{BAD_ROW}\] = {bad_label}\b"):
-        CALLS[name][0](y, p)
+        CALLS[name](y, p)
 
 
 @pytest.mark.parametrize("label_dtype", [np.int8, np.int16, np.int32, np.int64])
@@ -247,7 +236,7 @@ def test_unsigned_label_too_large(label_dtype):
 def test_float_labels_type_error(name):
     y, p = make_data()
     with pytest.raises(TypeError, match="integer"):
-        CALLS[name][0](y.astype(np.float64), p)
+        CALLS[name](y.astype(np.float64), p)
 
 
 @pytest.mark.parametrize("labels", [
@@ -261,7 +250,7 @@ def test_float_labels_type_error(name):
 def test_string_or_object_labels_type_error(name, labels):
     y, p = make_data()
     with pytest.raises(TypeError, match="labels"):
-        CALLS[name][0](labels(y), p)
+        CALLS[name](labels(y), p)
 
 
 def test_2d_labels_rejected():
@@ -279,49 +268,49 @@ class TestShapes:
     def test_object_pred_probs(self, name):
         y, p = make_data()
         with pytest.raises(TypeError, match="pred_probs"):
-            CALLS[name][0](y, p.astype(object))
+            CALLS[name](y, p.astype(object))
 
     def test_string_pred_probs(self, name):
         y, p = make_data()
         with pytest.raises(TypeError, match="pred_probs"):
-            CALLS[name][0](y, p.astype(str))
+            CALLS[name](y, p.astype(str))
 
     @pytest.mark.parametrize("int_dtype", [np.int64, np.uint8, bool])
     def test_integer_pred_probs(self, name, int_dtype):
         y, p = make_data()
         onehot = np.eye(K)[y].astype(int_dtype)
         with pytest.raises(TypeError, match="floating"):
-            CALLS[name][0](y, onehot)
+            CALLS[name](y, onehot)
 
     def test_1d_pred_probs(self, name):
         y, p = make_data()
         with pytest.raises(ValueError, match=r"2-D.*\(30,\)"):
-            CALLS[name][0](y, p[:, 0])
+            CALLS[name](y, p[:, 0])
 
     def test_3d_pred_probs(self, name):
         y, p = make_data()
         with pytest.raises(ValueError, match=r"2-D.*\(1, 30, 4\)"):
-            CALLS[name][0](y, p[None])
+            CALLS[name](y, p[None])
 
     @pytest.mark.parametrize("n_labels", [N - 1, N + 1])
     def test_mismatched_lengths(self, name, n_labels):
         y, p = make_data()
         y = np.resize(y, n_labels)
         with pytest.raises(ValueError, match=rf"{n_labels}.*{N}"):
-            CALLS[name][0](y, p)
+            CALLS[name](y, p)
 
     def test_empty(self, name):
         with pytest.raises(ValueError, match="empty"):
-            CALLS[name][0](np.zeros(0, np.int64), np.zeros((0, K)))
+            CALLS[name](np.zeros(0, np.int64), np.zeros((0, K)))
 
     def test_one_class(self, name):
         with pytest.raises(ValueError, match="at least 2 classes"):
-            CALLS[name][0](np.zeros(N, np.int64), np.ones((N, 1)))
+            CALLS[name](np.zeros(N, np.int64), np.ones((N, 1)))
 
     def test_not_an_array(self, name):
         y, _ = make_data()
         with pytest.raises(TypeError, match="pred_probs"):
-            CALLS[name][0](y, {"a": 1})
+            CALLS[name](y, {"a": 1})
 
 
 # ---------------------------------------------------------------------------
@@ -446,7 +435,7 @@ def test_adjust_pred_probs_with_entropy():
 def test_bad_n_jobs(name, n_jobs):
     y, p = make_data()
     with pytest.raises(ValueError, match="n_jobs"):
-        CALLS[name][0](y, p, n_jobs=n_jobs)
+        CALLS[name](y, p, n_jobs=n_jobs)
 
 
 def test_order_label_issues_bad_mask():
@@ -476,30 +465,28 @@ def test_values_slightly_above_one_used_unchanged(dtype):
     assert t.dtype == dtype
     np.testing.assert_array_equal(t, np.clip(want, 2e-6, None).astype(dtype))
     assert t[LABEL_COL] == np.mean(p[y == LABEL_COL, LABEL_COL])  # includes 1.00001, unclipped
-    ref = _reference()
-    np.testing.assert_array_equal(t, ref.get_confident_thresholds(y, p), strict=True)
-    cleanlab_count = pytest.importorskip("cleanlab.count")
-    np.testing.assert_array_equal(t, cleanlab_count.get_confident_thresholds(y, p), strict=True)
-    np.testing.assert_array_equal(labelsift.compute_confident_joint(y, p), ref.compute_confident_joint(y, p))
-    _assert_issues_and_scores_match_reference(y, p, ref)
+    np.testing.assert_array_equal(t, reference.get_confident_thresholds(y, p), strict=True)
+    np.testing.assert_array_equal(t, cleanlab.count.get_confident_thresholds(y, p), strict=True)
+    np.testing.assert_array_equal(labelsift.compute_confident_joint(y, p), reference.compute_confident_joint(y, p))
+    _assert_issues_and_scores_match_reference(y, p)
     assert labelsift.get_label_quality_scores(y, p)[BAD_ROW] == over
 
 
-def _assert_issues_and_scores_match_reference(y, p, ref):
+def _assert_issues_and_scores_match_reference(y, p):
     for fb in FILTER_BY:
         np.testing.assert_array_equal(labelsift.find_label_issues(y, p, filter_by=fb),
-                                      ref.find_label_issues(y, p, filter_by=fb), err_msg=fb)
-    for m in SCORES:
+                                      reference.find_label_issues(y, p, filter_by=fb), err_msg=fb)
+    for m in SCORE_METHODS:
         np.testing.assert_array_equal(labelsift.get_label_quality_scores(y, p, method=m),
-                                      ref.get_label_quality_scores(y, p, method=m), err_msg=m, strict=True)
+                                      reference.get_label_quality_scores(y, p, method=m), err_msg=m, strict=True)
 
 
 def _bundle(y, p):
     out = [labelsift.get_confident_thresholds(y, p), labelsift.compute_confident_joint(y, p),
            labelsift.num_label_issues(y, p)]
     out += [labelsift.find_label_issues(y, p, filter_by=fb) for fb in FILTER_BY]
-    out += [labelsift.find_label_issues(y, p, return_indices_ranked_by=m) for m in SCORES]
-    out += [labelsift.get_label_quality_scores(y, p, method=m) for m in SCORES]
+    out += [labelsift.find_label_issues(y, p, return_indices_ranked_by=m) for m in SCORE_METHODS]
+    out += [labelsift.get_label_quality_scores(y, p, method=m) for m in SCORE_METHODS]
     out += [labelsift.get_label_quality_scores(y, p, method="normalized_margin", adjust_pred_probs=True)]
     return out
 
@@ -546,11 +533,10 @@ def test_big_endian_error_still_named():
 
 
 def test_float16_matches_reference():
-    ref = _reference()
     y, p = make_data(np.float16, n=200)
-    np.testing.assert_array_equal(labelsift.get_confident_thresholds(y, p), ref.get_confident_thresholds(y, p),
+    np.testing.assert_array_equal(labelsift.get_confident_thresholds(y, p), reference.get_confident_thresholds(y, p),
                                   strict=True)
-    _assert_issues_and_scores_match_reference(y, p, ref)
+    _assert_issues_and_scores_match_reference(y, p)
 
 
 @pytest.mark.parametrize("label_dtype", [np.uint8, np.uint16, np.uint32, np.uint64, np.int8, np.int16, np.int32])
@@ -581,7 +567,8 @@ def test_tiny_negative_and_row_sum_tolerance_accepted():
     q[BAD_ROW, 0] += q[BAD_ROW, OTHER_COL] + 1e-6
     q[BAD_ROW, OTHER_COL] = -1e-6  # the lower bound itself
     q[BAD_ROW + 1] *= 1 + 9e-4  # within the 1e-3 row-sum tolerance
-    labelsift.find_label_issues(y, q)
+    # accepted, and used as given: the reference's answer on the same values
+    np.testing.assert_array_equal(labelsift.find_label_issues(y, q), reference.find_label_issues(y, q))
     q[BAD_ROW + 1] = p[BAD_ROW + 1] * (1 + 2e-3)
     with pytest.raises(ValueError, match=rf"row {BAD_ROW + 1} sums to"):
         labelsift.find_label_issues(y, q)

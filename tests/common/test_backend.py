@@ -1,5 +1,10 @@
-"""The compiled modules: threads, the CUDA module's import without a GPU."""
+"""The compiled modules: threads, the CUDA module's import without a GPU,
+the AVX2 clone of the row kernel against the SSE2 baseline."""
 import importlib
+import os
+import platform
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -25,18 +30,25 @@ def test_cuda_module_imports_without_gpu_and_reports_why():
         pytest.skip(f"built without CUDA: {info['cuda_reason']}")
     mod = importlib.import_module("labelsift._cuda")
     q = mod.device_query()
-    assert q["count"] >= 0
+    assert isinstance(q["count"], int) and len(q["names"]) == q["count"]
     assert q["runtime_version"] >= 12000  # the statically linked runtime answers even without a driver
+    assert q["runtime_version"] == info["cuda_runtime_version"]
+    # backend_info reports what the device query found
+    assert (q["count"] > 0) == info["cuda_available"]
+    assert list(q["names"]) == info["cuda_devices"]
     if q["count"] == 0:
-        assert q["reason"]
+        assert q["reason"] and q["reason"] == info["cuda_reason"]
 
 
+@pytest.mark.gpu
 def test_gpu_device_is_usable():
     info = labelsift.backend_info()
     if not info["cuda_available"]:
         pytest.skip(f"no usable CUDA device: {info['cuda_reason'] or 'CUDA module not built'}")
     q = importlib.import_module("labelsift._cuda").device_query()
     assert q["count"] >= 1 and len(q["names"]) == q["count"]
+    assert all(isinstance(name, str) and name for name in q["names"])
+    assert list(q["names"]) == info["cuda_devices"] and info["cuda_reason"] == ""
 
 
 def test_device_argument_only_cpu_for_now():
@@ -80,13 +92,35 @@ np.savez(sys.argv[1], **out)
 """
 
 
+def _cpu_flags():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def _avx2_skip_reason():
+    if platform.machine() not in ("x86_64", "AMD64"):
+        return f"the AVX2 clone exists only on x86-64 (this is {platform.machine()})"
+    missing = {"avx2", "f16c"} - _cpu_flags()
+    if missing:
+        return f"/proc/cpuinfo lacks {', '.join(sorted(missing))}: only the baseline kernel can run here"
+    return None
+
+
 def test_baseline_and_avx2_kernels_agree(tmp_path):
     """The SSE2 baseline row kernel and the AVX2 clone give identical results
-    (the suite otherwise runs only the one this CPU selects)."""
-    import os
-    import subprocess
-    import sys
-
+    (the suite otherwise runs only the one this CPU selects).  The default run
+    takes the AVX2 clone when the CPU has AVX2 and F16C; LABELSIFT_NO_AVX2=1
+    forces the baseline.  Without AVX2/F16C both runs would take the baseline
+    and the comparison would prove nothing, so the test skips there."""
+    reason = _avx2_skip_reason()
+    if reason:
+        pytest.skip(reason)
     script = tmp_path / "run.py"
     script.write_text(_KERNEL_RUN)
     results = {}

@@ -3,7 +3,7 @@
 made stable (lower index first), on inputs built to have many exact ties."""
 from __future__ import annotations
 
-import contextlib
+import functools
 import warnings
 
 import numpy as np
@@ -11,12 +11,15 @@ import pytest
 
 import cleanlab.count
 import cleanlab.filter
-import cleanlab.internal.util
 import cleanlab.rank
 
 import labelsift
-from labelsift.datasets import cifar10_test
 from labelsift.stream import ConfidentJointAccumulator
+from support.constants import FILTER_BY, SCORE_METHODS
+from support.data import real_dump, tie_heavy
+from support.oracle import cleanlab_with_stable_sorts
+
+pytestmark = pytest.mark.filterwarnings("ignore")
 
 
 @pytest.fixture(autouse=True)
@@ -26,84 +29,23 @@ def _lower_index_ties():
         yield
 
 
-class _StableNumpy:
-    """numpy, except that argsort defaults to a stable sort."""
-
-    def __getattr__(self, name):
-        return getattr(np, name)
-
-    @staticmethod
-    def argsort(a, axis=-1, kind=None, order=None):
-        return np.argsort(a, axis=axis, kind="stable" if kind is None else kind, order=order)
-
-
-def _round_lower_index(iterable):
-    """cleanlab's round_preserving_sum with equal residuals taken lower index first."""
-    floats = np.asarray(iterable, dtype=float)
-    ints = floats.round()
-    target, total = np.sum(floats).round(), np.sum(ints).round()
-    while abs(total - target) > 1e-6:
-        gap = np.round(target - total)
-        step = -1 if gap < 0 else 1
-        residual = floats - ints
-        order = np.argsort(residual * -step, kind="stable")
-        ints[order[: min(int(abs(gap)), len(floats))]] += step
-        total = np.sum(ints).round()
-    return ints.astype(int)
-
-
-@contextlib.contextmanager
-def _cleanlab_with_stable_sorts(monkeypatch):
-    with monkeypatch.context() as m:
-        for mod in (cleanlab.filter, cleanlab.rank):
-            m.setattr(mod, "np", _StableNumpy())
-        m.setattr(cleanlab.internal.util, "round_preserving_sum", _round_lower_index)
-        yield
-
-
-def _tie_heavy(seed, n, k, decimals, dup_frac=0.3, zeros=True, dtype=np.float64):
-    """Probabilities with 'decimals' digits (many exact ties in values, margins
-    and scores), duplicated rows and exact zeros; rows sum to 1 exactly in
-    the rounded digits (the largest entry absorbs the rounding)."""
-    rng = np.random.default_rng(seed)
-    true = rng.integers(0, k, n)
-    logits = rng.normal(0, 1.2, (n, k))
-    logits[np.arange(n), true] += rng.normal(3, 1.5, n)
-    if zeros:
-        logits[rng.random((n, k)) < 0.3] = -np.inf
-        logits[np.arange(n), true] = np.maximum(logits[np.arange(n), true], 0)
-    p = np.exp(logits - logits.max(1, keepdims=True))
-    p /= p.sum(1, keepdims=True)
-    scale = 10.0 ** decimals
-    q = np.floor(p * scale)
-    top = q.argmax(1)
-    q[np.arange(n), top] += scale - q.sum(1)
-    p = q / scale
-    dup = rng.random(n) < dup_frac
-    src = rng.integers(0, n, int(dup.sum()))
-    p[dup] = p[src]
-    y = true.copy()
-    flip = rng.random(n) < 0.2
-    y[flip] = rng.integers(0, k, int(flip.sum()))
-    y[dup] = y[src]
-    return y, p.astype(dtype)
-
-
 CASES = {
-    "cifar10": lambda: (cifar10_test().labels, cifar10_test().pred_probs),
-    "k10_3dec": lambda: _tie_heavy(1, 3000, 10, 3),
-    "k10_2dec_f32": lambda: _tie_heavy(2, 3000, 10, 2, dtype=np.float32),
-    "k100_3dec": lambda: _tie_heavy(3, 6000, 100, 3),
-    "k1000_3dec": lambda: _tie_heavy(4, 8000, 1000, 3, dup_frac=0.1),
-    "k37_f16": lambda: _tie_heavy(5, 4000, 37, 3, dtype=np.float16),
+    "cifar10": lambda: real_dump("cifar10"),
+    "k10_3dec": lambda: tie_heavy(1, 3000, 10, 3),
+    "k10_2dec_f32": lambda: tie_heavy(2, 3000, 10, 2, dtype=np.float32),
+    "k100_3dec": lambda: tie_heavy(3, 6000, 100, 3),
+    "k1000_3dec": lambda: tie_heavy(4, 8000, 1000, 3, dup_frac=0.1),
+    "k37_f16": lambda: tie_heavy(5, 4000, 37, 3, dtype=np.float16),
 }
-_cache: dict = {}
 
 
+# K = 1000 with 8000 rows: each comparison over every call takes > 10 s
+CASE_PARAMS = [pytest.param(c, marks=pytest.mark.slow) if c == "k1000_3dec" else c for c in sorted(CASES)]
+
+
+@functools.lru_cache(maxsize=None)
 def _case(name):
-    if name not in _cache:
-        _cache[name] = CASES[name]()
-    return _cache[name]
+    return CASES[name]()
 
 
 def _calls(y, p):
@@ -116,13 +58,12 @@ def _calls(y, p):
         ("num_label_issues_calibrated",
          lambda L, **t: L.count.num_label_issues(y, p, estimation_method="off_diagonal_calibrated", **t), None),
     ]
-    for fb in ("prune_by_noise_rate", "prune_by_class", "both", "confident_learning", "predicted_neq_given",
-               "low_normalized_margin", "low_self_confidence"):
+    for fb in FILTER_BY:
         out.append((f"find[{fb}]", lambda L, fb=fb, **t: L.filter.find_label_issues(y, p, filter_by=fb, **t),
                     {"n_jobs": 1}))
     out.append(("find[frac_noise=0.5,min=5]", lambda L, **t: L.filter.find_label_issues(
         y, p, filter_by="both", frac_noise=0.5, min_examples_per_class=5, **t), {"n_jobs": 1}))
-    for rb in ("self_confidence", "normalized_margin", "confidence_weighted_entropy"):
+    for rb in SCORE_METHODS:
         out.append((f"ranked[{rb}]", lambda L, rb=rb, **t: L.filter.find_label_issues(
             y, p, return_indices_ranked_by=rb, **t), {"n_jobs": 1}))
     mask = np.asarray(p.argmax(1) != y)
@@ -150,7 +91,7 @@ def _assert_same(name, got, want):
     assert got.shape == want.shape and np.array_equal(got, want), f"{name} differs from cleanlab"
 
 
-@pytest.mark.parametrize("case", sorted(CASES))
+@pytest.mark.parametrize("case", CASE_PARAMS)
 def test_cleanlab_mode_equals_unmodified_cleanlab(case):
     y, p = _case(case)
     for name, fn, extra in _calls(y, p):
@@ -159,16 +100,17 @@ def test_cleanlab_mode_equals_unmodified_cleanlab(case):
         _assert_same(name + " (default)", _run(fn, extra, labelsift), want)
 
 
-@pytest.mark.parametrize("case", sorted(CASES))
-def test_lower_index_mode_equals_cleanlab_with_stable_sorts(case, monkeypatch):
+@pytest.mark.parametrize("case", CASE_PARAMS)
+def test_lower_index_mode_equals_cleanlab_with_stable_sorts(case):
     y, p = _case(case)
-    with _cleanlab_with_stable_sorts(monkeypatch):
+    with cleanlab_with_stable_sorts():
         wants = [_run(fn, extra, cleanlab) for _, fn, extra in _calls(y, p)]
     for (name, fn, extra), want in zip(_calls(y, p), wants):
         _assert_same(name, _run(fn, extra, labelsift, "lower_index"), want)
 
 
-def test_tie_cases_really_depend_on_the_rule(monkeypatch):
+@pytest.mark.slow
+def test_tie_cases_really_depend_on_the_rule():
     """The tie-heavy inputs must make the two rules disagree somewhere (else the tests above prove nothing)."""
     differing = 0
     for case in ("k10_3dec", "k100_3dec", "k1000_3dec"):

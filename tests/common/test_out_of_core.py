@@ -16,29 +16,12 @@ import pytest
 
 import labelsift
 from labelsift._common import arrays as _arrays
+from support.data import write_dump
 
 
-def _write_dump(path_probs, path_labels, n, k, dtype=np.float32, seed=0, chunk=20000):
-    rng = np.random.default_rng(seed)
-    out = np.lib.format.open_memmap(path_probs, mode="w+", dtype=dtype, shape=(n, k))
-    labels = np.empty(n, np.int64)
-    for a in range(0, n, chunk):
-        b = min(n, a + chunk)
-        true = rng.integers(0, k, b - a)
-        logits = rng.standard_normal((b - a, k), dtype=np.float32)
-        logits[np.arange(b - a), true] += 5.0
-        p = np.exp(logits - logits.max(1, keepdims=True))
-        p /= p.sum(1, keepdims=True)
-        out[a:b] = p
-        flip = rng.random(b - a) < 0.1
-        labels[a:b] = np.where(flip, rng.integers(0, k, b - a), true)
-    out.flush()
-    del out
-    np.save(path_labels, labels.astype(np.uint16))
-
-
+@pytest.mark.slow
 def test_block_size_and_prefetch_do_not_change_results(tmp_path, monkeypatch):
-    _write_dump(tmp_path / "p.npy", tmp_path / "y.npy", 3000, 37, np.float16)
+    write_dump(tmp_path / "p.npy", tmp_path / "y.npy", 3000, 37, np.float16)
     y = np.load(tmp_path / "y.npy")
     P = np.load(tmp_path / "p.npy")
     want = {fb: labelsift.find_label_issues(y, P, filter_by=fb) for fb in ("prune_by_noise_rate", "both")}
@@ -52,7 +35,7 @@ def test_block_size_and_prefetch_do_not_change_results(tmp_path, monkeypatch):
 
 
 def test_memmap_blocks_are_views_not_copies(tmp_path):
-    _write_dump(tmp_path / "p.npy", tmp_path / "y.npy", 500, 10)
+    write_dump(tmp_path / "p.npy", tmp_path / "y.npy", 500, 10)
     probs = _arrays.as_probs(str(tmp_path / "p.npy"))
     for _, block in probs.blocks(block_bytes=10 * 4 * 64):
         assert _arrays._mmap_of(block) is not None  # a view into the file mapping
@@ -104,10 +87,11 @@ _MEASURE = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="needs Linux /proc to read RssAnon")
 def test_one_gigabyte_dump_bounded_anonymous_memory(tmp_path):
     n, k = 270_000, 1000  # 1.08 GB of float32
-    _write_dump(tmp_path / "p.npy", tmp_path / "y.npy", n, k)
+    write_dump(tmp_path / "p.npy", tmp_path / "y.npy", n, k)
     assert os.path.getsize(tmp_path / "p.npy") >= 1_000_000_000
     script = tmp_path / "measure.py"
     script.write_text(_MEASURE)
@@ -126,7 +110,7 @@ def test_one_gigabyte_dump_bounded_anonymous_memory(tmp_path):
 
 @pytest.mark.parametrize("method", ["self_confidence", "normalized_margin", "confidence_weighted_entropy"])
 def test_errors_name_the_global_row_in_later_blocks(tmp_path, monkeypatch, method):
-    _write_dump(tmp_path / "p.npy", tmp_path / "y.npy", 400, 10)
+    write_dump(tmp_path / "p.npy", tmp_path / "y.npy", 400, 10)
     P = np.load(tmp_path / "p.npy", mmap_mode="r+")
     P[333, 7] = np.nan
     P.flush()

@@ -14,10 +14,8 @@ path, uneven .npy shards).
 """
 from __future__ import annotations
 
-import importlib
 import os
 import tempfile
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,18 +24,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import labelsift
+import labelsift.reference as ref
+from support.compare import assert_same
+from support.constants import FILTER_BY, LABEL_DTYPES, PROB_DTYPES, PRUNE_METHODS, SCORE_METHODS
 
-pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
-
-from labelsift._common.names import FILTER_BY
-SCORES = ("self_confidence", "normalized_margin", "confidence_weighted_entropy")
-PROB_DTYPES = (np.float16, np.float32, np.float64)
-LABEL_DTYPES = (np.uint8, np.uint16, np.int32, np.int64)
-
-
-def _reference():
-    """The NumPy oracle, imported lazily (it is developed alongside)."""
-    return importlib.import_module("labelsift.reference")
+pytestmark = pytest.mark.filterwarnings("ignore")
 
 
 # ---------------------------------------------------------------------------
@@ -119,30 +110,9 @@ def problems(draw, k_min=2, k_max=12, n_max=300):
 # ---------------------------------------------------------------------------
 # Helpers
 # ---------------------------------------------------------------------------
-def assert_same(got, want, what):
-    """Exact equality, dtype included, recursing into tuples."""
-    if isinstance(want, tuple):
-        assert isinstance(got, tuple) and len(got) == len(want), f"{what}: {type(got)} vs {type(want)}"
-        for i, (g, w) in enumerate(zip(got, want)):
-            assert_same(g, w, f"{what}[{i}]")
-        return
-    if isinstance(want, (int, np.integer)) and not isinstance(want, (bool, np.bool_)):
-        assert isinstance(got, (int, np.integer)) and int(got) == int(want), f"{what}: {got!r} != {want!r}"
-        return
-    g, w = np.asarray(got), np.asarray(want)
-    assert g.dtype == w.dtype, f"{what}: dtype {g.dtype} != {w.dtype}"
-    np.testing.assert_array_equal(g, w, err_msg=what, strict=True)
-
-
-def _quiet(fn, *args, **kwargs):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return fn(*args, **kwargs)
-
-
 def _find_kwargs(filter_by, mepc, frac_noise, ranked_by):
     kw = dict(filter_by=filter_by, min_examples_per_class=mepc, return_indices_ranked_by=ranked_by)
-    if filter_by in ("prune_by_noise_rate", "prune_by_class", "both"):
+    if filter_by in PRUNE_METHODS:
         kw["frac_noise"] = frac_noise
     return kw
 
@@ -151,7 +121,6 @@ def _find_kwargs(filter_by, mepc, frac_noise, ranked_by):
 # Compiled API == reference
 # ---------------------------------------------------------------------------
 def _compare_with_reference(pb, mepc, frac_noise, ranked_by, n_jobs, pass_cj):
-    ref = _reference()
     y, p = pb.labels, pb.pred_probs
     lib_kw = {} if n_jobs is None else {"n_jobs": n_jobs}
 
@@ -184,13 +153,13 @@ def _compare_with_reference(pb, mepc, frac_noise, ranked_by, n_jobs, pass_cj):
     for filter_by in FILTER_BY:
         for rank in (None, ranked_by):
             kw = _find_kwargs(filter_by, mepc, frac_noise, rank)
-            if pass_cj and filter_by in ("prune_by_noise_rate", "prune_by_class", "both"):
+            if pass_cj and filter_by in PRUNE_METHODS:
                 kw["confident_joint"] = cj
-            got = _quiet(labelsift.find_label_issues, y, p, **kw, **lib_kw)
-            want = _quiet(ref.find_label_issues, y, p, **kw)
+            got = labelsift.find_label_issues(y, p, **kw, **lib_kw)
+            want = ref.find_label_issues(y, p, **kw)
             assert_same(got, want, f"find_label_issues({kw})")
 
-    for method in SCORES:
+    for method in SCORE_METHODS:
         adjusts = (False,) if method == "confidence_weighted_entropy" else (False, True)
         for adjust in adjusts:
             assert_same(
@@ -199,7 +168,7 @@ def _compare_with_reference(pb, mepc, frac_noise, ranked_by, n_jobs, pass_cj):
                 f"get_label_quality_scores(method={method}, adjust_pred_probs={adjust})")
 
     mask = ref.find_label_issues(y, p, filter_by="predicted_neq_given")
-    for rank_by in SCORES:
+    for rank_by in SCORE_METHODS:
         assert_same(labelsift.order_label_issues(mask, y, p, rank_by=rank_by, **lib_kw),
                     ref.order_label_issues(mask, y, p, rank_by=rank_by), f"order_label_issues({rank_by})")
 
@@ -209,7 +178,7 @@ def _compare_with_reference(pb, mepc, frac_noise, ranked_by, n_jobs, pass_cj):
     pb=problems(),
     mepc=st.sampled_from([0, 1, 3]),
     frac_noise=st.sampled_from([1.0, 0.6]),
-    ranked_by=st.sampled_from(SCORES),
+    ranked_by=st.sampled_from(SCORE_METHODS),
     n_jobs=st.sampled_from([None, 1, 2]),
     pass_cj=st.booleans(),
 )
@@ -219,7 +188,7 @@ def test_matches_reference(pb, mepc, frac_noise, ranked_by, n_jobs, pass_cj):
 
 @settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(pb=problems(k_min=13, k_max=60), mepc=st.sampled_from([0, 1, 3]), frac_noise=st.sampled_from([1.0, 0.6]),
-       ranked_by=st.sampled_from(SCORES))
+       ranked_by=st.sampled_from(SCORE_METHODS))
 def test_matches_reference_many_classes(pb, mepc, frac_noise, ranked_by):
     _compare_with_reference(pb, mepc, frac_noise, ranked_by, None, False)
 
@@ -237,13 +206,13 @@ def _compiled_results(y, probs, n_jobs=None):
         "num_issues": labelsift.num_label_issues(y, probs, **kw),
     }
     for filter_by in FILTER_BY:
-        out[f"find[{filter_by}]"] = _quiet(labelsift.find_label_issues, y, probs, filter_by=filter_by, **kw)
-    out["find[both, ranked_by=normalized_margin]"] = _quiet(
-        labelsift.find_label_issues, y, probs, filter_by="both", min_examples_per_class=0,
+        out[f"find[{filter_by}]"] = labelsift.find_label_issues(y, probs, filter_by=filter_by, **kw)
+    out["find[both, ranked_by=normalized_margin]"] = labelsift.find_label_issues(
+        y, probs, filter_by="both", min_examples_per_class=0,
         return_indices_ranked_by="normalized_margin", **kw)
     out["order[confidence_weighted_entropy]"] = labelsift.order_label_issues(
         out["find[predicted_neq_given]"], y, probs, rank_by="confidence_weighted_entropy", **kw)
-    for method in SCORES:
+    for method in SCORE_METHODS:
         out[f"scores[{method}]"] = labelsift.get_label_quality_scores(y, probs, method=method, **kw)
         if method != "confidence_weighted_entropy":
             out[f"scores[{method}, adjusted]"] = labelsift.get_label_quality_scores(
@@ -291,6 +260,7 @@ def _layouts(p, tmp, rng):
         yield f"{n_shards} .npy shards of {[len(s) for s in np.split(p, cuts)]} rows", paths
 
 
+@pytest.mark.slow
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(pb=problems(), seed=st.integers(0, 2**32 - 1))
 def test_independent_of_threads_and_layout(pb, seed):

@@ -7,7 +7,6 @@ rows sorted by example id are the ground truth. Every comparison is exact
 """
 from __future__ import annotations
 
-import importlib.util
 import io
 import os
 import socket
@@ -20,36 +19,14 @@ import pytest
 import labelsift
 from labelsift.datasets import cifar10_test
 from labelsift.stream import ConfidentJointAccumulator, NoiseEstimate
+from support.constants import HAVE_TORCH
+from support.data import flat_rows, grouped_softmax
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
-
-HAVE_TORCH = importlib.util.find_spec("torch") is not None
-
 
 # ---------------------------------------------------------------------------
 # Data
 # ---------------------------------------------------------------------------
-def grouped_softmax(n, k, dtype=np.float32, seed=0, noise=0.1, group=5):
-    """Softmax outputs shaped like a trained network's: a confident true class,
-    continuous ambiguity towards the classes of its superclass (groups of
-    `group`, as CIFAR-100 / ImageNet hierarchies), a log-normal tail; label
-    noise within the superclass."""
-    rng = np.random.default_rng(seed)
-    true = rng.integers(0, k, n)
-    logits = rng.normal(0.0, 1.0, (n, k))
-    rows = np.arange(n)
-    base = (true // group) * group
-    for s in range(group):
-        logits[rows, np.minimum(base + s, k - 1)] += rng.uniform(2.0, 6.0, n)
-    logits[rows, true] += rng.normal(8.0, 2.0, n)
-    p = np.exp(logits - logits.max(axis=1, keepdims=True))
-    p /= p.sum(axis=1, keepdims=True)
-    y = true.copy()
-    flip = rng.random(n) < noise
-    y[flip] = np.minimum(base[flip] + rng.integers(0, group, flip.sum()), k - 1)
-    return y, p.astype(dtype)
-
-
 def in_memory(labels, pred_probs):
     t = labelsift.get_confident_thresholds(labels, pred_probs)
     cj = labelsift.compute_confident_joint(labels, pred_probs)
@@ -252,17 +229,6 @@ def test_state_dict_of_empty_accumulator():
 # ---------------------------------------------------------------------------
 # When the sketch cannot decide
 # ---------------------------------------------------------------------------
-def flat_rows(n, k, seed, spread=0.05, noise=0.5):
-    rng = np.random.default_rng(seed)
-    true = rng.integers(0, k, n)
-    logits = rng.normal(0.0, spread, (n, k))
-    logits[np.arange(n), true] += 0.1
-    p = np.exp(logits)
-    p /= p.sum(axis=1, keepdims=True)
-    y = np.where(rng.random(n) < noise, rng.integers(0, k, n), true)
-    return y, p
-
-
 def refine_until_exact(acc, ids, probs, res, rounds=2):
     order = np.argsort(ids)
     for _ in range(rounds):
@@ -483,6 +449,7 @@ def _all_reduce_worker(rank, world, port, out_dir):
         dist.destroy_process_group()
 
 
+@pytest.mark.distributed
 @pytest.mark.skipif(not HAVE_TORCH, reason="torch is not installed (all_reduce needs torch.distributed)")
 def test_all_reduce_gloo_two_processes(tmp_path):
     import multiprocessing
@@ -513,7 +480,11 @@ def test_no_warnings_from_result():
     acc = ConfidentJointAccumulator(10).update(np.arange(500), labels, probs)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        acc.result()
+        res = acc.result()
+    # and the result is the in-memory one where the sketch decided
+    ref = in_memory(labels, probs)
+    np.testing.assert_array_equal(res.thresholds, ref["thresholds"])
+    np.testing.assert_array_equal(res.label_issues[~res.uncertain], ref["label_issues"][~res.uncertain])
 
 
 @pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
