@@ -124,7 +124,7 @@ def load_class_names(path, k: int) -> list:
 def passes_for(args) -> int:
     """How many passes over the data the command makes (what the bars announce).
 
-    The engine does not report it; tests/test_cli_usage.py checks, for every
+    The engine does not report it; tests/cli/test_cli_usage.py checks, for every
     command and every --filter-by / --method, that it equals the passes
     observed through ``Probs.on_block``. (``prune_by_noise_rate`` and
     ``both`` skip their third pass when no class has anything to prune; the
