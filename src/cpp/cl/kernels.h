@@ -17,7 +17,7 @@ namespace ls {
 void gather_given(const Mat& P, const int64_t* labels, void* out, int nthreads);
 
 // Per-class np.mean of the given-label probabilities in index order, in the
-// dtype of g (see Mean<> in cl_math.h). means[k] is NaN for an absent class.
+// dtype of g (see Mean<> in common/summation.h). means[k] is NaN for an absent class.
 void class_means(int dtype, const void* g, const int64_t* labels, int64_t n, int64_t K, double* means,
                  int64_t* counts, int nthreads);
 

@@ -11,7 +11,6 @@
 #include "common/dtype.h"
 #include "common/summation.h"
 #include "common/validation.h"
-#include "cl/row_simd.h"
 
 namespace ls {
 
@@ -37,20 +36,22 @@ struct RowResult {
   int64_t err_col;
 };
 
+// The sweep policy of RowOps::row: the scalar definition (the GPU's code).
+struct ScalarSweep {
+  template <class Ops, class C, int VB, class S>
+  LS_HD static typename Ops::Seg run(const S* row, std::ptrdiff_t stride, int32_t K, int32_t y, const C* cut) {
+    return Ops::sweep_row_scalar(row, stride, K, y, cut);
+  }
+};
+
 template <class S>
 struct RowOps {
   using N_ = Num<S>;
   using V = typename N_::V;
 
-  // Max, min, count of entries passing their cut and the plain sum over
-  // [a, b), in one vectorisable loop. Validation is derived from them: a
-  // value out of range shows in min/max, a NaN or inf poisons the sum (which
-  // is only compared with a tolerance, so reassociation is fine; max, min and
-  // counts are exact). C is the type the cut is compared in: the input's
-  // arithmetic type when the thresholds have the input dtype (exact), double
-  // when they were promoted to float64. STRIDE1: contiguous row.
-  // Everything one row contributes, in one sweep (the definition; the host
-  // uses an explicit-SIMD twin of it for contiguous rows, cl_simd.h):
+  // Everything one row contributes, in one sweep (the definition, and the
+  // GPU's code; the host passes an explicit-SIMD twin of it for contiguous
+  // rows as the sweep policy of row(), cl/row_simd.h):
   //   vmax / imax   max over k != y and the FIRST index holding it
   //   vmin          min over all k (validation)
   //   n_above       entries with value >= cut (when cut != null)
@@ -91,17 +92,6 @@ struct RowOps {
     return g;
   }
 
-  // VB: vector bytes of the host SIMD path (16 baseline x86-64, 32 in the
-  // AVX2 clone of the row kernel).
-  template <class C, int VB = 16>
-  LS_HD static Seg sweep_row(const S* row, std::ptrdiff_t stride, int32_t K, int32_t y, const C* cut) {
-#if defined(LS_HAVE_SIMD_SWEEP) && !defined(__CUDA_ARCH__)
-    if constexpr (std::is_same<C, V>::value) {
-      if (stride == 1) return simd::sweep_row_contig<VB, S, V, Seg>(row, K, y, cut);
-    }
-#endif
-    return sweep_row_scalar(row, stride, K, y, cut);
-  }
 
   LS_HD static void locate_error(const S* row, std::ptrdiff_t stride, int64_t K, const Bounds& bd, RowResult& r) {
     const V lo = V(bd.lo), hi = V(bd.hi);
@@ -117,8 +107,10 @@ struct RowOps {
 
   // Guess, argmax, keep flag, max_other and validation for one row with given
   // label y. `cut` may be null (no guess wanted); the argmax comes free with the
-  // sweep.
-  template <class C, int VB = 16>
+  // sweep. Sweep: how the row is swept (ScalarSweep, the definition; the host
+  // passes simd::SimdSweep), VB its vector bytes (16 baseline x86-64, 32 in
+  // the AVX2 clone of the row kernel).
+  template <class C, int VB = 16, class Sweep = ScalarSweep>
   LS_HD static RowResult row(const S* row, std::ptrdiff_t stride, int64_t K, int64_t y, const C* cut,
                              const Bounds& bd) {
     RowResult r;
@@ -127,7 +119,7 @@ struct RowOps {
     r.keep = 0;
     r.err = ROW_OK;
     r.err_col = -1;
-    const Seg sg = sweep_row<C, VB>(row, stride, int32_t(K), int32_t(y), cut);
+    const Seg sg = Sweep::template run<RowOps, C, VB>(row, stride, int32_t(K), int32_t(y), cut);
     const V py = N_::load(row[y * stride]);
     const V s = sg.sum;
     const bool py_pass = cut && C(py) >= cut[y];

@@ -1,7 +1,8 @@
-// Host-only explicit-SIMD version of RowOps<S>::sweep_t for contiguous rows,
-// written with GCC/Clang vector extensions (lowered to SSE2 on baseline
-// x86-64, to AVX2 inside the target("avx2") clone of the row kernel). It
-// computes exactly what the scalar sweep in cl_math.h computes (max with its
+// Host-only explicit-SIMD version of RowOps<S>::sweep_row_scalar for
+// contiguous rows, written with GCC/Clang vector extensions (lowered to SSE2
+// on baseline x86-64, to AVX2 inside the target("avx2") clone of the row
+// kernel), passed to RowOps::row as its sweep policy (SimdSweep). It
+// computes exactly what the scalar sweep in cl/row_math.h computes (max with its
 // first index, min, count passing the cut, largest passing index, sum): the
 // scalar one stays the definition (and the GPU's code); the property tests
 // compare both through the public API on every dtype.
@@ -18,6 +19,7 @@
 #endif
 #include <type_traits>
 
+#include "cl/row_math.h"
 #include "common/dtype.h"
 
 namespace ls {
@@ -109,7 +111,7 @@ struct Lanes<double, VB> {
 };
 
 // One sweep over a contiguous row of K values with given label y (see
-// RowOps::sweep_row for the definition). Cut compared in V. Two interleaved
+// RowOps::sweep_row_scalar for the definition). Cut compared in V. Two interleaved
 // accumulator sets hide the latency of the loop-carried chains.
 template <bool HAS_CUT, int VB, class S, class V, class Seg>
 inline __attribute__((always_inline)) Seg sweep_row_contig_t(const S* row, int32_t K, int32_t y, const V* cut) {
@@ -199,6 +201,19 @@ inline __attribute__((always_inline)) Seg sweep_row_contig(const S* row, int32_t
   if (cut) return sweep_row_contig_t<true, VB, S, V, Seg>(row, K, y, cut);
   return sweep_row_contig_t<false, VB, S, V, Seg>(row, K, y, cut);
 }
+
+// The host's sweep policy of RowOps::row: the SIMD sweep for contiguous rows
+// compared in the input's arithmetic type, the scalar definition otherwise.
+struct SimdSweep {
+  template <class Ops, class C, int VB, class S>
+  static typename Ops::Seg run(const S* row, std::ptrdiff_t stride, int32_t K, int32_t y, const C* cut) {
+    using V = typename Num<S>::V;
+    if constexpr (std::is_same<C, V>::value) {
+      if (stride == 1) return sweep_row_contig<VB, S, V, typename Ops::Seg>(row, K, y, cut);
+    }
+    return Ops::sweep_row_scalar(row, stride, K, y, cut);
+  }
+};
 
 }  // namespace simd
 }  // namespace ls

@@ -9,9 +9,16 @@
 #include <type_traits>
 
 #include "cl/row_math.h"
+#include "cl/row_simd.h"
 #include "common/parallel.h"
 
 namespace ls {
+
+#ifdef LS_HAVE_SIMD_SWEEP
+using HostSweep = simd::SimdSweep;  // explicit SIMD for contiguous rows
+#else
+using HostSweep = ScalarSweep;
+#endif
 
 // The rows [i0, i1) of one thread; stops at the first invalid row (its index
 // goes to first_bad). Compiled twice: for the baseline ISA and, chosen at run
@@ -23,7 +30,7 @@ static void rows_range(const Mat& P, const int64_t* labels, const C* cut, RowPas
                        bool validate_only, int64_t i0, int64_t i1, int64_t* first_bad) {
   const S* base = static_cast<const S*>(P.data);
   for (int64_t i = i0; i < i1; ++i) {
-    const RowResult r = RowOps<S>::template row<C, VB>(base + i * P.s0, P.s1, P.k, labels[i], cut, bd);
+    const RowResult r = RowOps<S>::template row<C, VB, HostSweep>(base + i * P.s0, P.s1, P.k, labels[i], cut, bd);
     if (r.err != ROW_OK) {
       *first_bad = i;
       return;
