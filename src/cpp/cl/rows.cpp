@@ -86,8 +86,11 @@ static RowPassError row_pass_t(const Mat& P, const int64_t* labels, const C* cut
     const S* base = static_cast<const S*>(P.data);
     const RowResult r = RowOps<S>::row(base + first_bad * P.s0, P.s1, P.k, labels[first_bad], cut, bd);
     e.row = first_bad;
-    e.code = r.err;
-    e.col = r.err_col;
+    // The scalar re-sweep finds the same NaN, inf or out-of-range value (those
+    // checks are exact); only the row-sum test depends on the summation order,
+    // so a row the SIMD sweep rejected and the scalar one accepts is a sum error.
+    e.code = r.err == ROW_OK ? ROW_SUM : r.err;
+    e.col = r.err == ROW_OK ? -1 : r.err_col;
   }
   return e;
 }

@@ -156,7 +156,9 @@ void TopCSelector::feed(const Mat& P, const int64_t* labels, int64_t row0, int n
     const S* base = static_cast<const S*>(P.data);
 #pragma omp parallel num_threads(T) if (T > 1)
     {
-      const int tid = omp_get_thread_num();
+      // OpenMP may grant fewer threads than asked: the team then shares the
+      // owners' classes (owner % team), so no class is left unvisited.
+      const int tid = omp_get_thread_num(), team = omp_get_num_threads();
       // This thread's rows (those of its classes with something to prune), in
       // index order; then visit them with the columns of a row a few steps
       // ahead prefetched: the reads are scattered, so the hardware prefetcher
@@ -164,7 +166,7 @@ void TopCSelector::feed(const Mat& P, const int64_t* labels, int64_t row0, int n
       std::vector<int64_t> mine;
       for (int64_t i = 0; i < P.n; ++i) {
         const int64_t k = labels[i];
-        if (owner[k] == tid && off_[k + 1] > off_[k]) mine.push_back(i);
+        if (owner[k] % team == tid && off_[k + 1] > off_[k]) mine.push_back(i);
       }
       const int64_t* cols = cols_.data();
       const double* thr = thr_.data();
