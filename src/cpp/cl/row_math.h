@@ -113,13 +113,21 @@ struct RowOps {
   template <class C, int VB = 16, class Sweep = ScalarSweep>
   LS_HD static RowResult row(const S* row, std::ptrdiff_t stride, int64_t K, int64_t y, const C* cut,
                              const Bounds& bd) {
+    const Seg sg = Sweep::template run<RowOps, C, VB>(row, stride, int32_t(K), int32_t(y), cut);
+    return finish(row, stride, K, y, cut, bd, sg);
+  }
+
+  // Everything row() derives from the row's sweep `sg` (however it was swept:
+  // by the scalar definition, the SIMD twin, or W rows at once in lanes).
+  template <class C>
+  LS_HD static RowResult finish(const S* row, std::ptrdiff_t stride, int64_t K, int64_t y, const C* cut,
+                                const Bounds& bd, const Seg& sg) {
     RowResult r;
     r.guess = -1;
     r.argmax = -1;
     r.keep = 0;
     r.err = ROW_OK;
     r.err_col = -1;
-    const Seg sg = Sweep::template run<RowOps, C, VB>(row, stride, int32_t(K), int32_t(y), cut);
     const V py = N_::load(row[y * stride]);
     const V s = sg.sum;
     const bool py_pass = cut && C(py) >= cut[y];

@@ -42,11 +42,11 @@ inline __attribute__((always_inline)) typename VT<VB>::f32 loadf(const float* p)
   std::memcpy(&v, p, sizeof v);
   return v;
 }
+// float lanes from as many float16 bit patterns (exact; the scalar
+// half_to_float of common/dtype.h, lane-wise)
 template <int VB>
-inline __attribute__((always_inline)) typename VT<VB>::f32 loadf(const half_t* p) {
+inline __attribute__((always_inline)) typename VT<VB>::f32 cvt_half(typename VT<VB>::u16 h16) {
   using T = VT<VB>;
-  typename T::u16 h16;
-  std::memcpy(&h16, p, sizeof h16);
   const typename T::u32 h = __builtin_convertvector(h16, typename T::u32);
   const typename T::u32 sign = (h & 0x8000u) << 16;
   const typename T::u32 em = h & 0x7fffu;
@@ -61,19 +61,31 @@ inline __attribute__((always_inline)) typename VT<VB>::f32 loadf(const half_t* p
   std::memcpy(&v, &bits, sizeof v);
   return v;
 }
+template <int VB>
+inline __attribute__((always_inline)) typename VT<VB>::f32 loadf(const half_t* p) {
+  typename VT<VB>::u16 h16;
+  std::memcpy(&h16, p, sizeof h16);
+  return cvt_half<VB>(h16);
+}
 
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
 // 32-byte lanes exist only inside the AVX2/F16C clone of the row kernel
 // (rows_range_avx2, flattened), where this F16C conversion gets inlined. Not
 // always_inline: generic code may not inline an AVX function, only the clone.
 template <>
-inline __attribute__((target("avx2,f16c"))) VT<32>::f32 loadf<32>(const half_t* p) {
+inline __attribute__((target("avx2,f16c"))) VT<32>::f32 cvt_half<32>(VT<32>::u16 h16) {
   __m128i h;
-  std::memcpy(&h, p, sizeof h);
+  std::memcpy(&h, &h16, sizeof h);
   const __m256 f = _mm256_cvtph_ps(h);
   VT<32>::f32 v;
   std::memcpy(&v, &f, sizeof v);
   return v;
+}
+template <>
+inline __attribute__((target("avx2,f16c"))) VT<32>::f32 loadf<32>(const half_t* p) {
+  VT<32>::u16 h16;
+  std::memcpy(&h16, p, sizeof h16);
+  return cvt_half<32>(h16);
 }
 #endif
 
@@ -200,6 +212,75 @@ template <int VB, class S, class V, class Seg>
 inline __attribute__((always_inline)) Seg sweep_row_contig(const S* row, int32_t K, int32_t y, const V* cut) {
   if (cut) return sweep_row_contig_t<true, VB, S, V, Seg>(row, K, y, cut);
   return sweep_row_contig_t<false, VB, S, V, Seg>(row, K, y, cut);
+}
+
+// W rows swept at once, one row per lane (for rows too short to fill the
+// registers of the one-row sweep: K = 10 leaves most lanes of that sweep in
+// its scalar tail and horizontal merge). Lane j reads row j, column by column
+// in index order, so each lane computes exactly what the scalar definition
+// (RowOps::sweep_row_scalar) computes for its row, its sum included.
+template <int VB, class S>
+inline __attribute__((always_inline)) typename Lanes<S, VB>::VV gather_col(const S* base, std::ptrdiff_t s0) {
+  using Ln = Lanes<S, VB>;
+  typename Ln::VV v;
+  for (int j = 0; j < Ln::W; ++j) v[j] = base[std::ptrdiff_t(j) * s0];
+  return v;
+}
+template <int VB>
+inline __attribute__((always_inline)) typename Lanes<half_t, VB>::VV gather_col(const half_t* base, std::ptrdiff_t s0) {
+  constexpr int W = Lanes<half_t, VB>::W;
+  typename VT<VB>::u16 h;
+  for (int j = 0; j < W; ++j) h[j] = base[std::ptrdiff_t(j) * s0].bits;
+  return cvt_half<VB>(h);
+}
+
+template <bool HAS_CUT, int VB, class S, class V, class Seg>
+inline __attribute__((always_inline)) void sweep_rows_lanes_t(const S* base, std::ptrdiff_t s0, std::ptrdiff_t s1,
+                                                               int32_t K, const int64_t* y, const V* cut, Seg* out) {
+  using Ln = Lanes<S, VB>;
+  using VV = typename Ln::VV;
+  using IV = typename Ln::IV;
+  using IE = typename std::remove_reference<decltype(IV{}[0])>::type;
+  constexpr int W = Ln::W;
+  const VV ninf = Ln::splat(-INFINITY);
+  VV m = ninf, n = Ln::splat(INFINITY), s = Ln::splat(V(0));
+  IV im = IV{} + IE(INT32_MAX), c = IV{}, ip = IV{} - IE(1), yv;
+  for (int j = 0; j < W; ++j) yv[j] = IE(y[j]);
+  IV kv = IV{};
+  for (int32_t k = 0; k < K; ++k) {
+    const VV v = gather_col<VB>(base + std::ptrdiff_t(k) * s1, s0);
+    // the given label takes no part in the max over the other classes
+    const VV w = ((IV)(kv == yv) ? ninf : v);
+    const IV u = (IV)(w > m);
+    m = (u ? w : m);
+    im = (u ? kv : im);
+    n = ((IV)(v < n) ? v : n);
+    if constexpr (HAS_CUT) {
+      const IV p = (IV)(v >= Ln::splat(cut[k]));
+      c -= p;  // masks are -1 where true
+      ip = (p ? kv : ip);
+    }
+    s += v;
+    kv += IE(1);
+  }
+  for (int j = 0; j < W; ++j) {
+    out[j].vmax = m[j];
+    out[j].vmin = n[j];
+    out[j].sum = s[j];
+    out[j].imax = int32_t(im[j]);
+    out[j].n_above = int32_t(c[j]);
+    out[j].ipass = int32_t(ip[j]);
+  }
+}
+
+// The rows [i, i + W) of a block swept in lanes; cut compared in V.
+template <int VB, class S, class V, class Seg>
+inline __attribute__((always_inline)) void sweep_rows_lanes(const S* base, std::ptrdiff_t s0, std::ptrdiff_t s1,
+                                                             int32_t K, const int64_t* y, const V* cut, Seg* out) {
+  if (cut)
+    sweep_rows_lanes_t<true, VB, S, V, Seg>(base, s0, s1, K, y, cut, out);
+  else
+    sweep_rows_lanes_t<false, VB, S, V, Seg>(base, s0, s1, K, y, cut, out);
 }
 
 // The host's sweep policy of RowOps::row: the SIMD sweep for contiguous rows
