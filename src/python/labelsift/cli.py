@@ -473,10 +473,27 @@ def _paragraphs(texts) -> str:
     return "\n\n".join(textwrap.fill(t, width=78, break_on_hyphens=False) for t in texts)
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage errors as one line on stderr (exit 2), pointing at --help."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        n = int(text, 10)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive integer")
+    return n
+
+
 def _parser() -> argparse.ArgumentParser:
     from ._common.names import FILTER_BY, SCORE_METHODS
 
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="labelsift", formatter_class=_HelpFormatter,
         description="Find label issues and estimate label noise (confident learning, cleanlab-compatible).",
         epilog="Run `labelsift COMMAND --help` for a command's options and what it writes where.",
@@ -505,8 +522,9 @@ def _parser() -> argparse.ArgumentParser:
         sp.add_argument("--class-names", metavar="FILE", default=None,
                         help="class names, one per line or a JSON list of K strings; added to the CSV and JSON "
                              "(and the plot) (default: none, classes are indices)")
-        sp.add_argument("--jobs", type=int, default=None, metavar="N",
-                        help="CPU threads; results do not depend on it (default: all cores)")
+        sp.add_argument("--jobs", type=_positive_int, default=None, metavar="N",
+                        help="CPU threads, at most the CPUs available; results do not depend on it "
+                             "(default: all cores)")
         sp.add_argument("--ties", default="cleanlab", choices=("cleanlab", "lower_index"),
                         help="how exactly equal values are ordered: as cleanlab 2.9.0 does on this machine, "
                              "or by the lower index (the same on every machine)")
@@ -553,7 +571,14 @@ def _one_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None):
+    print(f"labelsift: warning: {message}", file=sys.stderr)
+
+
 def main(argv=None) -> int:
+    import warnings
+
+    warnings.showwarning = _show_warning
     args = _parser().parse_args(argv)
     run = {"example": _example, "find-issues": _find_issues, "noise-matrix": _noise_matrix, "scores": _scores}
     from ._common.options import options

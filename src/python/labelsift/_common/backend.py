@@ -8,7 +8,11 @@ from __future__ import annotations
 
 import functools
 import importlib
+import numbers
 import os
+import warnings
+
+import numpy as np
 
 
 @functools.lru_cache(maxsize=None)
@@ -32,15 +36,69 @@ def _cuda_state():
     return mod, q
 
 
+def available_cpus() -> int:
+    """CPUs this process may run on (its affinity mask where the OS has one)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+# No setting may ask for more threads than this, whatever the machine: tens
+# of thousands exhaust the OpenMP runtime (it aborts the process).
+HARD_MAX_THREADS = 1024
+
+
+def max_threads() -> int:
+    """The thread-count bound: ``$LABELSIFT_MAX_THREADS`` when set (at most
+    HARD_MAX_THREADS; for containers whose CPU count is wrong, and for tests of
+    odd thread counts), else the CPUs available to this process."""
+    env = os.environ.get("LABELSIFT_MAX_THREADS", "").strip()
+    if not env:
+        return available_cpus()
+    n = _positive(env, "LABELSIFT_MAX_THREADS")
+    return min(n, HARD_MAX_THREADS)
+
+
+def _positive(env: str, name: str) -> int:
+    try:
+        n = int(env, 10)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise ValueError(f"{name}={env!r} is not a positive integer (unset it for the default)")
+    return n
+
+
+def _bounded(n: int, what: str) -> int:
+    """``n`` threads, clamped to max_threads() with a warning (as joblib and
+    scikit-learn do): more threads than CPUs only wait for each other."""
+    bound = max_threads()
+    if n > bound:
+        cpus = available_cpus()
+        where = (f"the {cpus} CPU(s) available to this process" if bound == cpus
+                 else f"the bound of {bound} (LABELSIFT_MAX_THREADS; {cpus} CPU(s) available)")
+        warnings.warn(f"{what}={n} is more than {where}; using {bound}", RuntimeWarning, stacklevel=4)
+        return bound
+    return n
+
+
 def threads(n_jobs=None) -> int:
-    """OpenMP threads for a call: n_jobs if given (>= 1), else all."""
+    """OpenMP threads for a call: ``n_jobs`` if given (an integer >= 1, at
+    most max_threads()), else ``$LABELSIFT_NUM_THREADS``, else the OpenMP
+    default (all CPUs, or ``$OMP_NUM_THREADS``), each bounded by max_threads()."""
     if n_jobs is None:
-        env = os.environ.get("LABELSIFT_NUM_THREADS")
-        return int(env) if env else 0  # 0: the OpenMP default
+        env = os.environ.get("LABELSIFT_NUM_THREADS", "").strip()
+        if not env:  # the OpenMP default (all CPUs, or $OMP_NUM_THREADS), bounded too
+            return _bounded(int(core().max_threads()), "the OpenMP default thread count")
+        n = _positive(env, "LABELSIFT_NUM_THREADS")
+        return _bounded(n, "LABELSIFT_NUM_THREADS")
+    if isinstance(n_jobs, (bool, np.bool_)) or not isinstance(n_jobs, numbers.Integral):
+        raise TypeError(f"n_jobs must be a positive integer or None (all CPUs), got {n_jobs!r}")
     n = int(n_jobs)
     if n < 1:
-        raise ValueError(f"n_jobs must be >= 1 or None, got {n_jobs}")
-    return n
+        raise ValueError(f"n_jobs must be a positive integer or None (all CPUs), got {n}")
+    return _bounded(n, "n_jobs")
 
 
 def backend_info() -> dict:
