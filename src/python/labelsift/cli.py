@@ -51,12 +51,12 @@ def _check_numeric_npy(path: str, what: str, formats: str) -> None:
         raise UsageError(f"{what}: no such file: {path}")
     if not _is_npy(path):
         raise UsageError(f"{what}: {path} is not a .npy file ({formats})")
+    from ._common.arrays import load_npy
+
     try:
-        a = np.load(path, mmap_mode="r", allow_pickle=False)
-    except ValueError:
-        a = None
-    if a is None or a.dtype.hasobject:
-        raise UsageError(f"{what}: {path} holds Python objects (a pickled array), not numbers ({formats})")
+        load_npy(path, what)  # the header, the dtype and the size, checked
+    except ValueError as exc:
+        raise UsageError(f"{exc} ({formats})") from None
 
 
 def _read_text(path: str, what: str, formats: str) -> str:
@@ -96,7 +96,9 @@ def load_labels(path) -> np.ndarray:
     if os.path.splitext(path)[1].lower() in (".csv", ".txt"):
         return _read_int_lines(path, "labels")
     _check_numeric_npy(path, "labels", _LABEL_FORMATS)
-    return np.load(path, mmap_mode="r", allow_pickle=False)
+    from ._common.arrays import load_npy
+
+    return load_npy(path, "labels")
 
 
 def load_class_names(path, k: int) -> list:
