@@ -115,7 +115,7 @@ def _npy_header(fh, path: str, what: str):
     if not isinstance(shape, tuple) or any(not isinstance(d, int) or d < 0 for d in shape):
         raise ValueError(f"{what}: {path} declares an invalid shape {shape!r}")
     if dtype.hasobject:
-        raise ValueError(f"{what}: {path} holds Python objects (a pickle); labelsift never unpickles files")
+        raise ValueError(f"{what}: {path} holds Python objects (a pickled array), not numbers")
     return shape, fortran, dtype, fh.tell()
 
 
