@@ -63,7 +63,7 @@ def _log_probs(p: np.ndarray, what: str) -> np.ndarray:
             i, j = np.argwhere(bad)[0]
             v = blk[i, j]
             why = "is NaN" if np.isnan(v) else ("is infinite" if np.isinf(v) else "is negative")
-            raise ValueError(f"{what}[{r0 + i}, {j}] = {v!r} {why} (kind='probs' needs probabilities >= 0)")
+            raise ValueError(f"{what}[{r0 + i}, {j}] = {float(v)!r} {why} (kind='probs' needs probabilities >= 0)")
         np.log(np.maximum(blk, tiny), out=out[r0:r0 + step])
     return out
 
@@ -74,10 +74,10 @@ def describe_bad_row(a: np.ndarray, row: int, lam: float, what: str = "scores") 
     nonfin = np.flatnonzero(~np.isfinite(r))
     if len(nonfin):
         j = int(nonfin[0])
-        return f"{what}[{row}, {j}] = {a[row, j]!r} is {'NaN' if np.isnan(r[j]) else 'infinite'}"
+        return f"{what}[{row}, {j}] = {float(r[j])!r} is {'NaN' if np.isnan(r[j]) else 'infinite'}"
     with np.errstate(over="ignore", invalid="ignore"):
         j = int(np.flatnonzero(~np.isfinite(lam * r))[0]) if (~np.isfinite(lam * r)).any() else int(np.argmax(np.abs(r)))
-    return f"{what}[{row}, {j}] = {a[row, j]!r} times lam = {lam!r} overflows float64"
+    return f"{what}[{row}, {j}] = {float(r[j])!r} times lam = {lam!r} overflows float64"
 
 
 def as_lam(lam, what: str = "lam") -> float:

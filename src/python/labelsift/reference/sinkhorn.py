@@ -36,10 +36,11 @@ def _scores64(scores, kind: str) -> np.ndarray:
     return np.asarray(x, dtype=np.float64)
 
 
-def _start(S: np.ndarray, lb: np.ndarray, log_a: np.ndarray, rows: str):
+def _start(X: np.ndarray, lam: float, lb: np.ndarray, log_a: np.ndarray, rows: str):
+    S = lam * X
     g0 = lb.copy()
     if rows == "softmax":
-        g0 = lb - _lse(S, 1)  # S = lam x: SeLa's P^lam of softmax(x)
+        g0 = lb - lam * _lse(X, 1)  # SeLa's P^lam of P = softmax(x)
     f0 = log_a - _lse(S + g0[:, None], 0)
     return f0, g0
 
@@ -70,7 +71,7 @@ def self_label(scores, *, kind="logits", lam=25.0, marginals=None, row_weights=N
     if init is not None:
         f = np.array(init, dtype=np.float64)
     elif mode == "sela" or start is not None:
-        f, g_prev = _start(S, lb, log_a, start or ("softmax" if kind == "logits" else "uniform"))
+        f, g_prev = _start(X, lam, lb, log_a, start or ("softmax" if kind == "logits" else "uniform"))
     else:
         f = np.zeros(K)
     if mode != "sela":
