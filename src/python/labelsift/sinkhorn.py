@@ -82,7 +82,7 @@ def _warn_unconverged(res: SinkhornResult, tol: float) -> None:
 
 def self_label(scores, *, kind="logits", lam=25.0, marginals=None, n_iter=None, tol=1e-3, log_domain="auto",
                return_plan=False, group=None, device=None, mode="fused", init=None, row_weights=None,
-               max_iter=1000, return_info=False, n_jobs=None, _isa=0):
+               max_iter=1000, return_info=False, n_jobs=None, callback=None, _isa=0):
     """Hard labels whose class sizes follow ``marginals`` (SeLa's self-labelling).
 
     Parameters
@@ -127,6 +127,10 @@ def self_label(scores, *, kind="logits", lam=25.0, marginals=None, n_iter=None, 
         potentials, error history, iteration count, convergence).
     n_jobs : int or None
         CPU threads; results do not depend on it.
+    callback : callable or None
+        Called after every pass over the scores as ``callback(pass_index,
+        error)`` (the L1 column error; SeLa's criterion where mode="sela"
+        evaluates it), e.g. for a progress display.
     group, device
         Reserved for the distributed and GPU versions (not in this build).
 
@@ -157,7 +161,8 @@ def self_label(scores, *, kind="logits", lam=25.0, marginals=None, n_iter=None, 
     else:
         start = None if f0 is not None or mode != "sela" else ("softmax" if kind == "logits" else "uniform")
         res = run(pb, mode=mode, n_iter=n_iter, tol=tol, max_iter=max_iter, init=f0, start=start,
-                  want_plan=return_plan, plan_dtype=_plan_dtype(X), want_row_potentials=return_info)
+                  want_plan=return_plan, plan_dtype=_plan_dtype(X), want_row_potentials=return_info,
+                  on_pass=callback)
     _warn_unconverged(res, tol)
     if return_info:
         res.labels = to_caller(res.labels)
