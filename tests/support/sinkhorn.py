@@ -32,7 +32,9 @@ def assert_labels_near_ties(got, want, S, f, lam=1.0, min_equal=0.999, rtol=1e-7
     argmax_k (S_ik + f_k) (S in the scale the potentials belong to)."""
     got, want = np.asarray(got), np.asarray(want)
     bad = np.flatnonzero(got != want)
-    assert len(bad) <= (1.0 - min_equal) * len(got) + 1e-9, f"{len(bad)} of {len(got)} labels differ"
+    # (one near-tie mismatch is allowed however small N is: with N = 1 the
+    # balanced plan makes every class an exact tie)
+    assert len(bad) <= max(1.0, (1.0 - min_equal) * len(got)) + 1e-9, f"{len(bad)} of {len(got)} labels differ"
     for i in bad:
         t = lam * np.asarray(S[i], np.float64) + f
         gap = abs(t[got[i]] - t[want[i]])

@@ -30,6 +30,7 @@ import warnings
 
 import numpy as np
 
+from ._common import params
 from ._common.backend import threads
 from ._common.tensors import from_tensor
 from ._sinkhorn.engine import MODES, Problem, SinkhornResult, run
@@ -50,16 +51,11 @@ def _no_group_device(group, device) -> None:
 def _iters(n_iter, what="n_iter", low=0):
     if n_iter is None:
         return None
-    if isinstance(n_iter, bool) or int(n_iter) != n_iter or n_iter < low:
-        raise ValueError(f"{what} must be an integer >= {low} or None, got {n_iter!r}")
-    return int(n_iter)
+    return params.integer(n_iter, what, lo=low)
 
 
 def _tol(tol) -> float:
-    t = float(tol)
-    if not (np.isfinite(t) and t >= 0):
-        raise ValueError(f"tol must be a finite number >= 0, got {tol!r}")
-    return t
+    return params.real(tol, "tol", lo=0.0, hi=float("inf"))
 
 
 def _plan_dtype(X: np.ndarray):

@@ -18,6 +18,8 @@ converted here (on top of the shared conversion point
 """
 from __future__ import annotations
 
+import numbers
+
 import numpy as np
 
 from .._common.arrays import as_2d, host_array, is_pathlike, load_npy
@@ -43,7 +45,8 @@ def as_scores(scores, kind: str, what: str = "scores") -> np.ndarray:
     if k == 0:
         raise ValueError(f"{what} has 0 columns")
     native = a.dtype.newbyteorder("=") if a.dtype.kind == "f" else None
-    readable = (native in KERNEL_DTYPES and a.dtype.isnative and a.strides[0] % a.itemsize == 0
+    # (`native is not None` first: np.dtype("float64") == None is True)
+    readable = (native is not None and native in KERNEL_DTYPES and a.dtype.isnative and a.strides[0] % a.itemsize == 0
                 and a.strides[1] % a.itemsize == 0)
     if not readable:
         a = np.asarray(a, dtype=np.float64)
@@ -81,10 +84,9 @@ def describe_bad_row(a: np.ndarray, row: int, lam: float, what: str = "scores") 
 
 
 def as_lam(lam, what: str = "lam") -> float:
-    try:
-        v = float(lam)
-    except (TypeError, ValueError):
-        raise TypeError(f"{what} must be a number, got {type(lam).__name__}") from None
+    if isinstance(lam, (bool, np.bool_)) or not isinstance(lam, numbers.Real):
+        raise TypeError(f"{what} must be a number, got {lam!r} ({type(lam).__name__})")
+    v = float(lam)
     if not np.isfinite(v) or v <= 0:
         raise ValueError(f"{what} must be a finite positive number, got {lam!r}")
     return v
