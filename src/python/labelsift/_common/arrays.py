@@ -488,8 +488,10 @@ def _available_memory() -> int | None:
 
 #: K x K float64 matrices a confident-learning call holds at its peak (the
 #: joint, its calibration and rounding, the prune counts, the latent
-#: estimates and NumPy's temporaries), for the up-front memory check.
-KXK_COPIES = 8
+#: estimates and NumPy's temporaries), for the up-front memory check:
+#: find_label_issues at N = 10 peaked at 4.9-5.0 x K x K x 8 bytes above the
+#: start for K = 3000 and 6000 (ru_maxrss); 6 leaves a margin.
+KXK_COPIES = 6
 
 
 def check_kxk_memory(k: int, what: str = "pred_probs") -> None:
