@@ -81,6 +81,41 @@ def test_exp_on_every_isa(n, seed, spread):
     assert ulp.max() <= 4
 
 
+@settings(max_examples=30, deadline=None)
+@given(st.integers(1, 2000), st.integers(0, 2**31 - 1), st.sampled_from([1e-3, 1.0, 30.0, 800.0]))
+def test_single_precision_exp_on_every_isa(n, seed, spread):
+    """The float32-precision exp of float32/float16 scores: the same bits on
+    every ISA and in the NumPy reference, within 3e-7 of np.exp."""
+    x = -np.abs(np.random.default_rng(seed).normal(size=n)) * spread
+    x[0] = 0.0
+    want = _core.sk_exp(x, 1, single=True)
+    for isa in ISAS:
+        np.testing.assert_array_equal(_core.sk_exp(x, isa, single=True), want)
+    np.testing.assert_array_equal(ref.exp_single(x), want)
+    ok = x >= -708.0
+    assert want[0] == 1.0 and (want[~ok] == 0).all()
+    e = np.exp(x[ok])
+    live = e > 1e-300  # (below: subnormal scale, absolute error only)
+    assert (np.abs(want[ok][live] - e[live]) <= 3e-7 * e[live]).all()
+
+
+def test_float32_scores_take_the_single_precision_exp():
+    """float32 and float16 scores: potentials equal the reference's with its
+    float32 exp to float64 round-off, and differ from float64 scores' (a test
+    that the precision really is chosen by the dtype) by about float32 ulps."""
+    x = np.random.default_rng(3).normal(size=(500, 12))
+    r64 = sinkhorn.self_label(x, n_iter=4, return_info=True)
+    for dt in (np.float32, np.float16):
+        xs = x.astype(dt)
+        r = sinkhorn.self_label(xs, n_iter=4, return_info=True)
+        want = ref.self_label(xs, n_iter=4)
+        np.testing.assert_allclose(r.col_potentials, want.col_potentials, rtol=1e-12, atol=1e-11)
+        wide = sinkhorn.self_label(xs.astype(np.float64), n_iter=4, return_info=True)
+        d = np.abs(r.col_potentials - wide.col_potentials).max()
+        assert 0 < d < 1e-4, d
+    assert r64.n_iter == 4
+
+
 def test_threads_really_change_the_chunking_work():
     # a problem big enough that the pass runs parallel (above the kernel's work threshold)
     x = np.random.default_rng(0).normal(size=(5000, 64)).astype(np.float32)

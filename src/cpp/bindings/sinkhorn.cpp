@@ -77,18 +77,18 @@ void bind_sinkhorn(py::module_& m) {
 
   m.def(
       "sk_exp",
-      [](const py::array& x, int isa, int nthreads) {
+      [](const py::array& x, int isa, int nthreads, bool single) {
         const int64_t n = x.size();
         const double* xp = in_ptr<double>(x, n, "x");
         py::array_t<double> out(n);
         double* o = out.mutable_data();
         {
           py::gil_scoped_release nogil;
-          sk::exp_values(xp, o, n, isa, nthreads);
+          sk::exp_values(xp, o, n, isa, nthreads, single);
         }
         return out;
       },
-      py::arg("x"), py::arg("isa") = 0, py::arg("nthreads") = 0);
+      py::arg("x"), py::arg("isa") = 0, py::arg("nthreads") = 0, py::arg("single") = false);
 
   m.def("sk_best_isa", []() { return sk::best_isa(); });
   m.attr("SK_CHUNKS") = py::int_(sk::kChunks);

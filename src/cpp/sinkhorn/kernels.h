@@ -60,8 +60,9 @@ int64_t pass(const PassArgs& a);
 // are log row weights): the initial column step of SeLa and SwAV. out: K values.
 void col_lse(const Mat& X, double lam, const double* lb, double lb0, double* out, int nthreads);
 
-// exp of n values (sk_exp; tests and the benchmark's exp floor).
-void exp_values(const double* x, double* out, int64_t n, int isa, int nthreads);
+// exp of n values (sk_exp, or sk_exp_f when `single`: the float32-precision
+// exp of float32/float16 scores; tests and the benchmark's exp floor).
+void exp_values(const double* x, double* out, int64_t n, int isa, int nthreads, bool single = false);
 
 }  // namespace sk
 }  // namespace ls

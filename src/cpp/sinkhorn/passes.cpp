@@ -185,39 +185,58 @@ void col_lse(const Mat& X, double lam, const double* lb, double lb0, double* out
   }
 }
 
-template <int VB>
+// S selects the exp as the pass does: double -> sk_exp, float -> sk_exp_f.
+template <int VB, class S>
 static inline __attribute__((always_inline)) void exp_block(const double* x, double* out, int64_t lo, int64_t hi) {
   int64_t i = lo;
 #ifdef LS_HAVE_SK_SIMD
   if constexpr (VB > 0) {
     constexpr int W = VB / 8;
-    for (; i + W <= hi; i += W) simd::store_d<VB>(out + i, simd::sk_exp_v<VB>(simd::load_d<VB>(x + i)));
+    if constexpr (sizeof(S) <= 4) {
+      for (; i + 2 * W <= hi; i += 2 * W) {
+        typename simd::VT<VB>::f64 e0, e1;
+        simd::sk_exp_fv2<VB>(simd::load_d<VB>(x + i), simd::load_d<VB>(x + i + W), e0, e1);
+        simd::store_d<VB>(out + i, e0);
+        simd::store_d<VB>(out + i + W, e1);
+      }
+    }
+    for (; i + W <= hi; i += W) simd::store_d<VB>(out + i, simd::sk_exp_row_v<VB, S>(simd::load_d<VB>(x + i)));
   }
 #endif
-  for (; i < hi; ++i) out[i] = sk_exp(x[i]);
+  for (; i < hi; ++i) out[i] = sk_exp_row<S>(x[i]);
 }
 using ExpFn = void (*)(const double*, double*, int64_t, int64_t);
-static void exp_scalar(const double* x, double* out, int64_t lo, int64_t hi) { exp_block<0>(x, out, lo, hi); }
-static void exp_sse2(const double* x, double* out, int64_t lo, int64_t hi) { exp_block<16>(x, out, lo, hi); }
+template <class S>
+static void exp_scalar(const double* x, double* out, int64_t lo, int64_t hi) { exp_block<0, S>(x, out, lo, hi); }
+template <class S>
+static void exp_sse2(const double* x, double* out, int64_t lo, int64_t hi) { exp_block<16, S>(x, out, lo, hi); }
 #ifdef LS_SK_X86
+template <class S>
 __attribute__((target("avx2"), flatten)) static void exp_avx2(const double* x, double* out, int64_t lo, int64_t hi) {
-  exp_block<32>(x, out, lo, hi);
+  exp_block<32, S>(x, out, lo, hi);
 }
+template <class S>
 __attribute__((target("avx512f"), flatten)) static void exp_avx512(const double* x, double* out, int64_t lo,
                                                                     int64_t hi) {
-  exp_block<64>(x, out, lo, hi);
+  exp_block<64, S>(x, out, lo, hi);
 }
 #endif
 
-void exp_values(const double* x, double* out, int64_t n, int isa, int nthreads) {
+template <class S>
+static ExpFn exp_fn(int isa) {
+  ExpFn fn = &exp_scalar<S>;
+  if (isa == ISA_SSE2) fn = &exp_sse2<S>;
+#ifdef LS_SK_X86
+  if (isa == ISA_AVX2) fn = &exp_avx2<S>;
+  if (isa == ISA_AVX512) fn = &exp_avx512<S>;
+#endif
+  return fn;
+}
+
+void exp_values(const double* x, double* out, int64_t n, int isa, int nthreads, bool single) {
   const int best = best_isa();
   if (isa == ISA_AUTO || isa > best) isa = best;
-  ExpFn fn = &exp_scalar;
-  if (isa == ISA_SSE2) fn = &exp_sse2;
-#ifdef LS_SK_X86
-  if (isa == ISA_AVX2) fn = &exp_avx2;
-  if (isa == ISA_AVX512) fn = &exp_avx512;
-#endif
+  const ExpFn fn = single ? exp_fn<float>(isa) : exp_fn<double>(isa);
   const int T = threads_for(nthreads, 20.0 * double(n));
   const int64_t step = 1 << 14;
   const int64_t nb = (n + step - 1) / step;

@@ -4,7 +4,8 @@
 // twin (sinkhorn/row_simd.h) performs the same operations in the same order
 // on every value, so results do not depend on the ISA:
 //
-//  * exp is labelsift's own polynomial exp (sk_exp below), not libm's: the
+//  * exp is labelsift's own polynomial exp (sk_exp below; sk_exp_f, at
+//    float32 precision, for float32 and float16 scores), not libm's: the
 //    scalar and the vector forms are the same sequence of IEEE operations
 //    (no FMA: -ffp-contract=off, --fmad=false), so they agree bit for bit;
 //  * the row sum of exp values uses 8 interleaved accumulators (value k goes
@@ -17,7 +18,7 @@
 // row weight b_i):
 //   t_k = lam * x_k + f_k                 (double)
 //   m   = max_k t_k, label = first k with t_k == m
-//   e_k = sk_exp(t_k - m)                 (all arguments <= 0, e_label = 1)
+//   e_k = sk_exp_row<S>(t_k - m)          (all arguments <= 0, e_label = 1)
 //   s   = sum_k e_k                       (8-accumulator order)
 //   pi_k = e_k * (b_i / s)                the row-normalised plan (rows exact)
 //   row potential g_i = log(b_i) - log(s) - m   (log pi_k = t_k + g_i)
@@ -102,6 +103,50 @@ LS_HD double sk_exp(double x) {
   return tiny ? 0.0 : y;
 }
 
+// ---------------------------------------------------------------------------
+// exp(x) for x <= 0 at float32 precision, for float32 and float16 scores
+// (whose values carry no more than that): the same range reduction as
+// sk_exp in double (n = round(x / ln 2), r = x - n ln 2, exact to ~1e-16),
+// then r rounded to float and the degree-7 Taylor polynomial of exp on
+// |r| <= ln 2 / 2 (truncation error < 6e-9) in float32 Horner form, widened
+// and times 2^n. Relative error below 3e-7 over the whole range (n carries
+// the magnitude, so no loss for large |x|); half the work of sk_exp in a
+// vector, since the polynomial runs on float lanes. x < kExpMin: 0.
+// ---------------------------------------------------------------------------
+constexpr float kF[8] = {1.0f, 1.0f, 1.0f / 2, 1.0f / 6, 1.0f / 24, 1.0f / 120, 1.0f / 720, 1.0f / 5040};
+
+LS_HD double sk_exp_f(double x) {
+  const bool tiny = x < kExpMin;
+  const double xc = tiny ? kExpMin : x;
+  const double kd = xc * kLog2e + kMagic;
+  const double nd = kd - kMagic;
+  const double r = (xc - nd * kLn2Hi) - nd * kLn2Lo;
+  const float rf = float(r);
+  float p = kF[7];
+  p = p * rf + kF[6];
+  p = p * rf + kF[5];
+  p = p * rf + kF[4];
+  p = p * rf + kF[3];
+  p = p * rf + kF[2];
+  p = p * rf + kF[1];
+  p = p * rf + kF[0];
+  const int64_t n = dbits(kd) - dbits(kMagic);
+  const double scale = bitsd((n + 1023) << 52);
+  const double y = double(p) * scale;
+  return tiny ? 0.0 : y;
+}
+
+// The exp of a row's values: float32 precision for float32/float16 scores,
+// float64 for float64 ones.
+template <class S>
+LS_HD double sk_exp_row(double x) {
+  if constexpr (sizeof(S) <= 4) {
+    return sk_exp_f(x);
+  } else {
+    return sk_exp(x);
+  }
+}
+
 // 8-accumulator sum: the combination step (see the header comment).
 LS_HD double combine8(const double* a) {
   return ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]));
@@ -147,7 +192,7 @@ LS_HD RowOut row_stats(const S* x, std::ptrdiff_t stride, int64_t K, double lam,
   double a[8] = {0, 0, 0, 0, 0, 0, 0, 0};
   for (int64_t k = 0; k < K; ++k) {
     const double d = T[k] - m;
-    const double e = sk_exp(d);
+    const double e = sk_exp_row<S>(d);
     T[k] = d;
     E[k] = e;
     a[k & 7] += e;

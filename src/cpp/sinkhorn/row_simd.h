@@ -5,8 +5,8 @@
 // clone of the pass kernel, chosen at run time).
 //
 // Same results as the scalar definition, bit for bit, on every VB:
-//  * sk_exp_v is sk_exp lane by lane (the same IEEE operations in the same
-//    order; no FMA);
+//  * sk_exp_v / sk_exp_fv are sk_exp / sk_exp_f lane by lane (the same IEEE
+//    operations in the same order; no FMA);
 //  * the exp sum keeps 8 accumulators whatever the lane count (8 / W
 //    registers of W lanes), lane l of register j accumulating the values
 //    with k % 8 == j * W + l, as the scalar a[k & 7] does; the tail goes to
@@ -22,6 +22,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <utility>
 
 #include "sinkhorn/row_math.h"
 
@@ -104,6 +105,95 @@ LS_SK_INLINE typename VT<VB>::f64 sk_exp_v(typename VT<VB>::f64 x) {
   return tiny ? splat<VB>(0.0) : y;
 }
 
+// sk_exp_f, lane by lane: the reduction on double lanes, the polynomial on
+// as many float lanes.
+template <int VB>
+LS_SK_INLINE typename VT<VB>::f64 sk_exp_fv(typename VT<VB>::f64 x) {
+  using D = typename VT<VB>::f64;
+  using I = typename VT<VB>::i64;
+  using F = typename VT<VB>::f32;
+  const D lo = splat<VB>(kExpMin);
+  const I tiny = (I)(x < lo);
+  const D xc = tiny ? lo : x;
+  const D kd = xc * kLog2e + kMagic;
+  const D nd = kd - kMagic;
+  const D r = (xc - nd * kLn2Hi) - nd * kLn2Lo;
+  const F rf = __builtin_convertvector(r, F);
+  F p = F{} + kF[7];
+  p = p * rf + kF[6];
+  p = p * rf + kF[5];
+  p = p * rf + kF[4];
+  p = p * rf + kF[3];
+  p = p * rf + kF[2];
+  p = p * rf + kF[1];
+  p = p * rf + kF[0];
+  I n;
+  std::memcpy(&n, &kd, sizeof n);
+  n = n - dbits(kMagic);
+  const I sb = (n + int64_t(1023)) << 52;
+  D scale;
+  std::memcpy(&scale, &sb, sizeof scale);
+  const D y = __builtin_convertvector(p, D) * scale;
+  return tiny ? splat<VB>(0.0) : y;
+}
+
+// sk_exp_f of two registers at once: their reductions on double lanes, one
+// polynomial on a register of 2W float lanes (as many bytes as a double
+// register: half the polynomial's instructions), lane by lane the same
+// operations as sk_exp_f.
+template <class F, class F2, std::size_t... I>
+LS_SK_INLINE F2 concat_f(F a, F b, std::index_sequence<I...>) {
+  return __builtin_shufflevector(a, b, I...);
+}
+template <int VB>
+LS_SK_INLINE void sk_exp_fv2(typename VT<VB>::f64 x0, typename VT<VB>::f64 x1, typename VT<VB>::f64& e0,
+                             typename VT<VB>::f64& e1) {
+  using D = typename VT<VB>::f64;
+  using I = typename VT<VB>::i64;
+  using F = typename VT<VB>::f32;
+  typedef float F2 __attribute__((vector_size(VB)));
+  constexpr int W = VT<VB>::W;
+  const D lo = splat<VB>(kExpMin);
+  const I tiny0 = (I)(x0 < lo), tiny1 = (I)(x1 < lo);
+  const D xc0 = tiny0 ? lo : x0, xc1 = tiny1 ? lo : x1;
+  const D kd0 = xc0 * kLog2e + kMagic, kd1 = xc1 * kLog2e + kMagic;
+  const D nd0 = kd0 - kMagic, nd1 = kd1 - kMagic;
+  const D r0 = (xc0 - nd0 * kLn2Hi) - nd0 * kLn2Lo, r1 = (xc1 - nd1 * kLn2Hi) - nd1 * kLn2Lo;
+  const F2 rf = concat_f<F, F2>(__builtin_convertvector(r0, F), __builtin_convertvector(r1, F),
+                                std::make_index_sequence<2 * W>{});
+  F2 p = F2{} + kF[7];
+  p = p * rf + kF[6];
+  p = p * rf + kF[5];
+  p = p * rf + kF[4];
+  p = p * rf + kF[3];
+  p = p * rf + kF[2];
+  p = p * rf + kF[1];
+  p = p * rf + kF[0];
+  F p0, p1;
+  std::memcpy(&p0, &p, sizeof p0);
+  std::memcpy(&p1, reinterpret_cast<const char*>(&p) + sizeof p0, sizeof p1);
+  I n0, n1;
+  std::memcpy(&n0, &kd0, sizeof n0);
+  std::memcpy(&n1, &kd1, sizeof n1);
+  const I sb0 = (n0 - dbits(kMagic) + int64_t(1023)) << 52, sb1 = (n1 - dbits(kMagic) + int64_t(1023)) << 52;
+  D s0, s1;
+  std::memcpy(&s0, &sb0, sizeof s0);
+  std::memcpy(&s1, &sb1, sizeof s1);
+  const D y0 = __builtin_convertvector(p0, D) * s0, y1 = __builtin_convertvector(p1, D) * s1;
+  e0 = tiny0 ? splat<VB>(0.0) : y0;
+  e1 = tiny1 ? splat<VB>(0.0) : y1;
+}
+
+// The row's exp (see sk_exp_row in row_math.h).
+template <int VB, class S>
+LS_SK_INLINE typename VT<VB>::f64 sk_exp_row_v(typename VT<VB>::f64 x) {
+  if constexpr (sizeof(S) <= 4) {
+    return sk_exp_fv<VB>(x);
+  } else {
+    return sk_exp_v<VB>(x);
+  }
+}
+
 // Sweeps 1 and 2 of a contiguous row (see row_stats in row_math.h).
 template <int VB, class S>
 LS_SK_INLINE RowOut row_stats_v(const S* x, int64_t K, double lam, const double* f, double* T, double* E) {
@@ -147,14 +237,29 @@ LS_SK_INLINE RowOut row_stats_v(const S* x, int64_t K, double lam, const double*
   const D mm = splat<VB>(m);
   D acc[A];
   for (int j = 0; j < A; ++j) acc[j] = splat<VB>(0.0);
+  // Registers in pairs (the float32-precision exp evaluates the polynomial
+  // of a pair on one register of float lanes); value k + q W + l goes to
+  // accumulator lane l of register q % A, i.e. to accumulator k % 8, in
+  // increasing k.
+  constexpr int STEP = 2 * W > 8 ? 2 * W : 8;
+  constexpr int R = STEP / W;
   k = 0;
-  for (; k + 8 <= K; k += 8) {
-    for (int j = 0; j < A; ++j) {
-      const D d = load_d<VB>(T + k + j * W) - mm;
-      const D e = sk_exp_v<VB>(d);
-      store_d<VB>(T + k + j * W, d);
-      store_d<VB>(E + k + j * W, e);
-      acc[j] = acc[j] + e;
+  for (; k + STEP <= K; k += STEP) {
+    for (int q = 0; q < R; q += 2) {
+      const D d0 = load_d<VB>(T + k + q * W) - mm, d1 = load_d<VB>(T + k + (q + 1) * W) - mm;
+      D e0, e1;
+      if constexpr (sizeof(S) <= 4) {
+        sk_exp_fv2<VB>(d0, d1, e0, e1);
+      } else {
+        e0 = sk_exp_v<VB>(d0);
+        e1 = sk_exp_v<VB>(d1);
+      }
+      store_d<VB>(T + k + q * W, d0);
+      store_d<VB>(E + k + q * W, e0);
+      store_d<VB>(T + k + (q + 1) * W, d1);
+      store_d<VB>(E + k + (q + 1) * W, e1);
+      acc[q % A] = acc[q % A] + e0;
+      acc[(q + 1) % A] = acc[(q + 1) % A] + e1;
     }
   }
   double a[8];
@@ -162,7 +267,7 @@ LS_SK_INLINE RowOut row_stats_v(const S* x, int64_t K, double lam, const double*
     for (int l = 0; l < W; ++l) a[j * W + l] = acc[j][l];
   for (; k < K; ++k) {
     const double d = T[k] - m;
-    const double e = sk_exp(d);
+    const double e = sk_exp_row<S>(d);
     T[k] = d;
     E[k] = e;
     a[k & 7] += e;

@@ -45,12 +45,44 @@ def _start(X: np.ndarray, lam: float, lb: np.ndarray, log_a: np.ndarray, rows: s
     return f0, g0
 
 
-def _row_pass(S, f, lb):
+# sk_exp_f (src/cpp/sinkhorn/row_math.h), the kernels' exp for float32 and
+# float16 scores, in NumPy operations (float64 range reduction, float32
+# Horner polynomial; NumPy uses no FMA, so the results are the kernels' bit
+# for bit).
+_EXP_MIN, _MAGIC = -708.0, 6755399441055744.0
+_LOG2E, _LN2_HI, _LN2_LO = 1.4426950408889634074, 6.93147180369123816490e-01, 1.90821492927058770002e-10
+_KF = [np.float32(1.0) / np.float32(c) for c in (1, 1, 2, 6, 24, 120, 720, 5040)]
+
+
+def exp_single(d: np.ndarray) -> np.ndarray:
+    """exp(d) for d <= 0 at float32 precision, as the kernels compute it."""
+    d = np.asarray(d, dtype=np.float64)
+    tiny = d < _EXP_MIN
+    xc = np.where(tiny, _EXP_MIN, d)
+    kd = xc * _LOG2E + _MAGIC
+    nd = kd - _MAGIC
+    r = (xc - nd * _LN2_HI) - nd * _LN2_LO
+    rf = r.astype(np.float32)
+    p = np.full_like(rf, _KF[7])
+    for c in _KF[6::-1]:
+        p = p * rf + c
+    n = np.ascontiguousarray(kd).view(np.int64) - np.array(_MAGIC).view(np.int64)
+    scale = ((n + 1023) << 52).view(np.float64)
+    return np.where(tiny, 0.0, p.astype(np.float64) * scale)
+
+
+def single_precision(scores) -> bool:
+    """Whether the kernels use the float32-precision exp for these scores."""
+    dt = getattr(scores, "dtype", None)
+    return dt is not None and np.dtype(dt).kind == "f" and np.dtype(dt).itemsize <= 4
+
+
+def _row_pass(S, f, lb, single=False):
     t = S + f
     m = t.max(axis=1)
     labels = t.argmax(axis=1)
     d = t - m[:, None]
-    e = np.exp(d)
+    e = exp_single(d) if single else np.exp(d)
     s = e.sum(axis=1)
     lw = lb - np.log(s)
     pi = e * np.exp(lw)[:, None]
@@ -59,7 +91,9 @@ def _row_pass(S, f, lb):
 
 def self_label(scores, *, kind="logits", lam=25.0, marginals=None, row_weights=None, n_iter=None, tol=1e-3,
                mode="fused", init=None, max_iter=1000, start=None, unit_rows=False) -> SinkhornResult:
-    """The kernels' loop in float64 NumPy (see labelsift.sinkhorn.self_label)."""
+    """The kernels' loop in float64 NumPy (see labelsift.sinkhorn.self_label);
+    float32/float16 scores take the kernels' float32-precision exp."""
+    single = single_precision(scores)
     X = _scores64(scores, kind)
     N, K = X.shape
     S = lam * X
@@ -80,7 +114,7 @@ def self_label(scores, *, kind="logits", lam=25.0, marginals=None, row_weights=N
     j = 0
     while True:
         j += 1
-        labels, pi, colsum, colmax, g, s = _row_pass(S, f, lb)
+        labels, pi, colsum, colmax, g, s = _row_pass(S, f, lb, single)
         err = l1_error(colsum, a)
         history.append(err)
         s_err = None
@@ -193,7 +227,9 @@ def swav_distributed_sinkhorn(out, epsilon=0.05, sinkhorn_iterations=3):
 
 def swav_codes(scores, epsilon=0.05, n_iter=3) -> np.ndarray:
     """SwAV's codes in the log domain, float64 (finite where SwAV's overflow)."""
-    X = np.asarray(scores, dtype=np.float64)
+    X = np.asarray(scores)
+    if X.dtype.kind != "f":
+        X = X.astype(np.float64)
     return self_label(X, kind="logits", lam=1.0 / epsilon, mode="sela", n_iter=n_iter, start="uniform",
                       unit_rows=True).plan
 
