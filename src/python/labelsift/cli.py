@@ -5,6 +5,7 @@
     labelsift find-issues --labels L --pred-probs P.npy [P2.npy ...] [--filter-by ...] [--out issues.csv]
     labelsift noise-matrix --labels L --pred-probs P.npy [...] [--out noise.json] [--plot noise.png]
     labelsift scores --labels L --pred-probs P.npy [...] [--method ...] [--out scores.csv]
+    labelsift knn-issues --features X.npy --labels y.npy [--out issues.csv] [--k 10] [--metric cosine|l2]
     labelsift self-label --scores S.npy [--kind logits|log_probs|probs] [--lam 25]
                          [--prior py.json | --prior-from-labels L.npy] --out labels.npy
 
@@ -558,6 +559,37 @@ _COMMON_EPILOG = [
 ]
 
 
+def _knn_issues(args) -> int:
+    from . import knn
+    from ._common.arrays import load_npy
+
+    feats = args.features
+    if not os.path.exists(feats):
+        raise FileNotFoundError(2, "No such file or directory", feats)
+    labels = (np.asarray(load_npy(args.labels, "labels")) if _is_npy(args.labels)
+              else _read_int_lines(args.labels, "labels"))
+    if labels.dtype.kind not in "iu":
+        raise ValueError(f"labels: {args.labels} must hold integers, got dtype {labels.dtype}")
+    res = knn.find_issues(feats, labels, k=args.k, metric=args.metric, n_jobs=args.jobs, as_frame=False)
+    summary = res.pop("summary")
+    cols = list(res)
+    header = ["index"] + cols
+    n = len(res["is_label_issue"])
+
+    def cell(c, i):
+        v = res[c][i]
+        if c == "near_duplicate_sets":
+            return " ".join(str(int(j)) for j in v)
+        if isinstance(v, (bool, np.bool_)):
+            return "True" if v else "False"
+        return repr(float(v))
+
+    rows = ([i] + [cell(c, i) for c in cols] for i in range(n))
+    _emit_csv(args.out, header, rows)
+    _print_json({"command": "knn-issues", "num_examples": n, **summary}, file=None if args.out else sys.stderr)
+    return 0
+
+
 def _paragraphs(texts) -> str:
     import textwrap
 
@@ -676,6 +708,20 @@ def _parser() -> argparse.ArgumentParser:
                     help="progress on stderr, one step per pass (default: on when stderr is a terminal)")
     sl.add_argument("--quiet", dest="progress", action="store_const", const=False,
                     help="same as --no-progress (default: off)")
+    kn_help = "Datalab's feature checks (label, outlier, near-duplicate, non-IID) from embeddings, exact k-NN"
+    kn = sub.add_parser("knn-issues", help=kn_help, formatter_class=_HelpFormatter, description=kn_help + ".",
+                        epilog=_paragraphs(["output: one CSV row per example with Datalab's issue columns "
+                                            "(near_duplicate_sets space-separated) to --out, or to stdout with the "
+                                            "JSON summary on stderr; with --out the JSON summary goes to stdout."]))
+    kn.add_argument("--features", required=True, metavar="NPY", help="N x d .npy feature matrix (required)")
+    kn.add_argument("--labels", required=True, metavar="FILE",
+                    help="given labels: .npy integer array, or .csv/.txt with one integer per line (required)")
+    kn.add_argument("--out", metavar="CSV", default=None, help="write the CSV here (default: stdout)")
+    kn.add_argument("--k", type=_positive_int, default=10, metavar="K", help="neighbours per example")
+    kn.add_argument("--metric", default=None, choices=("cosine", "l2"),
+                    help="graph metric (default: Datalab's choice, cosine when d > 3)")
+    kn.add_argument("--jobs", type=_positive_int, default=None, metavar="N",
+                    help="CPU threads; results do not depend on it (default: all cores)")
     return p
 
 
@@ -706,7 +752,7 @@ def main(argv=None) -> int:
     warnings.showwarning = _show_warning
     args = _parser().parse_args(argv)
     run = {"example": _example, "find-issues": _find_issues, "noise-matrix": _noise_matrix, "scores": _scores,
-           "self-label": _self_label}
+           "self-label": _self_label, "knn-issues": _knn_issues}
     from ._common.options import options
 
     try:

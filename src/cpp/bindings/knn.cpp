@@ -1,0 +1,115 @@
+// Python bindings of the exact k-NN kernels (labelsift._core, prefix knn_).
+// The GIL is released around every kernel; arrays arrive already checked and
+// in a supported dtype (labelsift/_knn/search.py prepares them).
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+
+#include "bindings/arrays.h"
+#include "knn/kernels.h"
+
+namespace ls {
+
+namespace py = pybind11;
+using namespace bind;
+
+namespace {
+
+template <class T>
+T* out2(py::array a, int64_t n, int64_t m, const char* what) {
+  if (!py::isinstance<py::array_t<T>>(a) || a.ndim() != 2 || a.shape(0) != n || a.shape(1) != m ||
+      !(a.flags() & py::array::c_style) || !a.writeable())
+    throw py::value_error(std::string("labelsift._core: bad array ") + what);
+  return static_cast<T*>(a.mutable_data());
+}
+
+}  // namespace
+
+void bind_knn(py::module_& m) {
+  m.def(
+      "knn_norms2",
+      [](const py::array& X, int nthreads) {
+        const Mat M = as_mat(X);
+        py::array_t<double> out(M.n);
+        double* o = out.mutable_data();
+        {
+          py::gil_scoped_release nogil;
+          knn::norms2(M, o, nthreads);
+        }
+        return out;
+      },
+      py::arg("X"), py::arg("nthreads") = 0);
+
+  m.def(
+      "knn_tile_select",
+      [](const py::array& S, const py::array& a, const py::array& b, int64_t c0, int64_t self0, const py::array& hk,
+         const py::array& hi, int nthreads) {
+        if (!py::isinstance<py::array_t<float>>(S) || S.ndim() != 2 || S.strides(1) != 4 || S.strides(0) % 4)
+          throw py::value_error("labelsift._core: S must be a float32 tile with unit column stride");
+        const int64_t nq = S.shape(0), nc = S.shape(1), m = hk.ndim() == 2 ? hk.shape(1) : 0;
+        const float* ap = in_ptr<float>(a, nc, "a");
+        const float* bp = in_ptr<float>(b, nc, "b");
+        float* hkp = out2<float>(hk, nq, m, "heap keys");
+        int64_t* hip = out2<int64_t>(hi, nq, m, "heap indices");
+        const float* sp = static_cast<const float*>(S.data());
+        const int64_t ls = S.strides(0) / 4;
+        {
+          py::gil_scoped_release nogil;
+          knn::tile_select(sp, nq, nc, ls, ap, bp, c0, self0, hkp, hip, m, nthreads);
+        }
+      },
+      py::arg("S"), py::arg("a"), py::arg("b"), py::arg("c0"), py::arg("self0"), py::arg("hk"), py::arg("hi"),
+      py::arg("nthreads") = 0);
+
+  m.def(
+      "knn_rerank",
+      [](const py::array& Q, const py::array& D, const py::array& qn, const py::array& dn, const py::array& hi,
+         int metric, int64_t k, const py::array& out_idx, const py::array& out_key, int nthreads) {
+        const Mat MQ = as_mat(Q), MD = as_mat(D);
+        if (MQ.k != MD.k) throw py::value_error("labelsift._core: queries and database differ in d");
+        const int64_t m = hi.ndim() == 2 ? hi.shape(1) : 0;
+        if (m < k) throw py::value_error("labelsift._core: fewer candidates than k");
+        const double* q = in_ptr<double>(qn, MQ.n, "query norms");
+        const double* d = in_ptr<double>(dn, MD.n, "database norms");
+        if (!py::isinstance<py::array_t<int64_t>>(hi) || hi.shape(0) != MQ.n || !(hi.flags() & py::array::c_style))
+          throw py::value_error("labelsift._core: bad candidate array");
+        const int64_t* h = static_cast<const int64_t*>(hi.data());
+        for (int64_t t = 0; t < MQ.n * m; ++t)
+          if (h[t] < -1 || h[t] >= MD.n) throw py::index_error("candidate index out of range");
+        int64_t* oi = out2<int64_t>(out_idx, MQ.n, k, "out_idx");
+        double* ok = out2<double>(out_key, MQ.n, k, "out_key");
+        {
+          py::gil_scoped_release nogil;
+          knn::rerank(MQ, MD, q, d, h, m, metric, k, oi, ok, nthreads);
+        }
+      },
+      py::arg("Q"), py::arg("D"), py::arg("qn"), py::arg("dn"), py::arg("hi"), py::arg("metric"), py::arg("k"),
+      py::arg("out_idx"), py::arg("out_key"), py::arg("nthreads") = 0);
+
+  m.def(
+      "knn_exhaustive",
+      [](const py::array& Q, const py::array& rows, const py::object& self, const py::array& D, const py::array& qn,
+         const py::array& dn, int metric, int64_t k, int nthreads) {
+        const Mat MQ = as_mat(Q), MD = as_mat(D);
+        if (MQ.k != MD.k) throw py::value_error("labelsift._core: queries and database differ in d");
+        const int64_t nr = rows.ndim() == 1 ? rows.shape(0) : -1;
+        const int64_t* r = in_ptr<int64_t>(rows, nr, "rows");
+        for (int64_t t = 0; t < nr; ++t)
+          if (r[t] < 0 || r[t] >= MQ.n) throw py::index_error("row index out of range");
+        const int64_t* s = self.is_none() ? nullptr : in_ptr<int64_t>(py::cast<py::array>(self), nr, "self");
+        const double* q = in_ptr<double>(qn, MQ.n, "query norms");
+        const double* d = in_ptr<double>(dn, MD.n, "database norms");
+        py::array_t<int64_t> oi({nr, k});
+        py::array_t<double> ok({nr, k});
+        int64_t* oip = oi.mutable_data();
+        double* okp = ok.mutable_data();
+        {
+          py::gil_scoped_release nogil;
+          knn::exhaustive(MQ, r, nr, s, MD, q, d, metric, k, oip, okp, nthreads);
+        }
+        return py::make_tuple(oi, ok);
+      },
+      py::arg("Q"), py::arg("rows"), py::arg("self"), py::arg("D"), py::arg("qn"), py::arg("dn"), py::arg("metric"),
+      py::arg("k"), py::arg("nthreads") = 0);
+}
+
+}  // namespace ls

@@ -1,0 +1,244 @@
+"""Exact k-NN search at GEMM speed.
+
+Definition (the answer, whatever path computes it): for query row i, the k
+database rows j with the smallest float64 keys, ties to the lower index,
+where the key is computed from the input values by ``src/cpp/knn/math.h``
+(sequential float64 sums over the d coordinates):
+
+* ``"l2"``: key = sum_t (x_it - y_jt)^2, distance = sqrt(key);
+* ``"cosine"``: key = distance = clip(1 - x.y / (|x| |y|), 0, 2), a zero
+  vector being at distance 1 from everything.
+
+With ``exclude_self`` (one set searched against itself) row i is excluded
+by identity -- its own index -- never by position, so exact duplicates of i
+are neighbours like any other row, ordered by index.
+
+How it is computed, and why it is exact:
+
+1. candidates: G = float32 copy of the features (the features themselves
+   when they are float32; centred for "l2" when the mean dominates the norms;
+   scaled by a power of two when the values are huge or tiny) and, per tile
+   of bq query rows and bc database rows, S = Gq Gd^T by NumPy's matmul
+   (BLAS). The C++ epilogue (``knn_tile_select``) turns S into float32 keys
+   a_j + b_j S_ij (l2: |G_j|^2 - 2 S_ij; cosine: -S_ij / |x_j|) and keeps the
+   m = k + r smallest per row in a heap. N x N is never held: one tile.
+2. re-rank: the m candidates' float64 keys (``knn_rerank``), the k best by
+   (key, index).
+3. certificate: every excluded row j has a float32 key >= the worst kept one,
+   and the float32 key differs from the exact real value by at most a
+   rounding bound (|fl(G_i.G_j) - G_i.G_j| <= gamma_d |G_i| |G_j|, plus the
+   roundings of the epilogue, of the float32 copy and of the float64 keys).
+   If the k-th float64 key is strictly below the smallest key any excluded
+   row can have, the row is proven. Otherwise the row is recomputed
+   exhaustively in float64 (``knn_exhaustive``); ``SearchInfo.fallback_rows``
+   counts them.
+
+Memory: O(N k) outputs, O(bq m) heap, one bq x bc float32 tile, and the
+float32 copy G when the features are not float32 (or need centring).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+import numpy as np
+
+from .._common.backend import core, threads
+from .._common.params import integer
+from .features import as_features
+
+METRICS = {"l2": 0, "euclidean": 0, "cosine": 1}
+U32 = 2.0 ** -24
+U64 = 2.0 ** -53
+#: default tile: 1024 query rows x 4096 database rows (a 16 MiB float32 tile)
+TILE = (1024, 4096)
+_CONVERT_ROWS = 1 << 14
+
+
+def gamma(n: int, u: float) -> float:
+    return n * u / (1.0 - n * u)
+
+
+@dataclass
+class SearchInfo:
+    """What a search did: rows searched, candidates kept per row (k + r),
+    rows whose certificate failed and were recomputed exhaustively, the tile,
+    whether the float32 copy was centred or scaled (2^scale_exponent)."""
+
+    rows: int
+    k: int
+    candidates: int
+    fallback_rows: int
+    tile: tuple
+    metric: str
+    centred: bool = False
+    scale_exponent: int = 0
+    float32_copy: bool = False
+
+
+def check_metric(metric) -> str:
+    if not isinstance(metric, str) or metric not in METRICS:
+        raise ValueError(f"metric must be 'cosine' or 'l2' (alias 'euclidean'), got {metric!r}")
+    return "l2" if metric == "euclidean" else metric
+
+
+def _abs_max(X: np.ndarray) -> float:
+    m = 0.0
+    for a in range(0, len(X), _CONVERT_ROWS):
+        m = max(m, float(np.max(np.abs(X[a:a + _CONVERT_ROWS]))))
+    return m
+
+
+def _float32_copy(X: np.ndarray, mu, e: int) -> np.ndarray:
+    """fl32((X - mu) * 2^e), block by block (never a float64 copy of X)."""
+    G = np.empty(X.shape, np.float32)
+    s = math.ldexp(1.0, e)
+    for a in range(0, len(X), _CONVERT_ROWS):
+        blk = np.asarray(X[a:a + _CONVERT_ROWS], dtype=np.float64)
+        if mu is not None:
+            blk = blk - mu
+        if e:
+            blk = blk * s
+        G[a:a + _CONVERT_ROWS] = blk
+    return G
+
+
+def search(queries, database=None, *, k: int = 10, metric: str = "cosine", exclude_self: bool = True,
+           n_jobs=None, tile=None, extra=None, on_rows: Optional[Callable[[int], None]] = None):
+    """(indices int64 (Nq, k), distances float32 (Nq, k), SearchInfo)."""
+    metric = check_metric(metric)
+    mcode = METRICS[metric]
+    Q = as_features(queries, "features" if database is None else "queries")
+    same = database is None
+    D = Q if same else as_features(database, "database")
+    if D.shape[1] != Q.shape[1]:
+        raise ValueError(f"queries have {Q.shape[1]} features but the database has {D.shape[1]}")
+    if Q.dtype != D.dtype:
+        dt = np.result_type(Q.dtype, D.dtype)
+        Q, D = np.asarray(Q, dt), np.asarray(D, dt)
+    excl = bool(exclude_self) and same
+    nq, d = Q.shape
+    nd = D.shape[0]
+    avail = nd - (1 if excl else 0)
+    k = integer(k, "k", lo=1)
+    if k > avail:
+        raise ValueError(f"k={k} neighbours requested but only {avail} "
+                         f"{'other ' if excl else ''}rows exist")
+    r = max(16, k) if extra is None else integer(extra, "extra", lo=0)
+    m = min(avail, k + r)
+    bq, bc = TILE if tile is None else (integer(tile[0], "tile[0]", lo=1), integer(tile[1], "tile[1]", lo=1))
+    nt = threads(n_jobs)
+    c = core()
+
+    qn = c.knn_norms2(Q, nt)
+    dn = qn if same else c.knn_norms2(D, nt)
+
+    # --- the float32 copy G (or the features themselves) -------------------
+    amax = max(_abs_max(Q), 0.0 if same else _abs_max(D))
+    e = 0
+    if amax > 0 and (amax > 2.0 ** 40 or amax < 2.0 ** -40):
+        e = -math.frexp(amax)[1]
+    mu = None
+    if metric == "l2":
+        mean = np.zeros(d)
+        for a in range(0, nd, _CONVERT_ROWS):
+            mean += np.asarray(D[a:a + _CONVERT_ROWS], np.float64).sum(axis=0)
+        mean /= nd
+        if float(mean @ mean) > 0.25 * float(np.mean(dn)):
+            mu = mean
+    if D.dtype == np.float32 and mu is None and e == 0:
+        Gd, Gq, rounded = D, Q, False
+    else:
+        Gd = _float32_copy(D, mu, e)
+        Gq = Gd if same else _float32_copy(Q, mu, e)
+        rounded = not (D.dtype == np.float16 and mu is None)
+    s = math.ldexp(1.0, e)
+    if metric == "l2":
+        gq2 = c.knn_norms2(Gq, nt) if (Gq is not Q) else qn
+        gd2 = gq2 if same else (c.knn_norms2(Gd, nt) if Gd is not D else dn)
+        a_col = gd2.astype(np.float32)
+        b_col = np.full(nd, -2.0, np.float32)
+    else:
+        with np.errstate(divide="ignore"):
+            inv = np.where(dn > 0, s / np.sqrt(dn), 0.0)
+        a_col = np.zeros(nd, np.float32)
+        b_col = (-inv).astype(np.float32)
+
+    idx = np.empty((nq, k), np.int64)
+    dist = np.empty((nq, k), np.float32)
+    fallback = 0
+    g32 = gamma(d, U32)
+    g64 = gamma(d + 8, U64)
+    rho = 2.01 * U32 if rounded else 0.0
+    buf = np.empty(min(bq, nq) * min(bc, nd), np.float32)
+    if metric == "l2":
+        M = math.sqrt(float(gd2.max()))
+        eta_max = 1.02 * (U32 + U64) * M if rounded else 0.0
+    for q0 in range(0, nq, bq):
+        q1 = min(nq, q0 + bq)
+        n = q1 - q0
+        hk = np.full((n, m), np.inf, np.float32)
+        hi = np.full((n, m), -1, np.int64)
+        Gt = np.ascontiguousarray(Gq[q0:q1])
+        for c0 in range(0, nd, bc):
+            c1 = min(nd, c0 + bc)
+            S = buf[: n * (c1 - c0)].reshape(n, c1 - c0)
+            np.matmul(Gt, Gd[c0:c1].T, out=S)
+            c.knn_tile_select(S, a_col[c0:c1], b_col[c0:c1], c0, q0 if excl else -1, hk, hi, nt)
+        oi = np.empty((n, k), np.int64)
+        ok = np.empty((n, k), np.float64)
+        Qt = Q[q0:q1]
+        qt = np.ascontiguousarray(qn[q0:q1])
+        c.knn_rerank(Qt, D, qt, dn, hi, mcode, k, oi, ok, nt)
+        if m < avail:
+            worst = hk.max(axis=1).astype(np.float64)
+            kth = ok[:, k - 1]
+            with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+                if metric == "cosine":
+                    ni = s * np.sqrt(qt)
+                    E = 1.05 * (g32 + rho + 3 * U32) * ni
+                    lb = 1.0 + (worst - E) / ni
+                    good = (ni > 0) & (kth < lb - 2.0 * (1.1 * g64 + 4 * U64))
+                else:
+                    gq = gq2[q0:q1]
+                    ni = np.sqrt(gq)
+                    E = 1.05 * (2 * g32 * ni * M + 2 * U32 * M * M + 2 * U32 * ni * M)
+                    lbc = np.sqrt(np.maximum(gq * (1 - g64) + worst - E, 0.0))
+                    eta = 1.02 * (U32 + U64) * ni if rounded else 0.0
+                    lbx = (lbc - eta - eta_max) / s
+                    good = np.sqrt(kth) * (1 + g64) < lbx * (1 - g64)
+                good |= ~np.isfinite(worst)
+            bad = np.flatnonzero(~good).astype(np.int64)
+            if len(bad):
+                fallback += len(bad)
+                selfs = (bad + q0) if excl else None
+                ri, rk = c.knn_exhaustive(Qt, bad, selfs, D, qt, dn, mcode, k, nt)
+                oi[bad] = ri
+                ok[bad] = rk
+        idx[q0:q1] = oi
+        dist[q0:q1] = np.sqrt(ok) if metric == "l2" else ok
+        if on_rows is not None:
+            on_rows(n)
+    info = SearchInfo(rows=nq, k=k, candidates=m, fallback_rows=fallback, tile=(bq, bc), metric=metric,
+                      centred=mu is not None, scale_exponent=e, float32_copy=Gd is not D)
+    return idx, dist, info
+
+
+def exhaustive(queries, database=None, *, k=10, metric="cosine", exclude_self=True, n_jobs=None):
+    """The float64 exhaustive search alone (the fallback of every row): the same answer, O(N^2 d)."""
+    metric = check_metric(metric)
+    Q = as_features(queries)
+    same = database is None
+    D = Q if same else as_features(database, "database")
+    if Q.dtype != D.dtype:
+        dt = np.result_type(Q.dtype, D.dtype)
+        Q, D = np.asarray(Q, dt), np.asarray(D, dt)
+    nt = threads(n_jobs)
+    c = core()
+    qn = c.knn_norms2(Q, nt)
+    dn = qn if same else c.knn_norms2(D, nt)
+    rows = np.arange(len(Q), dtype=np.int64)
+    excl = bool(exclude_self) and same
+    ri, rk = c.knn_exhaustive(Q, rows, rows if excl else None, D, qn, dn, METRICS[metric], int(k), nt)
+    return ri, (np.sqrt(rk) if metric == "l2" else rk).astype(np.float32)

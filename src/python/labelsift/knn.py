@@ -1,0 +1,227 @@
+"""k-NN neighbourhood agreement: exact search, neighbour label statistics and
+cleanlab Datalab's feature checks, result for result, without N x N memory.
+
+* :func:`search` -- exact k-NN (cosine or L2) at float32-GEMM speed, proven
+  by a rounding-error certificate (``labelsift._knn.search``);
+* :func:`label_counts`, :func:`agreement`, :func:`knn_pred_probs` -- label
+  statistics over neighbour lists;
+* :func:`outlier_scores`, :func:`near_duplicates`, :func:`non_iid`,
+  :func:`correct_exact_duplicates`, :func:`find_issues` -- Datalab's checks.
+
+Every function that takes neighbours accepts an (N, k) index array, a pair
+``(indices, distances)`` or a SciPy CSR kNN graph (Datalab's ``knn_graph``).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ._common.params import flag, integer
+from ._knn import counts as _counts
+from ._knn import datalab as _dl
+from ._knn.features import as_features
+from ._knn.graph import Neighbors, as_neighbors, correct_exact_duplicates as _correct
+from ._knn.graph import exact_duplicate_sets, to_csr
+from ._knn.search import SearchInfo, check_metric
+from ._knn.search import search as _search
+
+__all__ = ["search", "label_counts", "agreement", "knn_pred_probs", "outlier_scores", "near_duplicates",
+           "non_iid", "correct_exact_duplicates", "exact_duplicate_sets", "find_issues", "SearchInfo",
+           "default_metric"]
+
+
+def _no_device(backend, device):
+    if backend not in ("auto", "cpu", "numpy"):
+        raise ValueError(f"backend={backend!r}: this build has the 'cpu' (NumPy GEMM + C++) backend only")
+    if device not in (None, "cpu"):
+        raise ValueError(f"device={device!r}: only the CPU is available in this build")
+
+
+def search(features, database=None, *, k=10, metric="cosine", exclude_self=True, backend="auto", device=None,
+           n_jobs=None, tile=None, extra=None, return_info=False):
+    """Exact k nearest neighbours of every row of ``features`` (against
+    ``features`` itself, or against ``database``).
+
+    Returns ``(indices int64 (N, k), distances float32 (N, k))`` [, SearchInfo]:
+    the k smallest float64 distances computed from the input values, ties by
+    (distance, lower index), self excluded by identity (its own index, never
+    a duplicate of it) when searching one set with ``exclude_self``.
+    Identical on any thread count (``n_jobs``) and tile size
+    (``tile=(query_rows, database_rows)``). ``extra`` = r, the candidates kept
+    per row beyond k (default max(16, k)); ``SearchInfo.fallback_rows`` counts
+    rows recomputed exhaustively because the float32 candidates could not be
+    proven. Features: float16/32/64 (bfloat16 and integers are widened)
+    arrays, memmaps or ``.npy`` paths.
+    """
+    _no_device(backend, device)
+    idx, dist, info = _search(features, database, k=k, metric=metric, exclude_self=flag(exclude_self, "exclude_self"),
+                              n_jobs=n_jobs, tile=tile, extra=extra)
+    return (idx, dist, info) if return_info else (idx, dist)
+
+
+def _neighbour_indices(neighbors):
+    return as_neighbors(neighbors).indices
+
+
+def label_counts(labels, indices, num_classes, *, weights=None):
+    """(N, K) counts of neighbour labels (float64 total weights with ``weights``)."""
+    return _counts.label_counts(labels, indices, num_classes, weights=weights)
+
+
+def agreement(labels, indices, *, weights=None):
+    """(N,) fraction of each row's neighbours sharing its label (optionally weighted,
+    e.g. ``weights=1 - distances`` for cosine similarity)."""
+    return _counts.agreement(labels, indices, weights=weights)
+
+
+def knn_pred_probs(labels, indices, num_classes, *, weights=None):
+    """(N, K) neighbour label frequencies, self excluded: feeds ``find_label_issues``."""
+    return _counts.knn_pred_probs(labels, indices, num_classes, weights=weights)
+
+
+def default_metric(num_features: int) -> str:
+    """Datalab's choice: cosine when d > 3, else Euclidean ("l2")."""
+    return "cosine" if num_features > 3 else "l2"
+
+
+def _graph(features_or_neighbors, k, metric, n_jobs, correct=True):
+    """(indices, distances, metric, info) of Datalab's corrected graph."""
+    x = features_or_neighbors
+    if isinstance(x, (Neighbors, tuple)) or hasattr(x, "indptr"):
+        nb = as_neighbors(x)
+        if nb.distances is None:
+            raise ValueError("these checks need distances: pass (indices, distances) or a CSR kNN graph")
+        return nb.indices, nb.distances, metric, None
+    X = as_features(x)
+    metric = default_metric(X.shape[1]) if metric is None else check_metric(metric)
+    ind, dist, info = _search(X, k=k, metric=metric, exclude_self=True, n_jobs=n_jobs)
+    if correct:
+        ind, dist = _correct(X, ind, dist)
+    return ind, dist, metric, info
+
+
+def correct_exact_duplicates(features, indices, distances=None):
+    """Datalab's exact-duplicate correction of a kNN graph (returns new arrays,
+    or a new CSR graph when given one)."""
+    X = as_features(features)
+    if hasattr(indices, "indptr"):
+        nb = as_neighbors(indices, len(X))
+        i, d = _correct(X, nb.indices, nb.distances)
+        return to_csr(i, d)
+    nb = as_neighbors((indices, distances), len(X))
+    return _correct(X, nb.indices, nb.distances if nb.distances is not None else np.zeros(nb.indices.shape))
+
+
+def outlier_scores(features, *, k=10, metric=None, t=1, threshold=None, n_jobs=None, return_info=False):
+    """Datalab's outlier check: (is_outlier_issue, outlier_score) [, info].
+    ``features``: a feature matrix, ``(indices, distances)`` or a CSR graph."""
+    ind, dist, metric, _ = _graph(features, integer(k, "k", lo=1), metric, n_jobs)
+    flags, scores, info = _dl.outlier_scores(dist, t=t, metric=metric, threshold=threshold)
+    return (flags, scores, info) if return_info else (flags, scores)
+
+
+def near_duplicates(features, *, k=10, metric=None, threshold=0.13, n_jobs=None, return_info=False):
+    """Datalab's near-duplicate check: (is_near_duplicate_issue, near_duplicate_score,
+    near_duplicate_sets) [, info]."""
+    ind, dist, metric, _ = _graph(features, integer(k, "k", lo=1), metric, n_jobs)
+    flags, scores, sets, info = _dl.near_duplicates(ind, dist, threshold=threshold)
+    return (flags, scores, sets, info) if return_info else (flags, scores, sets)
+
+
+def non_iid(features, *, k=10, metric=None, num_permutations=25, seed=0, significance_threshold=0.05,
+            n_jobs=None, return_info=False):
+    """Datalab's non-IID check: (is_non_iid_issue, non_iid_score) [, info with the p-value].
+    Seeded by ``numpy.random.RandomState(seed)``; NumPy's global generator is untouched."""
+    ind, dist, metric, _ = _graph(features, integer(k, "k", lo=1), metric, n_jobs) \
+        if not (isinstance(features, np.ndarray) and features.dtype.kind in "iu") else (features, None, metric, None)
+    flags, scores, info = _dl.non_iid(ind, num_permutations=num_permutations, seed=seed,
+                                      significance_threshold=significance_threshold)
+    return (flags, scores, info) if return_info else (flags, scores)
+
+
+def _datalab_pred_probs(y, ind, K):
+    """Datalab's label-check arithmetic: sklearn's predict_proba over k + 1
+    (self included) minus the self vote, times (k + 1) / k."""
+    k = ind.shape[1]
+    c = _counts.label_counts(y, ind, K).astype(np.float64)
+    onehot = np.zeros_like(c)
+    onehot[np.arange(len(y)), y] = 1.0
+    P = (c + onehot) / (k + 1)
+    return (P - onehot / (k + 1)) * (k + 1) / k
+
+
+def find_issues(features, labels, *, k=10, metric=None, n_jobs=None, as_frame=True, knn_graph=None):
+    """Datalab's ``find_issues(features=...)`` for the label, outlier,
+    near-duplicate and non-IID checks, as one table (Datalab's column names):
+    ``is_label_issue, label_score, is_outlier_issue, outlier_score,
+    is_near_duplicate_issue, near_duplicate_score, near_duplicate_sets,
+    distance_to_nearest_neighbor, is_non_iid_issue, non_iid_score``.
+
+    Metric as Datalab: the graph (outliers, near duplicates, non-IID) uses
+    cosine when d > 3, else Euclidean (``metric=`` overrides); the label check
+    always uses Euclidean k-NN with the self vote removed. ``knn_graph`` (a
+    CSR graph or (indices, distances)) replaces the graph search.
+    Returns a pandas DataFrame (``as_frame=False``: a dict of arrays); the
+    summary (Datalab's per-check scores, the non-IID p-value, the metric, the
+    search's fallback rows) is in ``.attrs`` (or under ``"summary"``).
+    """
+    from . import filter as _filter
+    from . import rank as _rank
+    from . import count as _count
+
+    X = as_features(features)
+    N, d = X.shape
+    k = integer(k, "k", lo=1)
+    if k >= N:
+        raise ValueError(f"k={k} neighbours cannot reach the number of examples N={N}")
+    yraw = np.asarray(labels)
+    if yraw.ndim != 1 or len(yraw) != N:
+        raise ValueError(f"labels must be 1-D with one entry per row of features ({N}), got shape {yraw.shape}")
+    classes, y = np.unique(yraw, return_inverse=True)
+    y = y.astype(np.int64)
+    K = len(classes)
+    metric = default_metric(d) if metric is None else check_metric(metric)
+    fallback = 0
+    # the graph (Datalab's outlier manager builds it; near_duplicate and non_iid reuse it)
+    if knn_graph is not None:
+        nb = as_neighbors(knn_graph, N)
+        gi, gd = nb.indices, nb.distances
+    else:
+        gi, gd, info = _search(X, k=k, metric=metric, exclude_self=True, n_jobs=n_jobs)
+        fallback += info.fallback_rows
+        raw = gi
+        gi, gd = _correct(X, gi, gd)
+    # the label check: a separate Euclidean search, no duplicate correction
+    if metric == "l2" and knn_graph is None:
+        li = raw  # the same Euclidean search
+    else:
+        li, _, linfo = _search(X, k=k, metric="l2", exclude_self=True, n_jobs=n_jobs)
+        fallback += linfo.fallback_rows
+    if K >= 2:
+        pp = _datalab_pred_probs(y, li, K)
+        is_label = _filter.find_label_issues(y, pp)
+        label_score = _rank.get_label_quality_scores(y, pp)
+        label_health = 1 - _count.num_label_issues(y, pp) / N
+    else:
+        is_label, label_score, label_health = np.zeros(N, bool), np.ones(N), 1.0
+    o_flag, o_score, o_info = _dl.outlier_scores(gd, metric=metric)
+    n_flag, n_score, n_sets, n_info = _dl.near_duplicates(gi, gd)
+    i_flag, i_score, i_info = _dl.non_iid(gi)
+    cols = {
+        "is_label_issue": np.asarray(is_label, bool), "label_score": np.asarray(label_score),
+        "is_outlier_issue": o_flag, "outlier_score": o_score,
+        "is_near_duplicate_issue": n_flag, "near_duplicate_score": n_score,
+        "near_duplicate_sets": n_sets, "distance_to_nearest_neighbor": gd[:, 0],
+        "is_non_iid_issue": i_flag, "non_iid_score": i_score,
+    }
+    summary = {"label": float(label_health), "outlier": o_info["score"], "near_duplicate": n_info["score"],
+               "non_iid": i_info["p-value"], "metric": metric, "k": k, "fallback_rows": int(fallback),
+               "num_issues": {"label": int(np.sum(is_label)), "outlier": int(o_flag.sum()),
+                              "near_duplicate": int(n_flag.sum()), "non_iid": int(i_flag.sum())}}
+    if not as_frame:
+        cols["summary"] = summary
+        return cols
+    import pandas as pd
+
+    df = pd.DataFrame(cols)
+    df.attrs.update(summary)
+    return df

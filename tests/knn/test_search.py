@@ -1,0 +1,156 @@
+"""Exact search vs the float64 NumPy reference (labelsift.reference.knn):
+ties, duplicates, dtypes, metrics, k; thread and tile independence; the
+certificate's fallback; faiss as an oracle outside ties."""
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st, HealthCheck
+
+from labelsift import knn
+from labelsift._knn.search import exhaustive
+from labelsift.reference import knn as ref
+
+
+def tied_data(n=300, d=12, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.integers(-3, 4, size=(n, d)).astype(np.float64)  # small integers: many exact distance ties
+    X[20:45] = X[7]            # a duplicate group larger than k + r for small k
+    X[100:104] = X[200]
+    X[150] = 0.0               # a zero vector (cosine distance 1 to everything)
+    return X
+
+
+@pytest.mark.parametrize("metric", ["l2", "cosine"])
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+def test_equals_reference_with_ties(metric, dtype):
+    X = tied_data().astype(dtype)
+    for k in (1, 7, 40):
+        i1, d1, info = knn.search(X, k=k, metric=metric, tile=(64, 96), return_info=True)
+        i2, d2 = ref.search(X, k=k, metric=metric)
+        np.testing.assert_array_equal(i1, i2)
+        np.testing.assert_array_equal(d1, d2)
+        if k == 1:  # a duplicate group of 26 > k + r = 17: ties the bound cannot separate
+            assert info.fallback_rows >= 26
+        assert not (i1 == np.arange(len(X))[:, None]).any()  # self excluded by identity
+
+
+def test_k_up_to_100_and_continuous():
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(400, 24)).astype(np.float32)
+    X[::50] = X[1]
+    for metric in ("l2", "cosine"):
+        for k in (1, 10, 100):
+            i1, d1 = knn.search(X, k=k, metric=metric)
+            i2, d2 = ref.search(X, k=k, metric=metric)
+            np.testing.assert_array_equal(i1, i2)
+
+
+def test_thread_and_tile_independence():
+    rng = np.random.default_rng(2)
+    X = rng.normal(size=(900, 20)).astype(np.float32)
+    X[300:340] = X[5]
+    base = knn.search(X, k=10, metric="cosine", n_jobs=1, tile=(900, 900))
+    for nj, tile in [(2, (64, 100)), (1, (7, 333)), (2, (1000, 17))]:
+        got = knn.search(X, k=10, metric="cosine", n_jobs=nj, tile=tile)
+        np.testing.assert_array_equal(got[0], base[0])
+        np.testing.assert_array_equal(got[1], base[1])
+
+
+def test_forced_near_ties_hit_the_fallback():
+    # points on a sphere around each query, at distances that differ below
+    # float32 resolution: the float32 candidates cannot order them
+    rng = np.random.default_rng(3)
+    d = 16
+    centre = np.zeros(d)
+    dirs = rng.normal(size=(200, d))
+    dirs /= np.linalg.norm(dirs, axis=1, keepdims=True)
+    radii = 1.0 + rng.integers(0, 5, 200) * 1e-12
+    X = np.vstack([centre, dirs * radii[:, None] + 100.0])  # offset: centring is exercised too
+    X[0] += 100.0
+    i1, d1, info = knn.search(X, k=5, metric="l2", extra=2, return_info=True)
+    i2, _ = ref.search(X, k=5, metric="l2")
+    np.testing.assert_array_equal(i1, i2)
+    assert info.fallback_rows >= 1
+    assert info.centred
+
+
+def test_two_sets_and_exhaustive_agree():
+    rng = np.random.default_rng(4)
+    Q = rng.normal(size=(50, 8))
+    D = rng.normal(size=(300, 8))
+    for metric in ("l2", "cosine"):
+        i1, d1 = knn.search(Q, D, k=6, metric=metric)
+        i2, d2 = ref.search(Q, D, k=6, metric=metric)
+        np.testing.assert_array_equal(i1, i2)
+        i3, _ = exhaustive(Q, D, k=6, metric=metric)
+        np.testing.assert_array_equal(i1, i3)
+
+
+def test_huge_and_tiny_values_scaled():
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(200, 6))
+    for s in (1e30, 1e-30):
+        i1, _ = knn.search(X * s, k=4, metric="l2")
+        i2, _ = ref.search(X * s, k=4, metric="l2")
+        np.testing.assert_array_equal(i1, i2)
+
+
+def test_memmap_and_path(tmp_path):
+    X = tied_data(250, 6).astype(np.float32)
+    p = tmp_path / "X.npy"
+    np.save(p, X)
+    a = knn.search(str(p), k=5)
+    b = knn.search(np.load(p, mmap_mode="r"), k=5)
+    c = ref.search(X, k=5, metric="cosine")
+    np.testing.assert_array_equal(a[0], c[0])
+    np.testing.assert_array_equal(b[0], c[0])
+
+
+def test_bad_inputs():
+    X = np.zeros((5, 3))
+    with pytest.raises(ValueError):
+        knn.search(X, k=5)
+    with pytest.raises(ValueError):
+        knn.search(X, k=2, metric="manhattan")
+    Y = X.copy()
+    Y[1, 1] = np.nan
+    with pytest.raises(ValueError, match="not finite"):
+        knn.search(Y, k=2)
+    with pytest.raises(ValueError):
+        knn.search(np.zeros(5), k=1)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(n=st.integers(3, 60), d=st.integers(1, 9), k=st.integers(1, 8), seed=st.integers(0, 10**6),
+       metric=st.sampled_from(["l2", "cosine"]), levels=st.integers(1, 4))
+def test_property_vs_reference(n, d, k, seed, metric, levels):
+    rng = np.random.default_rng(seed)
+    X = rng.integers(-levels, levels + 1, size=(n, d)).astype(np.float32)
+    k = min(k, n - 1)
+    i1, d1 = knn.search(X, k=k, metric=metric, tile=(5, 7), extra=1)
+    i2, d2 = ref.search(X, k=k, metric=metric)
+    np.testing.assert_array_equal(i1, i2)
+    np.testing.assert_array_equal(d1, d2)
+
+
+def test_faiss_outside_ties():
+    faiss = pytest.importorskip("faiss", reason="faiss-cpu is not installed (test-only oracle)")
+    rng = np.random.default_rng(6)
+    X = rng.normal(size=(2000, 32)).astype(np.float32)
+    index = faiss.IndexFlatL2(32)
+    index.add(X)
+    D, I = index.search(X, 11)
+    ours, od = knn.search(X, k=10, metric="l2")
+    # faiss includes self (first column, distance 0) and squared distances
+    fI = np.array([[j for j in row if j != i][:10] for i, row in enumerate(I)])
+    fD = np.array([[dd for j, dd in zip(row, drow) if j != i][:10] for i, (row, drow) in enumerate(zip(I, D))])
+    differ = (fI != ours).any(axis=1)
+    for r in np.flatnonzero(differ):  # each difference must be a float32 near-tie in faiss's distances
+        assert np.isclose(np.sort(fD[r]), od[r].astype(np.float64) ** 2, rtol=1e-4).all()
+    assert differ.mean() < 0.01
+    Xn = X / np.linalg.norm(X, axis=1, keepdims=True)
+    ip = faiss.IndexFlatIP(32)
+    ip.add(Xn)
+    _, I2 = ip.search(Xn, 11)
+    ours2, _ = knn.search(X, k=10, metric="cosine")
+    fI2 = np.array([[j for j in row if j != i][:10] for i, row in enumerate(I2)])
+    assert (fI2 != ours2).any(axis=1).mean() < 0.01
