@@ -9,6 +9,7 @@ namespace py = pybind11;
 namespace ls {
 void bind_cl(py::module_& m);        // bindings/cl.cpp
 void bind_sinkhorn(py::module_& m);  // bindings/sinkhorn.cpp
+void bind_multilabel(py::module_& m);  // bindings/multilabel.cpp
 }
 
 PYBIND11_MODULE(_core, m) {
@@ -26,4 +27,5 @@ PYBIND11_MODULE(_core, m) {
   }
   bind_cl(m);
   bind_sinkhorn(m);
+  bind_multilabel(m);
 }
