@@ -29,8 +29,10 @@ def _user_cuts(thresholds, k: int) -> np.ndarray:
 
 
 def calibrate_stack(cj: np.ndarray, counts: np.ndarray, ties: str) -> np.ndarray:
-    """Each class's 2 x 2 joint calibrated to its binary label counts."""
-    return np.stack([calibrate(cj[c], counts[c], ties) for c in range(len(cj))]).astype(np.int64).reshape(-1, 2, 2)
+    """Each class's 2 x 2 joint calibrated to its binary label counts (each
+    matrix Fortran-ordered as cleanlab's transposed confusion matrix is: the
+    float sums of the calibration follow the memory layout)."""
+    return np.stack([calibrate(np.asfortranarray(cj[c]), counts[c], ties) for c in range(len(cj))]).astype(np.int64).reshape(-1, 2, 2)
 
 
 def confident_joints(pb, thresholds=None, calibrate_=True, ties="cleanlab", **sweep):
