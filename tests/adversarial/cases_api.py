@@ -148,7 +148,7 @@ _FIND = [
     ("confident_joint=[[1, 2], [3]]", "TypeError|ValueError", r"confident_joint"),
     ("ties='bogus'", "ValueError", r"ties"),
     ("ties=1", "ValueError|TypeError", r"ties"),
-    ("multi_label=True", "NotImplementedError", r"multi_label"),
+    ("multi_label=True", "TypeError", r"labels\[0\].*not a list"),  # 1-D labels: multi-label needs lists
 ]
 for kw, t, pat in _FIND:
     CASES.append(error(f"find_label_issues({kw})", "y, p = good()\n" + call("find_label_issues", kw),

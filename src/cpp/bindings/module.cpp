@@ -10,6 +10,7 @@ namespace ls {
 void bind_cl(py::module_& m);        // bindings/cl.cpp
 void bind_sinkhorn(py::module_& m);  // bindings/sinkhorn.cpp
 void bind_knn(py::module_& m);       // bindings/knn.cpp
+void bind_multilabel(py::module_& m);  // bindings/multilabel.cpp
 }
 
 PYBIND11_MODULE(_core, m) {
@@ -28,4 +29,5 @@ PYBIND11_MODULE(_core, m) {
   bind_cl(m);
   bind_sinkhorn(m);
   bind_knn(m);
+  bind_multilabel(m);
 }

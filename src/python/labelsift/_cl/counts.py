@@ -9,12 +9,16 @@ import numpy as np
 
 from .._common import params
 from .._common.arrays import as_counts, as_probs, label_counts
-from .._common.checks import no_multi_label
 from .._common.names import ESTIMATION_METHODS
 from .._common.options import resolve_ties
 from . import latent
 from .passes import calibrate, confident_pass, given_probs, prepare, thresholds_from_given, validate
 from .scores import order_by_scores, quality_scores, score_kwargs
+
+
+def _ml():
+    from .._multilabel import counts  # the multi-label room (multi_label=True)
+    return counts
 
 
 def _check_py_method(py_method) -> None:
@@ -23,7 +27,8 @@ def _check_py_method(py_method) -> None:
 
 
 def get_confident_thresholds(labels, pred_probs, *, multi_label=False, n_jobs=None) -> np.ndarray:
-    no_multi_label(multi_label)
+    if multi_label:
+        return _ml().get_confident_thresholds(labels, pred_probs, n_jobs)
     pb = prepare(labels, pred_probs, n_jobs)
     validate(pb)
     return thresholds_from_given(given_probs(pb), pb.labels, pb.k, pb.nthreads)
@@ -38,22 +43,27 @@ def _joint(labels, pred_probs, thresholds, calibrate_, n_jobs, ties):
 
 def compute_confident_joint(labels, pred_probs, *, thresholds=None, calibrate_=True, multi_label=False,
                             return_indices_of_off_diagonals=False, n_jobs=None, ties=None):
-    no_multi_label(multi_label)
     calibrate_ = params.flag(calibrate_, "calibrate")
     return_indices_of_off_diagonals = params.flag(return_indices_of_off_diagonals, "return_indices_of_off_diagonals")
+    if multi_label:
+        return _ml().compute_confident_joint(labels, pred_probs, thresholds=thresholds, calibrate_=calibrate_,
+                                             return_indices_of_off_diagonals=return_indices_of_off_diagonals,
+                                             n_jobs=n_jobs, ties=ties)
     _, cj, off = _joint(labels, pred_probs, thresholds, calibrate_, n_jobs, ties)
     return (cj, off) if return_indices_of_off_diagonals else cj
 
 
 def calibrate_confident_joint(confident_joint, labels, *, multi_label=False, ties=None) -> np.ndarray:
-    no_multi_label(multi_label)
+    if multi_label:
+        return _ml().calibrate_confident_joint(confident_joint, labels, ties=ties)
     cj = as_counts(confident_joint, None, "confident_joint")
     return calibrate(cj, label_counts(labels, cj.shape[0]), resolve_ties(ties))
 
 
 def estimate_joint(labels, pred_probs, *, confident_joint=None, multi_label=False, n_jobs=None,
                    ties=None) -> np.ndarray:
-    no_multi_label(multi_label)
+    if multi_label:
+        return _ml().estimate_joint(labels, pred_probs, confident_joint=confident_joint, n_jobs=n_jobs, ties=ties)
     if confident_joint is None:
         cal = compute_confident_joint(labels, pred_probs, calibrate_=True, n_jobs=n_jobs, ties=ties)
     else:
@@ -88,7 +98,8 @@ def estimate_py_and_noise_matrices_from_probabilities(labels, pred_probs, *, thr
 
 def num_label_issues(labels, pred_probs, *, confident_joint=None, estimation_method="off_diagonal",
                      multi_label=False, n_jobs=None, ties=None) -> int:
-    no_multi_label(multi_label)
+    if multi_label:  # cleanlab: the confident_learning count, whatever estimation_method
+        return _ml().num_label_issues(labels, pred_probs, confident_joint=confident_joint, n_jobs=n_jobs, ties=ties)
     ties = resolve_ties(ties)
     if not isinstance(estimation_method, str) or estimation_method not in ESTIMATION_METHODS:
         raise ValueError(f"{estimation_method!r} is not a valid estimation method; choose one of {ESTIMATION_METHODS}")

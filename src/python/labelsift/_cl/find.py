@@ -123,6 +123,14 @@ def find_label_issues(labels, pred_probs, *, return_indices_ranked_by=None, rank
                       num_to_remove_per_class=None, min_examples_per_class=1, confident_joint=None,
                       n_jobs=None, verbose=False, device=None, ties=None):
     """Body of :func:`labelsift.filter.find_label_issues`."""
+    if multi_label:  # the multi-label room, as cleanlab's _find_label_issues_multilabel
+        from .._multilabel.find import find_label_issues as _ml_find
+        if device not in (None, "cpu"):
+            raise ValueError(f"device={device!r}: only the CPU is available in this build")
+        return _ml_find(labels, pred_probs, return_indices_ranked_by=return_indices_ranked_by,
+                        rank_by_kwargs=rank_by_kwargs, filter_by=filter_by, frac_noise=frac_noise,
+                        num_to_remove_per_class=num_to_remove_per_class, min_examples_per_class=min_examples_per_class,
+                        confident_joint=confident_joint, n_jobs=n_jobs, verbose=verbose, ties=ties)
     ties = resolve_ties(ties)
     frac_noise, min_examples_per_class = _check_args(
         filter_by, frac_noise, num_to_remove_per_class, min_examples_per_class, return_indices_ranked_by,

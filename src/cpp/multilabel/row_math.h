@@ -1,0 +1,55 @@
+// Per-element math of the multi-label (one-vs-rest) reduction, shared by the
+// sweeps: for class c of row i the binary problem's row is [q, p] with
+// p = P[i, c] and q = 1 - p rounded in the input dtype (cleanlab's
+// stack_complement), and the given binary label is y = (c in labels[i]).
+#pragma once
+
+#include <cstdint>
+
+#include "common/dtype.h"
+
+namespace ls {
+namespace ml {
+
+// The selection keys (larger = selected first) of the prune methods.
+enum KeyMethod : int { KEY_NOISE_RATE = 0, KEY_BY_CLASS = 1 };
+
+template <class S>
+struct Bin {
+  using N_ = Num<S>;
+  using V = typename N_::V;
+  V p, q;
+  LS_HD explicit Bin(S raw) : p(N_::load(raw)), q(N_::rnd(V(1) - N_::load(raw))) {}
+
+  // confident guess: -1 none, 0/1 the single class above its cut, else the
+  // argmax of [q, p] (first index wins ties)
+  LS_HD int guess(double cut0, double cut1) const {
+    const bool a0 = double(q) >= cut0, a1 = double(p) >= cut1;
+    if (a0 && a1) return p > q ? 1 : 0;
+    return a1 ? 1 : (a0 ? 0 : -1);
+  }
+  // the final unflagging test: the given label stays the argmax after
+  // adding 1e-6 to it (in the dtype)
+  LS_HD bool keep(int y) const {
+    const V eps = N_::from_double(1e-6);
+    return y ? (N_::rnd(p + eps) > q) : (N_::rnd(q + eps) >= p);
+  }
+  LS_HD int argmax() const { return p > q ? 1 : 0; }
+  // prune key of the row's side y: margin P[:, other] - P[:, y] (noise rate)
+  // or -P[:, y] (by class), exact in double
+  LS_HD double key(int method, int y) const {
+    if (method == KEY_NOISE_RATE) return y ? double(N_::rnd(q - p)) : double(N_::rnd(p - q));
+    return y ? -double(p) : -double(q);
+  }
+};
+
+constexpr int kBuckets = 4096;
+// monotone bucket of a key in [-1, 1] (clamped)
+LS_HD int bucket(double key) {
+  const double b = (key + 1.0) * (kBuckets / 2.0);
+  if (!(b >= 0.0)) return 0;
+  return b >= double(kBuckets - 1) ? kBuckets - 1 : int(b);
+}
+
+}  // namespace ml
+}  // namespace ls

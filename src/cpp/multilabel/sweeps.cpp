@@ -1,0 +1,242 @@
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "common/parallel.h"
+#include "common/summation.h"
+#include "multilabel/kernels.h"
+#include "multilabel/row_math.h"
+
+namespace ls {
+namespace ml {
+
+namespace {
+
+// Thread t of T owns classes [K t / T, K (t + 1) / T).
+inline int class_threads(int nthreads, const Mat& P) {
+  const int T = threads_for(nthreads, double(P.n) * double(P.k));
+  return int(std::max<int64_t>(1, std::min<int64_t>(T, P.k)));
+}
+
+// Visit row i's classes [c0, c1) with their binary label.
+template <class F>
+inline void for_classes(const Csr& y, int64_t i, int64_t c0, int64_t c1, F&& f) {
+  const int32_t* lo = y.indices + y.indptr[i];
+  const int32_t* hi = y.indices + y.indptr[i + 1];
+  const int32_t* j = std::lower_bound(lo, hi, int32_t(c0));
+  for (int64_t c = c0; c < c1; ++c) {
+    int lab = 0;
+    if (j < hi && *j == c) {
+      lab = 1;
+      ++j;
+    }
+    f(c, lab);
+  }
+}
+
+inline void store_flag(uint8_t* m, int64_t i) { __atomic_store_n(m + i, uint8_t(1), __ATOMIC_RELAXED); }
+
+void leaf_sizes(int64_t n, std::vector<uint8_t>& out) {
+  if (n <= 128) {
+    out.push_back(uint8_t(n));
+    return;
+  }
+  int64_t n2 = n / 2;
+  n2 -= n2 % 8;
+  leaf_sizes(n2, out);
+  leaf_sizes(n - n2, out);
+}
+
+template <class V>
+V combine(int64_t n, const std::vector<double>& sums, size_t& idx) {
+  if (n <= 128) return V(sums[idx++]);
+  int64_t n2 = n / 2;
+  n2 -= n2 % 8;
+  const V a = combine<V>(n2, sums, idx);
+  const V b = combine<V>(n - n2, sums, idx);
+  return a + b;
+}
+
+// NumPy's np.mean of a stream of n values whose length is known: the
+// pairwise tree's leaves (<= 128 values) are summed as they fill, the tree is
+// combined at the end of each cast buffer (float16: 8192 values, buffers
+// added in order; else one buffer of n).
+struct Stream {
+  int64_t n = 0, seg_len = 0, left = 0, seg_n = 0;
+  std::vector<uint8_t> leaves;
+  size_t leaf = 0;
+  int nbuf = 0;
+  double buf[128];
+  std::vector<double> sums;
+  double acc = 0.0;  // float16: float accumulator; else the total
+
+  void start_segment() {
+    seg_n = std::min(seg_len, left);
+    leaves.clear();
+    sums.clear();
+    leaf = 0;
+    if (seg_n > 0) leaf_sizes(seg_n, leaves);
+  }
+};
+
+template <class S>
+struct StreamOps {
+  using V = typename Num<S>::V;
+  static constexpr bool kHalf = std::is_same<S, half_t>::value;
+  static void push(Stream& st, V v) {
+    st.buf[st.nbuf++] = double(v);
+    if (st.nbuf < int(st.leaves[st.leaf])) return;
+    auto get = [&](std::ptrdiff_t i) { return V(st.buf[i]); };
+    st.sums.push_back(double(pairwise_sum<V>(get, 0, st.nbuf)));
+    st.nbuf = 0;
+    if (++st.leaf < st.leaves.size()) return;
+    size_t idx = 0;
+    const V seg = combine<V>(st.seg_n, st.sums, idx);
+    st.acc = kHalf ? double(float(st.acc) + float(seg)) : double(seg);
+    st.left -= st.seg_n;
+    st.start_segment();
+  }
+  static double mean(const Stream& st) {
+    if (st.n == 0) return std::numeric_limits<double>::quiet_NaN();
+    if (kHalf) {
+      const float m = float(st.acc) / float(st.n);
+      return double(half_to_float(float_to_half(m)));
+    }
+    return double(V(V(st.acc) / V(st.n)));
+  }
+};
+
+}  // namespace
+
+struct ClassSideMeans::Impl {
+  int64_t K;
+  int dtype;
+  std::vector<Stream> st;  // c * 2 + side
+};
+
+ClassSideMeans::ClassSideMeans(int64_t K, std::vector<int64_t> n1, int64_t n_total, int dtype)
+    : impl_(new Impl{K, dtype, std::vector<Stream>(size_t(2 * K))}) {
+  for (int64_t c = 0; c < K; ++c)
+    for (int s = 0; s < 2; ++s) {
+      Stream& x = impl_->st[size_t(2 * c + s)];
+      x.n = x.left = s ? n1[size_t(c)] : n_total - n1[size_t(c)];
+      x.seg_len = dtype == F16 ? 8192 : std::max<int64_t>(x.n, 1);
+      x.start_segment();
+    }
+}
+ClassSideMeans::~ClassSideMeans() { delete impl_; }
+
+void ClassSideMeans::feed(const Mat& P, const Csr& y, int nthreads) {
+  require_host(P);
+  if (P.k != impl_->K) throw std::invalid_argument("ClassSideMeans: wrong number of columns");
+  dispatch(P.dtype, [&](auto tag) {
+    using S = decltype(tag);
+    const S* base = static_cast<const S*>(P.data);
+    const int T = class_threads(nthreads, P);
+    Stream* st = impl_->st.data();
+#pragma omp parallel for schedule(static, 1) num_threads(T) if (T > 1)
+    for (int t = 0; t < T; ++t) {
+      const int64_t c0 = P.k * t / T, c1 = P.k * (t + 1) / T;
+      for (int64_t i = 0; i < P.n; ++i) {
+        const S* row = base + i * P.s0;
+        for_classes(y, i, c0, c1, [&](int64_t c, int lab) {
+          const Bin<S> b(row[c * P.s1]);
+          StreamOps<S>::push(st[2 * c + lab], lab ? b.p : b.q);
+        });
+      }
+    }
+  });
+}
+
+std::vector<double> ClassSideMeans::finish() {
+  std::vector<double> out(impl_->st.size());
+  dispatch(impl_->dtype, [&](auto tag) {
+    using S = decltype(tag);
+    for (size_t g = 0; g < out.size(); ++g) {
+      const Stream& x = impl_->st[g];
+      if (x.left != 0) throw std::runtime_error("ClassSideMeans: fewer values fed than counted");
+      out[g] = StreamOps<S>::mean(x);
+    }
+  });
+  return out;
+}
+
+void joint_sweep(const Mat& P, const Csr& y, const double* cut0, const double* cut1, int64_t* cj,
+                 uint8_t* cl_mask, uint8_t* neq_mask, int key_method, int64_t* hist, int nthreads) {
+  require_host(P);
+  dispatch(P.dtype, [&](auto tag) {
+    using S = decltype(tag);
+    const S* base = static_cast<const S*>(P.data);
+    const int T = class_threads(nthreads, P);
+#pragma omp parallel for schedule(static, 1) num_threads(T) if (T > 1)
+    for (int t = 0; t < T; ++t) {
+      const int64_t c0 = P.k * t / T, c1 = P.k * (t + 1) / T;
+      for (int64_t i = 0; i < P.n; ++i) {
+        const S* row = base + i * P.s0;
+        for_classes(y, i, c0, c1, [&](int64_t c, int lab) {
+          const Bin<S> b(row[c * P.s1]);
+          if (cut0) {
+            const int g = b.guess(cut0[c], cut1[c]);
+            if (g >= 0) {
+              ++cj[c * 4 + lab * 2 + g];
+              if (cl_mask && g != lab && !b.keep(lab)) store_flag(cl_mask, i);
+            }
+          }
+          if (neq_mask && b.argmax() != lab && !b.keep(lab)) store_flag(neq_mask, i);
+          if (hist) ++hist[(c * 2 + lab) * kBuckets + bucket(b.key(key_method, lab))];
+        });
+      }
+    }
+  });
+}
+
+void select_sweep(const Mat& P, const Csr& y, int64_t row0, int key_method, const int32_t* cutb, uint8_t* mask,
+                  int64_t* flagged, Candidates& out, int nthreads) {
+  require_host(P);
+  dispatch(P.dtype, [&](auto tag) {
+    using S = decltype(tag);
+    const S* base = static_cast<const S*>(P.data);
+    const int T = class_threads(nthreads, P);
+    std::vector<Candidates> local(static_cast<size_t>(T));
+#pragma omp parallel for schedule(static, 1) num_threads(T) if (T > 1)
+    for (int t = 0; t < T; ++t) {
+      const int64_t c0 = P.k * t / T, c1 = P.k * (t + 1) / T;
+      bool any = false;
+      for (int64_t g = 2 * c0; g < 2 * c1; ++g) any = any || cutb[g] >= 0;
+      if (!any) continue;
+      Candidates& mine = local[size_t(t)];
+      for (int64_t i = 0; i < P.n; ++i) {
+        const S* row = base + i * P.s0;
+        for_classes(y, i, c0, c1, [&](int64_t c, int lab) {
+          const int64_t g = c * 2 + lab;
+          if (cutb[g] < 0) return;
+          const Bin<S> b(row[c * P.s1]);
+          const double key = b.key(key_method, lab);
+          const int bk = bucket(key);
+          if (bk > cutb[g]) {
+            if (!b.keep(lab)) {
+              store_flag(mask, i);
+              ++flagged[g];
+            }
+          } else if (bk == cutb[g]) {
+            mine.group.push_back(int32_t(g));
+            mine.row.push_back(row0 + i);
+            mine.key.push_back(key);
+            mine.keep.push_back(uint8_t(b.keep(lab)));
+          }
+        });
+      }
+    }
+    for (auto& m : local) {
+      out.group.insert(out.group.end(), m.group.begin(), m.group.end());
+      out.row.insert(out.row.end(), m.row.begin(), m.row.end());
+      out.key.insert(out.key.end(), m.key.begin(), m.key.end());
+      out.keep.insert(out.keep.end(), m.keep.begin(), m.keep.end());
+    }
+  });
+}
+
+}  // namespace ml
+}  // namespace ls
