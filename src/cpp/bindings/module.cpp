@@ -9,6 +9,7 @@ namespace py = pybind11;
 namespace ls {
 void bind_cl(py::module_& m);        // bindings/cl.cpp
 void bind_sinkhorn(py::module_& m);  // bindings/sinkhorn.cpp
+void bind_noise(py::module_& m);     // bindings/noise.cpp
 }
 
 PYBIND11_MODULE(_core, m) {
@@ -26,4 +27,5 @@ PYBIND11_MODULE(_core, m) {
   }
   bind_cl(m);
   bind_sinkhorn(m);
+  bind_noise(m);
 }
