@@ -43,11 +43,13 @@ def knn_in(xn: np.ndarray, rows: np.ndarray, k: int, tile: int = 1024):
         t = d.shape[0]
         d[np.arange(t), lo + np.arange(t)] = np.inf
         kth = np.partition(d, k - 1, axis=1)[:, k - 1]
-        for r in range(t):
-            cand = np.flatnonzero(d[r] <= kth[r])
-            order = np.lexsort((cand, d[r, cand]))[:k]
-            out_i[lo + r] = rows[cand[order]]
-            out_d[lo + r] = d[r, cand[order]]
+        r, c = np.nonzero(d <= kth[:, None])         # every row's k smallest, and any ties with the k-th
+        order = np.lexsort((c, d[r, c], r))           # by row, then (distance, index)
+        r, c = r[order], c[order]
+        start = np.searchsorted(r, np.arange(t))
+        take = (start[:, None] + np.arange(k)).ravel()
+        out_i[lo:lo + t] = rows[c[take]].reshape(t, k)
+        out_d[lo:lo + t] = d[r[take], c[take]].reshape(t, k)
     return out_i, out_d
 
 
