@@ -43,7 +43,7 @@ def test_hoc_bad_input(kwargs, exc, match):
     (dict(k=True), TypeError, "k must be an integer"),
     (dict(method="majority"), ValueError, "method"),
     (dict(rounds=-1), ValueError, "rounds"),
-    (dict(hoc=object()), AttributeError, "transition_matrix"),
+    (dict(hoc=object()), TypeError, "hoc must be a HOCResult"),
 ])
 def test_simifeat_bad_input(kwargs, exc, match):
     with pytest.raises(exc, match=match):

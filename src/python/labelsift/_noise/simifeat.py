@@ -125,6 +125,8 @@ def detect(data, labels, num_classes=None, *, k=10, method="rank", rounds=21, sa
         if hoc is None:
             hoc = hoc_estimate(data if d.kind == "lists" else d.features, y, K, sample_size=sample_size, seed=seed,
                                n_jobs=n_jobs, progress=progress, **(hoc_kwargs or {}))
+        if not (hasattr(hoc, "transition_matrix") and hasattr(hoc, "py")):
+            raise TypeError(f"hoc must be a HOCResult (labelsift.noise.hoc), got {type(hoc).__name__}")
         T = np.asarray(hoc.transition_matrix, np.float64)
         if T.shape != (K, K):
             raise ValueError(f"hoc: its transition matrix is {T.shape}, expected ({K}, {K})")
