@@ -56,3 +56,29 @@ def test_sample_neighbours_equal_a_search_of_the_sample(rounds):
         ei, ed = exact_knn(feats, 4, sample, sample)
         np.testing.assert_array_equal(idx, ei)
         np.testing.assert_array_equal(d, ed)
+
+
+def test_labelsift_knn_search_is_used_when_present(monkeypatch):
+    """Once labelsift.knn exists its search gives the full-set lists; the answers must not change."""
+    import types
+
+    import labelsift.noise as nz
+    from labelsift._noise import neighbours
+    from labelsift.reference import noise as ref
+
+    x = _tricky(4, n=400, d=6) + np.random.default_rng(0).standard_normal((400, 6)) * 1e-3
+    y = np.arange(400) % 3
+    calls = []
+
+    def fake_search(features, k=10, *, metric="cosine", exclude_self=True):
+        assert metric == "cosine" and exclude_self
+        calls.append(k)
+        idx, d = ref.knn_full(ref.normalise(features), k)
+        return idx[:, ::-1].copy(), d[:, ::-1].astype(np.float32)  # any order: re-sorted on arrival
+
+    want = nz.hoc(x, y, 3, rounds=60, steps=30)
+    monkeypatch.setattr(neighbours, "_knn_module", lambda: types.SimpleNamespace(search=fake_search))
+    got = nz.hoc(x, y, 3, rounds=60, steps=30)
+    assert calls, "labelsift.knn.search was not called"
+    np.testing.assert_array_equal(got.consensus.c2, want.consensus.c2)
+    np.testing.assert_array_equal(got.transition_matrix, want.transition_matrix)

@@ -133,7 +133,10 @@ def search(feats: Features, k: int, raw=None):
         idx, _ = knn.search(raw, k=k, metric="cosine", exclude_self=True)
         idx = np.ascontiguousarray(idx, dtype=np.int64)
         d = feats.distances(np.repeat(np.arange(feats.n, dtype=np.int64), k), idx.ravel()).reshape(idx.shape)
-        return idx, d
+        # the in-sample filter needs every list in this module's (canonical distance, index) order
+        rows = np.repeat(np.arange(feats.n), k)
+        order = np.lexsort((idx.ravel(), d.ravel(), rows)).reshape(feats.n, k) % k
+        return np.take_along_axis(idx, order, 1), np.take_along_axis(d, order, 1)
     return exact_knn(feats, k)
 
 
