@@ -11,6 +11,7 @@ void bind_cl(py::module_& m);        // bindings/cl.cpp
 void bind_sinkhorn(py::module_& m);  // bindings/sinkhorn.cpp
 void bind_knn(py::module_& m);       // bindings/knn.cpp
 void bind_multilabel(py::module_& m);  // bindings/multilabel.cpp
+void bind_noise(py::module_& m);     // bindings/noise.cpp
 }
 
 PYBIND11_MODULE(_core, m) {
@@ -30,4 +31,5 @@ PYBIND11_MODULE(_core, m) {
   bind_sinkhorn(m);
   bind_knn(m);
   bind_multilabel(m);
+  bind_noise(m);
 }

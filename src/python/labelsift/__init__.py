@@ -20,6 +20,7 @@ from .count import (
 from .filter import find_label_issues
 from .rank import get_label_quality_scores, order_label_issues
 from . import count, filter, knn, rank, sinkhorn, stream  # noqa: A004  (cleanlab's module names)
+from . import noise
 
 __version__ = "0.1.0"
 
@@ -35,6 +36,7 @@ __all__ = [
     "find_label_issues",
     "get_confident_thresholds",
     "get_label_quality_scores",
+    "noise",
     "num_label_issues",
     "options",
     "order_label_issues",

@@ -4,6 +4,7 @@
     labelsift example                       confident learning on the embedded CIFAR-10 test set
     labelsift find-issues --labels L --pred-probs P.npy [P2.npy ...] [--filter-by ...] [--out issues.csv]
     labelsift noise-matrix --labels L --pred-probs P.npy [...] [--out noise.json] [--plot noise.png]
+    labelsift noise-matrix --labels L --features X.npy [--rounds 50 --seed 0 ...]   (HOC, no model needed)
     labelsift scores --labels L --pred-probs P.npy [...] [--method ...] [--out scores.csv]
     labelsift knn-issues --features X.npy --labels y.npy [--out issues.csv] [--k 10] [--metric cosine|l2]
     labelsift self-label --scores S.npy [--kind logits|log_probs|probs] [--lam 25]
@@ -350,6 +351,12 @@ def _largest_noise_rates(noise: np.ndarray, names, top: int = 10) -> list:
 def _noise_matrix(args) -> int:
     import labelsift as ls
 
+    if (args.features is None) == (args.pred_probs is None):
+        raise UsageError("noise-matrix: give exactly one of --pred-probs (confident learning) and --features (HOC)")
+    if args.features is None:
+        for opt in ("num_classes",):
+            if getattr(args, opt) is not None:
+                raise UsageError(f"--{opt.replace('_', '-')} needs --features")
     if args.plot:  # before any computation
         from ._plot import check_matplotlib
 
@@ -357,6 +364,8 @@ def _noise_matrix(args) -> int:
             check_matplotlib()
         except ImportError as exc:
             raise UsageError(str(exc)) from None
+    if args.features is not None:
+        return _noise_matrix_hoc(args)
     labels, probs, names, bar = _load_inputs(args)
     try:
         py, noise, inv, cj = ls.estimate_py_and_noise_matrices_from_probabilities(labels, probs, n_jobs=args.jobs)
@@ -394,6 +403,95 @@ def _noise_matrix(args) -> int:
         "py": [float(f"{v:.6g}") for v in py.tolist()],
         "out": args.out,
         "plot": args.plot,
+    })
+    return 0
+
+
+_HOC_AXES = {
+    "noise_matrix": "[given][true] = P(given label | true label); columns sum to 1",
+    "transition_matrix": "[true][given] = HOC's T = noise_matrix transposed; rows sum to 1",
+    "inverse_noise_matrix": "[true][given] = P(true label | given label); columns sum to 1",
+    "py": "[true] = P(true label)",
+}
+
+
+class _RoundBar:
+    """One tqdm bar over HOC's rounds, fed by the progress callback."""
+
+    def __init__(self, tqdm):
+        self._tqdm, self._bar, self._stage = tqdm, None, None
+
+    def __call__(self, stage, done, total):
+        if self._bar is None or stage != self._stage:
+            self.close()
+            self._stage = stage
+            self._bar = self._tqdm(total=total, desc=stage, unit=" rounds", file=sys.stderr, leave=False,
+                                   dynamic_ncols=True)
+        self._bar.update(done - self._bar.n)
+
+    def close(self):
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+
+def _noise_matrix_hoc(args) -> int:
+    from ._common.arrays import load_npy
+    from ._noise.hoc import estimate
+
+    _check_numeric_npy(args.features, "features", "accepted: an N x d .npy float array")
+    features = load_npy(args.features, "features")
+    if features.dtype.kind != "f" or features.ndim != 2:
+        raise UsageError(f"features: {args.features} holds a {features.ndim}-D {features.dtype} array; "
+                         "expected N x d floats")
+    labels = load_labels(args.labels)
+    names = None
+    bar = None
+    if _progress_wanted(args):
+        try:
+            from tqdm import tqdm
+
+            bar = _RoundBar(tqdm)
+        except ImportError:
+            if args.progress:
+                print('labelsift: note: progress bars need tqdm: pip install "labelsift[cli]"', file=sys.stderr)
+    try:
+        r = estimate(features, labels, args.num_classes, rounds=args.rounds, sample_size=args.sample_size,
+                     steps=args.steps, seed=args.seed, neighbours=args.neighbours, n_jobs=args.jobs,
+                     progress=bar)
+    finally:
+        if bar is not None:
+            bar.close()
+    n, k = len(labels), r.noise_matrix.shape[0]
+    if args.class_names:
+        names = load_class_names(args.class_names, k)
+    num_issues = int(np.rint(r.estimated_noise_rate * n))
+    diagnostics = {"agreement_1nn": r.agreement_1nn, "agreement_2nn": r.agreement_2nn,
+                   "duplicate_rate": r.duplicate_rate, "loss": r.loss, "step": r.step,
+                   "rounds": r.rounds, "sample_size": r.sample_size, "seed": args.seed,
+                   "neighbours": r.neighbours}
+    if args.out:
+        from ._common.output import atomic_write
+
+        result = {
+            "method": "hoc", "num_examples": n, "num_classes": k, "axes": _HOC_AXES,
+            **({"class_names": names} if names is not None else {}),
+            "estimated_num_label_issues": num_issues, "py": r.py.tolist(), "noise_matrix": r.noise_matrix.tolist(),
+            "transition_matrix": r.transition_matrix.tolist(),
+            "inverse_noise_matrix": r.inverse_noise_matrix.tolist(), "diagnostics": diagnostics,
+        }
+        atomic_write(args.out, lambda f: json.dump(result, f))
+    if args.plot:
+        from ._plot import noise_matrix_figure, save_png
+
+        save_png(noise_matrix_figure(r.noise_matrix, num_examples=n, num_issues=num_issues, class_names=names),
+                 args.plot)
+    _print_json({
+        "method": "hoc", "num_examples": n, "num_classes": k, "estimated_num_label_issues": num_issues,
+        "largest_noise_rates": _largest_noise_rates(r.noise_matrix, names),
+        "py": [float(f"{v:.6g}") for v in r.py.tolist()],
+        "agreement_1nn": float(f"{r.agreement_1nn:.6g}"), "duplicate_rate": r.duplicate_rate,
+        "out": args.out, "plot": args.plot,
     })
     return 0
 
@@ -543,6 +641,10 @@ _DATA_EPILOG = {
         "off-diagonal noise rates, py). --out writes the full JSON: noise_matrix[given][true] = P(given | true), "
         "inverse_noise_matrix[true][given], confident_joint[given][true], py, \"axes\" stating these, and the "
         "class names. --plot writes a PNG heat map (needs matplotlib: pip install \"labelsift[cli]\").",
+        "with --features instead of --pred-probs: HOC (Zhu, Song & Liu, ICML 2021) estimates the noise matrix from "
+        "the labels of each row's two nearest neighbours (cosine, exact), with Docta's defaults, seeded; the JSON "
+        "adds transition_matrix[true][given] (HOC's T) and diagnostics (2-NN label agreement, exact-duplicate "
+        "rate, the solver's loss). One progress bar over the rounds.",
     ],
     "scores": [
         "output: a one-line JSON summary on stdout (mean, the 10 lowest-scoring rows); --out writes the CSV "
@@ -633,15 +735,15 @@ def _parser() -> argparse.ArgumentParser:
                     help="names to print instead of the CIFAR-10 ones: one per line or a JSON list, 10 of them "
                          "(default: the CIFAR-10 names)")
 
-    def data_command(name, help_text):
+    def data_command(name, help_text, pred_probs_required=True):
         sp = sub.add_parser(name, help=help_text, formatter_class=_HelpFormatter,
                             description=help_text[0].upper() + help_text[1:] + ".",
                             epilog=_paragraphs(_DATA_EPILOG[name] + _COMMON_EPILOG))
         sp.add_argument("--labels", required=True, metavar="FILE",
                         help="given labels: .npy integer array, or .csv/.txt with one integer per line (required)")
-        sp.add_argument("--pred-probs", required=True, nargs="+", metavar="NPY",
+        sp.add_argument("--pred-probs", required=pred_probs_required, nargs="+", metavar="NPY",
                         help=".npy file(s) of predicted probabilities: one N x K dump or its row shards in order "
-                             "(required)")
+                             + ("(required)" if pred_probs_required else "(this or --features is required)"))
         sp.add_argument("--class-names", metavar="FILE", default=None,
                         help="class names, one per line or a JSON list of K strings; added to the CSV and JSON "
                              "(and the plot) (default: none, classes are indices)")
@@ -664,7 +766,21 @@ def _parser() -> argparse.ArgumentParser:
                    help=f"cleanlab's filter_by method: {', '.join(FILTER_BY)}")
     f.add_argument("--rank-by", default="self_confidence", choices=SCORE_METHODS, metavar="SCORE",
                    help=f"score the issues are ranked by (ascending): {', '.join(SCORE_METHODS)}")
-    nm = data_command("noise-matrix", "estimate the noise matrix, its inverse, the confident joint and the prior")
+    nm = data_command("noise-matrix", "estimate the noise matrix, its inverse, the confident joint and the prior",
+                      pred_probs_required=False)
+    nm.add_argument("--features", metavar="NPY", default=None,
+                    help="N x d .npy float features instead of --pred-probs: HOC (2-NN label consensus) estimates "
+                         "the noise matrix without a model (default: none)")
+    nm.add_argument("--num-classes", type=_positive_int, default=None, metavar="K",
+                    help="with --features: the number of classes (default: max label + 1)")
+    nm.add_argument("--rounds", type=_positive_int, default=50, metavar="R", help="with --features: HOC's rounds")
+    nm.add_argument("--sample-size", type=_positive_int, default=35000, metavar="M",
+                    help="with --features: rows per round, at most 0.9 N")
+    nm.add_argument("--steps", type=_positive_int, default=1501, metavar="S",
+                    help="with --features: the solver's loop length (S - 1 Adam steps)")
+    nm.add_argument("--seed", type=int, default=0, metavar="SEED", help="with --features: the random seed")
+    nm.add_argument("--neighbours", default="sample", choices=("sample", "full"),
+                    help="with --features: search each round's sample (Docta's) or the whole set")
     nm.add_argument("--out", metavar="JSON", default=None,
                     help="write all matrices as JSON here (default: none, only the summary)")
     nm.add_argument("--plot", metavar="PNG", default=None,

@@ -26,7 +26,7 @@ from ._knn.search import search as _search
 
 __all__ = ["search", "label_counts", "agreement", "knn_pred_probs", "outlier_scores", "near_duplicates",
            "non_iid", "correct_exact_duplicates", "exact_duplicate_sets", "find_issues", "SearchInfo",
-           "default_metric"]
+           "default_metric", "simifeat"]
 
 
 def _no_device(backend, device):
@@ -225,3 +225,12 @@ def find_issues(features, labels, *, k=10, metric=None, n_jobs=None, as_frame=Tr
     df = pd.DataFrame(cols)
     df.attrs.update(summary)
     return df
+
+
+def simifeat(features, labels, num_classes=None, **kwargs):
+    """SimiFeat (Zhu, Dong & Liu, ICML 2022) with Docta's semantics: the same
+    function as :func:`labelsift.noise.simifeat` (the API lists it here, beside
+    the other neighbourhood checks)."""
+    from .noise import simifeat as _simifeat
+
+    return _simifeat(features, labels, num_classes, **kwargs)

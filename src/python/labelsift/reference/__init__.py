@@ -19,6 +19,7 @@ from .confident_learning import (
 )
 from .._cl.latent import round_preserving_sum
 from . import sinkhorn  # noqa: E402  (labelsift.reference.sinkhorn: the Sinkhorn oracles)
+from . import noise  # noqa: E402  (labelsift.reference.noise: the HOC and SimiFeat ports of Docta)
 
 __all__ = [
     "calibrate_confident_joint",
@@ -31,6 +32,7 @@ __all__ = [
     "get_label_quality_scores",
     "num_label_issues",
     "order_label_issues",
+    "noise",
     "round_preserving_sum",
     "sinkhorn",
 ]
