@@ -140,7 +140,13 @@ def joint_sweep(pb: Problem, cut=None, *, cl=False, neq=False, key_method=None):
                                   None if neq_mask is None else neq_mask[row0:row0 + m],
                                   0 if key_method is None else key_method, hist, pb.nthreads)
         pb.validated = True
-    return (None if cj is None else cj.reshape(pb.k, 2, 2),
+    if cj is not None:
+        cj = cj.reshape(pb.k, 2, 2)
+        # as every binary confident joint: each diagonal entry raised to >= 1
+        # (cleanlab's guarantee of one correct example per class)
+        cj[:, 0, 0] = np.maximum(cj[:, 0, 0], 1)
+        cj[:, 1, 1] = np.maximum(cj[:, 1, 1], 1)
+    return (cj,
             None if cl_mask is None else cl_mask.view(bool),
             None if neq_mask is None else neq_mask.view(bool),
             None if hist is None else hist.reshape(pb.k, 2, -1))

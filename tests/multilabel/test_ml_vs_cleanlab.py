@@ -140,3 +140,19 @@ def test_cifar10_top2():
                               L.filter.find_label_issues(labels, p, filter_by=fb)), fb
     assert np.array_equal(mlc.filter.find_label_issues(labels, p, return_indices_ranked_by="self_confidence"),
                           L.filter.find_label_issues(labels, p, return_indices_ranked_by="self_confidence"))
+
+
+def test_raw_joint_diagonal_raised_to_one_as_cleanlab():
+    """A class whose only positive is not confidently counted: cleanlab raises
+    the 2 x 2 diagonal to 1 before calibrating (found by hypothesis)."""
+    import cleanlab.count as cc
+
+    import labelsift
+
+    p = np.array([[0.35218617, 0.02867425, 0.79059136], [0.11739814, 0.08760707, 0.46343347],
+                  [0.24822712, 0.4382078, 0.40985674]], dtype=np.float32)
+    y = [[], [1], []]
+    for cal in (False, True):
+        want = cc.compute_confident_joint(y, p, multi_label=True, calibrate=cal)
+        got = labelsift.compute_confident_joint(y, p, multi_label=True, calibrate=cal)
+        assert np.array_equal(got, want), (cal, got, want)
