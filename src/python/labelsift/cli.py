@@ -10,9 +10,13 @@ What goes where: ``find-issues`` without ``--out`` writes its ranked CSV to
 stdout and the one-line JSON summary to stderr (so ``| head`` works; a pipe
 closed early ends quietly with exit 0); every other case prints the JSON
 summary on stdout. Progress bars (one per pass over the data) go to stderr.
-Files are written atomically with normal permissions (see
-:mod:`labelsift._common.output`). Bad input exits with code 2 and one line
-on stderr.
+Output files are checked and their temporary files created before any
+computation, then written all-or-none (atomically, with normal permissions,
+through symbolic links; never over an input: see
+:mod:`labelsift._common.output`). Bad input, and any file or argument error,
+exits with code 2 and one line ``labelsift: error: ...`` on stderr; SIGINT
+exits 130, SIGTERM 143 and SIGHUP 129, with one line and no temporary or
+partial file left.
 """
 from __future__ import annotations
 
@@ -21,7 +25,9 @@ import csv
 import json
 import os
 import re
+import signal
 import sys
+import tokenize
 
 import numpy as np
 
@@ -45,18 +51,38 @@ def _is_npy(path: str) -> bool:
         return f.read(len(_NPY_MAGIC)) == _NPY_MAGIC
 
 
+# What np.load raises on a damaged .npy header (an empty file, a truncated or
+# garbled header, a shape like (300, -5)): all mean "not a valid .npy file".
+_BAD_NPY = (ValueError, EOFError, OverflowError, SyntaxError, TypeError, KeyError, tokenize.TokenError)
+
+
+def _check_file(path: str, what: str) -> None:
+    """UsageError unless ``path`` is an existing regular file we can read."""
+    if not os.path.lexists(path):
+        raise UsageError(f"{what}: no such file: {path}")
+    if os.path.isdir(path):
+        raise UsageError(f"{what}: {path} is a directory, not a file")
+    if not os.path.exists(path):
+        raise UsageError(f"{what}: {path} is a broken symbolic link")
+
+
 def _check_numeric_npy(path: str, what: str, formats: str) -> None:
     """UsageError unless ``path`` is a .npy file holding numbers (a pickled one never is unpickled)."""
-    if not os.path.exists(path):
-        raise UsageError(f"{what}: no such file: {path}")
+    _check_file(path, what)
     if not _is_npy(path):
         raise UsageError(f"{what}: {path} is not a .npy file ({formats})")
     try:
         a = np.load(path, mmap_mode="r", allow_pickle=False)
-    except ValueError:
-        a = None
+    except _BAD_NPY as exc:
+        if "pickle" in str(exc).lower() or "object" in str(exc).lower():
+            a = None
+        else:
+            detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise UsageError(f"{what}: {path} is not a valid .npy file (damaged header or data: {detail}) "
+                             f"({formats})") from None
     if a is None or a.dtype.hasobject:
         raise UsageError(f"{what}: {path} holds Python objects (a pickled array), not numbers ({formats})")
+    del a
 
 
 def _read_text(path: str, what: str, formats: str) -> str:
@@ -91,8 +117,7 @@ def _read_int_lines(path: str, what: str) -> np.ndarray:
 def load_labels(path) -> np.ndarray:
     """Labels from a .npy integer array or a .csv/.txt file (one integer per line)."""
     path = os.fspath(path)
-    if not os.path.exists(path):
-        raise UsageError(f"labels: no such file: {path}")
+    _check_file(path, "labels")
     if os.path.splitext(path)[1].lower() in (".csv", ".txt"):
         return _read_int_lines(path, "labels")
     _check_numeric_npy(path, "labels", _LABEL_FORMATS)
@@ -103,6 +128,7 @@ def load_class_names(path, k: int) -> list:
     """Class names from a file: one name per line, or a JSON list of strings; exactly K of them."""
     path = os.fspath(path)
     formats = "accepted: one name per line, or a JSON list of strings"
+    _check_file(path, "class names")
     text = _read_text(path, "class names", formats)
     if text.lstrip().startswith("["):
         try:
@@ -215,12 +241,10 @@ def _write_csv(f, header, rows) -> None:
     w.writerows(rows)
 
 
-def _emit_csv(path, header, rows) -> None:
-    """The CSV to ``path`` (atomically) or, with no path, to stdout."""
-    if path:
-        from ._common.output import atomic_write
-
-        atomic_write(path, lambda f: _write_csv(f, header, rows))
+def _emit_csv(outs, header, rows) -> None:
+    """The CSV to the reserved ``--out`` (written, renamed at commit) or, without one, to stdout."""
+    if "--out" in outs:
+        outs.write("--out", lambda f: _write_csv(f, header, rows))
     else:
         _write_csv(sys.stdout, header, rows)
         sys.stdout.flush()
@@ -242,7 +266,7 @@ def _format_matrix(m: np.ndarray, names) -> str:
     return "\n".join([head, *rows])
 
 
-def _example(args) -> int:
+def _example(args, outs) -> int:
     import labelsift as ls
     from labelsift.datasets import cifar10_test
 
@@ -284,7 +308,7 @@ def _load_inputs(args):
     return labels, probs, names, _attach_progress(args, probs)
 
 
-def _find_issues(args) -> int:
+def _find_issues(args, outs) -> int:
     from ._cl.find import issue_table
 
     labels, probs, names, bar = _load_inputs(args)
@@ -317,7 +341,8 @@ def _find_issues(args) -> int:
             {"index": i, "given_label_name": names[g], "suggested_label_name": names[s]}
             for i, g, s in zip(ranked[:10].tolist(), given[:10].tolist(), suggested[:10].tolist())
         ]
-    _emit_csv(args.out, header, rows)
+    _emit_csv(outs, header, rows)
+    outs.commit()
     _print_json(summary, file=None if args.out else sys.stderr)
     return 0
 
@@ -342,16 +367,9 @@ def _largest_noise_rates(noise: np.ndarray, names, top: int = 10) -> list:
     return out
 
 
-def _noise_matrix(args) -> int:
+def _noise_matrix(args, outs) -> int:
     import labelsift as ls
 
-    if args.plot:  # before any computation
-        from ._plot import check_matplotlib
-
-        try:
-            check_matplotlib()
-        except ImportError as exc:
-            raise UsageError(str(exc)) from None
     labels, probs, names, bar = _load_inputs(args)
     try:
         py, noise, inv, cj = ls.estimate_py_and_noise_matrices_from_probabilities(labels, probs, n_jobs=args.jobs)
@@ -362,8 +380,6 @@ def _noise_matrix(args) -> int:
     # = num_label_issues(estimation_method="off_diagonal_calibrated"), from the joint already computed
     num_issues = int(np.rint((1.0 - joint.trace()) * probs.n))
     if args.out:
-        from ._common.output import atomic_write
-
         result = {
             "num_examples": probs.n,
             "num_classes": probs.k,
@@ -375,12 +391,13 @@ def _noise_matrix(args) -> int:
             "inverse_noise_matrix": inv.tolist(),
             "confident_joint": np.asarray(cj).tolist(),
         }
-        atomic_write(args.out, lambda f: json.dump(result, f))
+        outs.write("--out", lambda f: json.dump(result, f))
     if args.plot:
-        from ._plot import noise_matrix_figure, save_png
+        from ._plot import noise_matrix_figure, png_bytes
 
-        save_png(noise_matrix_figure(noise, num_examples=probs.n, num_issues=num_issues, class_names=names),
-                 args.plot)
+        outs.write("--plot", png_bytes(noise_matrix_figure(noise, num_examples=probs.n, num_issues=num_issues,
+                                                           class_names=names)))
+    outs.commit()  # all outputs or none
     _print_json({
         "num_examples": probs.n,
         "num_classes": probs.k,
@@ -393,7 +410,7 @@ def _noise_matrix(args) -> int:
     return 0
 
 
-def _scores(args) -> int:
+def _scores(args, outs) -> int:
     import labelsift as ls
 
     labels, probs, names, bar = _load_inputs(args)
@@ -411,7 +428,8 @@ def _scores(args) -> int:
             header.append("given_label_name")
             y = np.asarray(labels, dtype=np.int64).tolist()
             rows = ((i, f"{v:.9g}", names[g]) for i, (v, g) in enumerate(zip(s.tolist(), y)))
-        _emit_csv(args.out, header, rows)
+        _emit_csv(outs, header, rows)
+    outs.commit()
     summary = {
         "num_examples": probs.n,
         "method": args.method,
@@ -461,7 +479,8 @@ _COMMON_EPILOG = [
     "inputs: --labels is a .npy integer array or a .csv/.txt file with one integer per line (empty lines "
     "ignored); --pred-probs are .npy float arrays (N x K, or row shards of it, concatenated in order); pickled "
     "files are never read.",
-    "Files are written atomically (temporary file in the same folder, then rename) with normal permissions. "
+    "Files are written all-or-none and atomically (temporary files in the target's folder, created before any "
+    "computation, then renamed), with normal permissions, through symbolic links, never over an input. "
     "Progress bars (one per pass over the data) go to stderr; LABELSIFT_PROGRESS=1 or 0 overrides the terminal "
     "check. Bad input exits with code 2 and one line on stderr.",
 ]
@@ -575,25 +594,131 @@ def _show_warning(message, category, filename, lineno, file=None, line=None):
     print(f"labelsift: warning: {message}", file=sys.stderr)
 
 
+# ---------------------------------------------------------------------------
+# Signals: SIGINT -> exit 130, SIGTERM -> 143, SIGHUP -> 129, one line, no
+# temporary file left (the handler removes them, then unwinds the stack)
+# ---------------------------------------------------------------------------
+class Signalled(BaseException):
+    """Raised by the CLI's signal handler (a BaseException, so no ``except Exception`` swallows it)."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
+_SIGNALS = {"SIGINT": "interrupted", "SIGTERM": "terminated", "SIGHUP": "hung up"}
+
+
+_stopping = []  # the signal being handled (a second one while stopping is ignored)
+
+
+def _on_signal(signum, frame):
+    from ._common import output
+
+    if _stopping:
+        return
+    if output.deferring(signum):  # renaming the outputs: all of them first
+        return
+    _stopping.append(signum)
+    output.remove_live_temps()
+    raise Signalled(signum)
+
+
+def _install_signal_handlers() -> dict:
+    """Our handler for SIGINT/SIGTERM/SIGHUP; returns the previous ones (empty outside the main thread)."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    old = {}
+    for name in _SIGNALS:
+        sig = getattr(signal, name, None)
+        if sig is None:
+            continue
+        prev = signal.getsignal(sig)
+        if name != "SIGINT" and prev is signal.SIG_IGN:  # nohup: keep ignoring
+            continue
+        try:
+            signal.signal(sig, _on_signal)
+        except (OSError, ValueError):  # pragma: no cover
+            continue
+        old[sig] = prev
+    return old
+
+
+def _signal_exit(signum: int) -> int:
+    name = signal.Signals(signum).name
+    print(f"labelsift: {_SIGNALS.get(name, 'stopped')} ({name}); no partial output left", file=sys.stderr)
+    try:
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        pass
+    return 128 + signum
+
+
+# ---------------------------------------------------------------------------
+# Outputs: checked and reserved before any computation
+# ---------------------------------------------------------------------------
+def _reserve_outputs(args, outs) -> None:
+    from ._common.output import refuse_inputs
+
+    wanted = {"--out": getattr(args, "out", None), "--plot": getattr(args, "plot", None)}
+    wanted = {k: v for k, v in wanted.items() if v is not None}
+    if not wanted:
+        return
+    if wanted.get("--plot") is not None:
+        from ._plot import check_matplotlib
+
+        try:
+            check_matplotlib()
+        except ImportError as exc:
+            raise UsageError(str(exc)) from None
+    inputs = {"--labels": getattr(args, "labels", None), "--pred-probs": getattr(args, "pred_probs", None),
+              "--class-names": getattr(args, "class_names", None)}
+    refuse_inputs(wanted, inputs)
+    for what, path in wanted.items():
+        outs.reserve(path, what)
+
+
 def main(argv=None) -> int:
     import warnings
 
-    warnings.showwarning = _show_warning
-    args = _parser().parse_args(argv)
-    run = {"example": _example, "find-issues": _find_issues, "noise-matrix": _noise_matrix, "scores": _scores}
-    from ._common.options import options
+    from ._common.output import Outputs
 
+    _stopping.clear()
+    old_handlers = _install_signal_handlers()
+    old_show = warnings.showwarning
     try:
-        with options(ties=getattr(args, "ties", None)):
-            return run[args.command](args)
-    except BrokenPipeError:  # the reader went away (`| head`): not an error
-        _silence_stdout()
-        return 0
+        warnings.showwarning = _show_warning
+        args = _parser().parse_args(argv)
+        run = {"example": _example, "find-issues": _find_issues, "noise-matrix": _noise_matrix, "scores": _scores}
+        from ._common.options import options
+
+        try:
+            with Outputs() as outs:
+                _reserve_outputs(args, outs)
+                with options(ties=getattr(args, "ties", None)):
+                    return run[args.command](args, outs)
+        except BrokenPipeError:  # the reader went away (`| head`): not an error
+            _silence_stdout()
+            return 0
+        except MemoryError as exc:
+            print(f"labelsift: error: out of memory{': ' + _one_line(exc) if str(exc) else ''}", file=sys.stderr)
+            return 2
+        except (OSError, ValueError, TypeError) as exc:
+            print(f"labelsift: error: {_one_line(exc)}", file=sys.stderr)
+            return 2
+    except Signalled as exc:
+        return _signal_exit(exc.signum)
     except KeyboardInterrupt:
-        return 130
-    except (OSError, ValueError, TypeError) as exc:
-        print(f"labelsift: error: {_one_line(exc)}", file=sys.stderr)
-        return 2
+        return _signal_exit(signal.SIGINT)
+    finally:
+        warnings.showwarning = old_show
+        for sig, prev in old_handlers.items():
+            try:
+                signal.signal(sig, prev)
+            except (OSError, ValueError, TypeError):  # pragma: no cover
+                pass
 
 
 if __name__ == "__main__":  # pragma: no cover
