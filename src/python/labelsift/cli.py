@@ -246,14 +246,33 @@ def _emit_csv(outs, header, rows) -> None:
     if "--out" in outs:
         outs.write("--out", lambda f: _write_csv(f, header, rows))
     else:
-        _write_csv(sys.stdout, header, rows)
-        sys.stdout.flush()
+        with _stream_errors("stdout"):
+            _write_csv(sys.stdout, header, rows)
+            sys.stdout.flush()
+
+
+class _stream_errors:
+    """An OSError writing stdout/stderr (a full disk behind ``> file``, EIO) names the stream."""
+
+    def __init__(self, name):
+        self.name = name
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc is not None and isinstance(exc, OSError) and not isinstance(exc, BrokenPipeError) \
+                and not exc.filename and exc.errno:
+            _silence_stdout() if self.name == "stdout" else None
+            raise OSError(exc.errno, f"cannot write to {self.name}: {exc.strerror or exc}") from None
+        return False
 
 
 def _print_json(obj, file=None) -> None:
     f = file or sys.stdout
-    print(json.dumps(obj), file=f)
-    f.flush()
+    with _stream_errors("stderr" if f is sys.stderr else "stdout"):
+        print(json.dumps(obj), file=f)
+        f.flush()
 
 
 # ---------------------------------------------------------------------------
@@ -586,6 +605,8 @@ def _silence_stdout() -> None:
 def _one_line(exc: BaseException) -> str:
     if isinstance(exc, OSError) and exc.filename and exc.strerror:
         return f"{exc.filename}: {exc.strerror}"
+    if isinstance(exc, OSError) and exc.strerror and type(exc).__str__ is OSError.__str__:
+        return exc.strerror
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
 

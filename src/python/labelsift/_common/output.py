@@ -217,7 +217,7 @@ class _Pending:
 
 
 def _fail(err: int, what: str, path: str, target: str, reason: str):
-    shown = path if os.path.realpath(path) == target else f"{path} (-> {target})"
+    shown = path if os.path.abspath(path) == target else f"{path} (-> {target})"
     return OutputError(err, f"{what}: cannot write {shown}: {reason}", target)
 
 
