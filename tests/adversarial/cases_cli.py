@@ -3,7 +3,9 @@ modes, symbolic links, stale temporary files, all-or-none outputs, damaged input
 from adversarial.harness import cli_error, error, handled
 
 _S = ("y, p = good(300, 5)\nL = save('y.npy', y)\nP = save('p.npy', p)\n"
-      "from adversarial.clihelp import cli_as_user, temps, dead_pid\n")
+      "from adversarial.clihelp import cli_as_user, temps, dead_pid, devnode\n")
+# the null and full devices (private device nodes when we are root: see clihelp.devnode)
+_SD = _S + "os.mkdir('dev')\nFULL = devnode('dev', 'full')\nNULL = devnode('dev', 'null')\n"
 # labels that would fail validation: an output error reported instead proves outputs are checked first
 _BADLAB = _S + "save('bad.npy', np.full(300, 99))\n"
 _CMDS = {"scores": "'scores', '--labels', L, '--pred-probs', P",
@@ -112,23 +114,23 @@ _FSIZE = ("import resource\ndef lim():\n    signal.signal(signal.SIGXFSZ, signal
           "r = subprocess.run([sys.executable, '-m', 'labelsift', {args}], preexec_fn=lim, capture_output=True,"
           " text=True, cwd=tmp)\n")
 CASES += [
-    cli_error("cli scores --out /dev/full (ENOSPC) names the path", "'scores', '--labels', L, '--pred-probs', P, '--out', '/dev/full'",
-              r"--out: cannot write /dev/full: No space left on device", setup=_S),
-    cli_error("cli find-issues --out /dev/full", "'find-issues', '--labels', L, '--pred-probs', P, '--out', '/dev/full'",
-              r"--out: cannot write /dev/full: No space left on device", setup=_S),
-    cli_error("cli noise-matrix --plot /dev/full", "'noise-matrix', '--labels', L, '--pred-probs', P, '--plot', '/dev/full'",
-              r"--plot: cannot write /dev/full: No space left on device", setup=_S),
-    error("cli noise-matrix --out ok, --plot /dev/full: the old --out is kept", _S + "open('n.json', 'w').write('old')\n"
-          "try:\n    cli('noise-matrix', '--labels', L, '--pred-probs', P, '--out', 'n.json', '--plot', '/dev/full')\n"
+    cli_error("cli scores --out /dev/full (ENOSPC) names the path", "'scores', '--labels', L, '--pred-probs', P, '--out', FULL",
+              r"--out: cannot write \S*dev[/-]full: No space left on device", setup=_SD),
+    cli_error("cli find-issues --out /dev/full", "'find-issues', '--labels', L, '--pred-probs', P, '--out', FULL",
+              r"--out: cannot write \S*dev[/-]full: No space left on device", setup=_SD),
+    cli_error("cli noise-matrix --plot /dev/full", "'noise-matrix', '--labels', L, '--pred-probs', P, '--plot', FULL",
+              r"--plot: cannot write \S*dev[/-]full: No space left on device", setup=_SD),
+    error("cli noise-matrix --out ok, --plot /dev/full: the old --out is kept", _SD + "open('n.json', 'w').write('old')\n"
+          "try:\n    cli('noise-matrix', '--labels', L, '--pred-probs', P, '--out', 'n.json', '--plot', FULL)\n"
           "finally:\n    assert open('n.json').read() == 'old' and temps(tmp) == []",
-          "CLIError", r"^exit 2: .*--plot: cannot write /dev/full: No space left on device"),
+          "CLIError", r"^exit 2: .*--plot: cannot write \S*dev[/-]full: No space left on device"),
     cli_error("cli scores, stdout on a full disk names stdout", "", r"cannot write to stdout: No space left on device",
-              setup=_S + "r = subprocess.run([sys.executable, '-m', 'labelsift', 'scores', '--labels', L, '--pred-probs', P],"
-              " stdout=open('/dev/full', 'w'), stderr=subprocess.PIPE, text=True)\n"
+              setup=_SD + "r = subprocess.run([sys.executable, '-m', 'labelsift', 'scores', '--labels', L, '--pred-probs', P],"
+              " stdout=open(FULL, 'w'), stderr=subprocess.PIPE, text=True)\n"
               "assert 'Traceback' not in r.stderr\nraise CLIError(f'exit {r.returncode}: {r.stderr.strip()}')"),
     cli_error("cli find-issues CSV to stdout on a full disk", "", r"cannot write to stdout: No space left on device",
-              setup=_S + "r = subprocess.run([sys.executable, '-m', 'labelsift', 'find-issues', '--labels', L, '--pred-probs', P],"
-              " stdout=open('/dev/full', 'w'), stderr=subprocess.PIPE, text=True)\n"
+              setup=_SD + "r = subprocess.run([sys.executable, '-m', 'labelsift', 'find-issues', '--labels', L, '--pred-probs', P],"
+              " stdout=open(FULL, 'w'), stderr=subprocess.PIPE, text=True)\n"
               "assert 'Traceback' not in r.stderr\nraise CLIError(f'exit {r.returncode}: {r.stderr.strip()}')"),
     handled("cli scores --out over the file-size limit (EFBIG): path named, no output, no temp",
             _S + _FSIZE.format(lim=4000, args="'scores', '--labels', L, '--pred-probs', P, '--out', 's.csv'"),
@@ -144,9 +146,9 @@ CASES += [
             _S + "open('s.csv', 'w').write('old')\n" +
             _FSIZE.format(lim=4000, args="'scores', '--labels', L, '--pred-probs', P, '--out', 's.csv'"),
             "r.returncode == 2 and open('s.csv').read() == 'old' and temps(tmp) == []"),
-    handled("cli --out /dev/null works and /dev/null stays a device", _S +
-            "import stat\nr = cli('scores', '--labels', L, '--pred-probs', P, '--out', '/dev/null')",
-            "r.returncode == 0 and stat.S_ISCHR(os.stat('/dev/null').st_mode)"),
+    handled("cli --out /dev/null works and /dev/null stays a device", _SD +
+            "import stat\nr = cli('scores', '--labels', L, '--pred-probs', P, '--out', NULL)",
+            "r.returncode == 0 and stat.S_ISCHR(os.stat(NULL).st_mode)"),
     handled("cli --out a FIFO with a reader: written in place", _S +
             "import threading\nos.mkfifo('fifo')\ngot = []\n"
             "t = threading.Thread(target=lambda: got.append(open('fifo').read()))\nt.start()\n"

@@ -131,3 +131,16 @@ def big_dump(tmp, n=2_000_000, k=10):
     np.save(P, p)
     np.save(L, rng.integers(0, k, n))
     return L, P
+
+
+def devnode(tmp, name):
+    """A path to the null or full device that a buggy run can never destroy: as root (who could replace
+    /dev/null with a regular file) a private device node in ``tmp``; otherwise /dev/<name>, which a
+    normal user cannot replace."""
+    import stat
+
+    if os.geteuid() != 0:
+        return f"/dev/{name}"
+    path = os.path.join(tmp, f"dev-{name}")
+    os.mknod(path, stat.S_IFCHR | 0o666, os.makedev(1, {"null": 3, "full": 7}[name]))
+    return path
