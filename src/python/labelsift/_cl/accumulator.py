@@ -590,7 +590,8 @@ def _checked_state(state, k: int, top_m_: int, m: int, cls_dtype):
                          f"but top_m < K leaves classes out")
     if m > 1:
         down = tv[:, 1:] > tv[:, :-1]
-        tie_order = (tv[:, 1:] == tv[:, :-1]) & (tc[:, 1:] < tc[:, :-1])
+        # (zeros skipped: -0.0 == 0.0, but the float16 kernel orders them by sign)
+        tie_order = (tv[:, 1:] == tv[:, :-1]) & (tv[:, 1:] != 0) & (tc[:, 1:] < tc[:, :-1])
         if down.any():
             raise ValueError(f"state dict field 'top_values' is not in descending order at {_first_bad(down, ids)}")
         if tie_order.any():
