@@ -286,3 +286,24 @@ CASES += [
     cli_error("cli pred-probs with NaN: one line, exit 2", "'scores', '--labels', L, '--pred-probs', 'n.npy'",
               r"[Nn]a[Nn]|finite", setup=_S + "q = p.copy(); q[5, 2] = np.nan\nsave('n.npy', q)"),
 ]
+
+# ---------------------------------------------------------------------------
+# closed standard streams (`>&-`, `2>&-`)
+# ---------------------------------------------------------------------------
+_CLOSED = ("r = subprocess.run([sys.executable, '-m', 'labelsift', {args}], preexec_fn=lambda: os.close({fd}),"
+           " stdout=subprocess.PIPE if {fd} == 2 else None, stderr=subprocess.PIPE if {fd} == 1 else None,"
+           " text=True, cwd=tmp)\n")
+for cmd, a in _CMDS.items():
+    CASES.append(handled(f"cli {cmd} with stdout closed: one line, exit 2, nothing written",
+                         _S + _CLOSED.format(args=a + ", '--out', 'o.out'", fd=1),
+                         "r.returncode == 2 and r.stderr == 'labelsift: error: cannot write to stdout: it is closed\\n'"
+                         " and not os.path.exists('o.out') and temps(tmp) == []"))
+CASES += [
+    handled("cli find-issues CSV to a closed stdout", _S + _CLOSED.format(args=_CMDS["find-issues"], fd=1),
+            "r.returncode == 2 and r.stderr.count('\\n') == 1 and 'stdout' in r.stderr"),
+    handled("cli an error with stderr closed: exit 2, nothing on stdout", _S +
+            _CLOSED.format(args="'scores', '--labels', L, '--pred-probs', 'missing.npy'", fd=2),
+            "r.returncode == 2 and r.stdout == ''"),
+    handled("cli a good run with stderr closed", _S + _CLOSED.format(args=_CMDS["scores"] + ", '--out', 's.csv'", fd=2),
+            "r.returncode == 0 and r.stdout.startswith('{') and os.path.exists('s.csv')"),
+]

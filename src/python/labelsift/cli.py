@@ -246,6 +246,7 @@ def _emit_csv(outs, header, rows) -> None:
     if "--out" in outs:
         outs.write("--out", lambda f: _write_csv(f, header, rows))
     else:
+        _require_stdout()
         with _stream_errors("stdout"):
             _write_csv(sys.stdout, header, rows)
             sys.stdout.flush()
@@ -268,7 +269,16 @@ class _stream_errors:
         return False
 
 
+def _require_stdout() -> None:
+    if sys.stdout is None:  # started with stdout closed (`>&-`)
+        import errno
+
+        raise OSError(errno.EBADF, "cannot write to stdout: it is closed")
+
+
 def _print_json(obj, file=None) -> None:
+    if file is None:
+        _require_stdout()
     f = file or sys.stdout
     with _stream_errors("stderr" if f is sys.stderr else "stdout"):
         print(json.dumps(obj), file=f)
@@ -707,6 +717,8 @@ def main(argv=None) -> int:
     from ._common.output import Outputs
 
     _stopping.clear()
+    if sys.stderr is None:  # started with stderr closed (`2>&-`): messages go nowhere, the exit code stays
+        sys.stderr = open(os.devnull, "w")
     old_handlers = _install_signal_handlers()
     old_show = warnings.showwarning
     try:
@@ -717,6 +729,7 @@ def main(argv=None) -> int:
 
         try:
             with Outputs() as outs:
+                _require_stdout()  # every command prints to stdout: fail before any work
                 _reserve_outputs(args, outs)
                 with options(ties=getattr(args, "ties", None)):
                     return run[args.command](args, outs)
