@@ -59,7 +59,7 @@ class Case:
 
 def error(id, code, types, match, **kw) -> Case:
     if isinstance(types, str):
-        types = (types,)
+        types = tuple(types.split("|"))
     return Case(id=id, code=code, error=tuple(types), match=match, **kw)
 
 

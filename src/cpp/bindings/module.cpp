@@ -7,7 +7,8 @@
 namespace py = pybind11;
 
 namespace ls {
-void bind_cl(py::module_& m);  // bindings/cl.cpp
+void bind_cl(py::module_& m);        // bindings/cl.cpp
+void bind_sinkhorn(py::module_& m);  // bindings/sinkhorn.cpp
 }
 
 PYBIND11_MODULE(_core, m) {
@@ -24,4 +25,5 @@ PYBIND11_MODULE(_core, m) {
     m.attr("ROW_ERROR_CODES") = codes;
   }
   bind_cl(m);
+  bind_sinkhorn(m);
 }

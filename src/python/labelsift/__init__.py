@@ -19,7 +19,7 @@ from .count import (
 )
 from .filter import find_label_issues
 from .rank import get_label_quality_scores, order_label_issues
-from . import count, filter, rank, stream  # noqa: A004  (cleanlab's module names)
+from . import count, filter, rank, sinkhorn, stream  # noqa: A004  (cleanlab's module names)
 
 __version__ = "0.1.0"
 
@@ -39,5 +39,6 @@ __all__ = [
     "options",
     "order_label_issues",
     "rank",
+    "sinkhorn",
     "stream",
 ]

@@ -5,6 +5,8 @@
     labelsift find-issues --labels L --pred-probs P.npy [P2.npy ...] [--filter-by ...] [--out issues.csv]
     labelsift noise-matrix --labels L --pred-probs P.npy [...] [--out noise.json] [--plot noise.png]
     labelsift scores --labels L --pred-probs P.npy [...] [--method ...] [--out scores.csv]
+    labelsift self-label --scores S.npy [--kind logits|log_probs|probs] [--lam 25]
+                         [--prior py.json | --prior-from-labels L.npy] --out labels.npy
 
 What goes where: ``find-issues`` without ``--out`` writes its ranked CSV to
 stdout and the one-line JSON summary to stderr (so ``| head`` works; a pipe
@@ -71,18 +73,15 @@ def _check_numeric_npy(path: str, what: str, formats: str) -> None:
     _check_file(path, what)
     if not _is_npy(path):
         raise UsageError(f"{what}: {path} is not a .npy file ({formats})")
+    from ._common.arrays import load_npy
+
     try:
-        a = np.load(path, mmap_mode="r", allow_pickle=False)
-    except _BAD_NPY as exc:
-        if "pickle" in str(exc).lower() or "object" in str(exc).lower():
-            a = None
-        else:
-            detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise UsageError(f"{what}: {path} is not a valid .npy file (damaged header or data: {detail}) "
-                             f"({formats})") from None
-    if a is None or a.dtype.hasobject:
-        raise UsageError(f"{what}: {path} holds Python objects (a pickled array), not numbers ({formats})")
-    del a
+        load_npy(path, what)  # the header, the dtype and the size, checked
+    except ValueError as exc:
+        raise UsageError(f"{exc} ({formats})") from None
+    except _BAD_NPY as exc:  # anything else NumPy's header parser raises
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UsageError(f"{what}: {path} is not a valid .npy file ({detail}) ({formats})") from None
 
 
 def _read_text(path: str, what: str, formats: str) -> str:
@@ -121,7 +120,9 @@ def load_labels(path) -> np.ndarray:
     if os.path.splitext(path)[1].lower() in (".csv", ".txt"):
         return _read_int_lines(path, "labels")
     _check_numeric_npy(path, "labels", _LABEL_FORMATS)
-    return np.load(path, mmap_mode="r", allow_pickle=False)
+    from ._common.arrays import load_npy
+
+    return load_npy(path, "labels")
 
 
 def load_class_names(path, k: int) -> list:
@@ -472,6 +473,93 @@ def _scores(args, outs) -> int:
     return 0
 
 
+def load_prior(path) -> np.ndarray:
+    """A class prior from JSON: a list of K numbers, or an object with a "py"
+    list (what ``noise-matrix --out`` writes)."""
+    path = os.fspath(path)
+    formats = 'accepted: a JSON list of K numbers, or an object with a "py" list (noise-matrix --out)'
+    if not os.path.exists(path):
+        raise UsageError(f"prior: no such file: {path}")
+    try:
+        obj = json.loads(_read_text(path, "prior", formats))
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"prior: {path} is not valid JSON ({exc.msg}, line {exc.lineno}); {formats}") from None
+    if isinstance(obj, dict):
+        obj = obj.get("py")
+    if not isinstance(obj, list) or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in obj):
+        raise UsageError(f"prior: {path} holds no list of numbers ({formats})")
+    return np.asarray(obj, dtype=np.float64)
+
+
+def _prior_from_labels(path, k: int) -> np.ndarray:
+    from ._common.arrays import label_counts
+
+    counts = label_counts(load_labels(path), k)
+    if (counts == 0).any():
+        raise UsageError(f"prior-from-labels: class {int(np.flatnonzero(counts == 0)[0])} has no label in {path}; "
+                         "every class needs a positive share")
+    return counts / counts.sum()
+
+
+def _self_label(args, outs) -> int:
+    from . import sinkhorn
+
+    _check_numeric_npy(args.scores, "scores", "accepted: a .npy float array, N x K")
+    scores = np.load(args.scores, mmap_mode="r", allow_pickle=False)
+    k = scores.shape[1] if scores.ndim == 2 else 0
+    prior = None
+    if args.prior:
+        prior = load_prior(args.prior)
+    elif args.prior_from_labels:
+        prior = _prior_from_labels(args.prior_from_labels, k)
+    bar = None
+    if _progress_wanted(args):
+        try:
+            from tqdm import tqdm
+
+            bar = tqdm(desc="sinkhorn", unit=" pass", file=sys.stderr, leave=False, dynamic_ncols=True)
+        except ImportError:
+            if args.progress:
+                print('labelsift: note: progress bars need tqdm: pip install "labelsift[cli]"', file=sys.stderr)
+
+    def on_pass(j, err):
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix_str(f"error {err:.3g}")
+
+    import warnings
+
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", RuntimeWarning)
+            res = sinkhorn.self_label(scores, kind=args.kind, lam=args.lam, marginals=prior, n_iter=args.n_iter,
+                                      tol=args.tol, max_iter=args.max_iter, mode=args.mode, return_info=True,
+                                      n_jobs=args.jobs, callback=on_pass)
+    finally:
+        if bar is not None:
+            bar.close()
+    for w in caught:
+        print(f"labelsift: warning: {w.message}", file=sys.stderr)
+    outs.write("--out", lambda f: np.save(f, res.labels), binary=True)
+    outs.commit()
+    sizes = res.class_sizes()
+    _print_json({
+        "num_examples": int(len(res.labels)),
+        "num_classes": int(len(sizes)),
+        "kind": args.kind,
+        "lam": args.lam,
+        "mode": args.mode,
+        "iterations": int(res.n_iter),
+        "converged": bool(res.converged),
+        "column_error": float(f"{res.error:.6g}"),
+        "class_sizes": sizes.tolist(),
+        "class_size_min": int(sizes.min()),
+        "class_size_max": int(sizes.max()),
+        "out": args.out,
+    })
+    return 0
+
+
 # ---------------------------------------------------------------------------
 # Parser
 # ---------------------------------------------------------------------------
@@ -599,6 +687,40 @@ def _parser() -> argparse.ArgumentParser:
                     help="write every row's score as CSV here (default: none, only the summary)")
     sc.add_argument("--method", default="self_confidence", choices=SCORE_METHODS, metavar="SCORE",
                     help=f"cleanlab's label quality score: {', '.join(SCORE_METHODS)}")
+
+    sl_help = "assign labels with class sizes following a prior (Sinkhorn self-labelling, SeLa)"
+    sl = sub.add_parser("self-label", help=sl_help, formatter_class=_HelpFormatter,
+                        description=sl_help[0].upper() + sl_help[1:] + ".",
+                        epilog=_paragraphs([
+                            "output: the labels (int64, N) go to --out as .npy; a one-line JSON summary goes to "
+                            "stdout (iterations, converged, the final L1 column error, the class-size histogram). "
+                            "A progress bar (one step per pass over the scores, with the current error) goes to "
+                            "stderr; LABELSIFT_PROGRESS=1 or 0 overrides the terminal check. Bad input exits with "
+                            "code 2 and one line on stderr; not converging is a warning on stderr, not an error."]))
+    sl.add_argument("--scores", required=True, metavar="NPY", help="N x K .npy float array (required)")
+    sl.add_argument("--out", required=True, metavar="NPY", help="write the labels here as .npy (required)")
+    sl.add_argument("--kind", default="logits", choices=("logits", "log_probs", "probs"),
+                    help="what the scores are")
+    sl.add_argument("--lam", type=float, default=25.0, help="SeLa's lambda: the scores are multiplied by it")
+    pri = sl.add_mutually_exclusive_group()
+    pri.add_argument("--prior", metavar="JSON", default=None,
+                     help='class proportions: a JSON list of K numbers or an object with a "py" list '
+                          "(noise-matrix --out) (default: equal class sizes)")
+    pri.add_argument("--prior-from-labels", metavar="FILE", default=None,
+                     help="class proportions from given labels (.npy or one integer per line) "
+                          "(default: equal class sizes)")
+    sl.add_argument("--mode", default="fused", choices=("fused", "sela"),
+                    help="fused: the L1 column error <= --tol; sela: SeLa's loop and stopping rule")
+    sl.add_argument("--tol", type=float, default=1e-3, help="stop when the error is at most this")
+    sl.add_argument("--n-iter", type=int, default=None, metavar="N",
+                    help="a fixed number of iterations instead of --tol (default: none, stop at --tol)")
+    sl.add_argument("--max-iter", type=int, default=1000, metavar="N", help="most iterations with --tol")
+    sl.add_argument("--jobs", type=int, default=None, metavar="N",
+                    help="CPU threads; results do not depend on it (default: all cores)")
+    sl.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                    help="progress on stderr, one step per pass (default: on when stderr is a terminal)")
+    sl.add_argument("--quiet", dest="progress", action="store_const", const=False,
+                    help="same as --no-progress (default: off)")
     return p
 
 
@@ -704,8 +826,8 @@ def _reserve_outputs(args, outs) -> None:
             check_matplotlib()
         except ImportError as exc:
             raise UsageError(str(exc)) from None
-    inputs = {"--labels": getattr(args, "labels", None), "--pred-probs": getattr(args, "pred_probs", None),
-              "--class-names": getattr(args, "class_names", None)}
+    inputs = {name: getattr(args, name[2:].replace("-", "_"), None)
+              for name in ("--labels", "--pred-probs", "--class-names", "--scores", "--prior", "--prior-from-labels")}
     refuse_inputs(wanted, inputs)
     for what, path in wanted.items():
         outs.reserve(path, what)
@@ -724,7 +846,8 @@ def main(argv=None) -> int:
     try:
         warnings.showwarning = _show_warning
         args = _parser().parse_args(argv)
-        run = {"example": _example, "find-issues": _find_issues, "noise-matrix": _noise_matrix, "scores": _scores}
+        run = {"example": _example, "find-issues": _find_issues, "noise-matrix": _noise_matrix, "scores": _scores,
+               "self-label": _self_label}
         from ._common.options import options
 
         try:

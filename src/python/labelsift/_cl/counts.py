@@ -7,17 +7,18 @@ import warnings
 
 import numpy as np
 
-from .._common.arrays import as_square, label_counts
+from .._common import params
+from .._common.arrays import as_counts, as_probs, label_counts
 from .._common.checks import no_multi_label
 from .._common.names import ESTIMATION_METHODS
 from .._common.options import resolve_ties
 from . import latent
 from .passes import calibrate, confident_pass, given_probs, prepare, thresholds_from_given, validate
-from .scores import order_by_scores, quality_scores
+from .scores import order_by_scores, quality_scores, score_kwargs
 
 
 def _check_py_method(py_method) -> None:
-    if py_method not in latent.PY_METHODS:
+    if not isinstance(py_method, str) or py_method not in latent.PY_METHODS:
         raise ValueError(f"py_method {py_method!r} should be in {list(latent.PY_METHODS)}")
 
 
@@ -38,13 +39,15 @@ def _joint(labels, pred_probs, thresholds, calibrate_, n_jobs, ties):
 def compute_confident_joint(labels, pred_probs, *, thresholds=None, calibrate_=True, multi_label=False,
                             return_indices_of_off_diagonals=False, n_jobs=None, ties=None):
     no_multi_label(multi_label)
+    calibrate_ = params.flag(calibrate_, "calibrate")
+    return_indices_of_off_diagonals = params.flag(return_indices_of_off_diagonals, "return_indices_of_off_diagonals")
     _, cj, off = _joint(labels, pred_probs, thresholds, calibrate_, n_jobs, ties)
     return (cj, off) if return_indices_of_off_diagonals else cj
 
 
 def calibrate_confident_joint(confident_joint, labels, *, multi_label=False, ties=None) -> np.ndarray:
     no_multi_label(multi_label)
-    cj = as_square(confident_joint, None, "confident_joint")
+    cj = as_counts(confident_joint, None, "confident_joint")
     return calibrate(cj, label_counts(labels, cj.shape[0]), resolve_ties(ties))
 
 
@@ -54,14 +57,21 @@ def estimate_joint(labels, pred_probs, *, confident_joint=None, multi_label=Fals
     if confident_joint is None:
         cal = compute_confident_joint(labels, pred_probs, calibrate_=True, n_jobs=n_jobs, ties=ties)
     else:
-        cj = as_square(confident_joint, None, "confident_joint")
+        cj = as_counts(confident_joint, None, "confident_joint")
+        if pred_probs is not None:  # not needed here, but never accepted unchecked
+            probs = as_probs(pred_probs)
+            if probs.k != cj.shape[0]:
+                raise ValueError(f"confident_joint is {cj.shape[0]} x {cj.shape[0]} but pred_probs has {probs.k} "
+                                 "columns")
+            validate(prepare(labels, probs, n_jobs, labels_optional=True))
         cal = cj if labels is None else calibrate(cj, label_counts(labels, cj.shape[0]), resolve_ties(ties))
     return latent.estimate_joint_from_calibrated(cal)
 
 
 def estimate_latent(confident_joint, labels, *, py_method="cnt", converge_latent_estimates=False):
     _check_py_method(py_method)
-    cj = as_square(confident_joint, None, "confident_joint")
+    converge_latent_estimates = params.flag(converge_latent_estimates, "converge_latent_estimates")
+    cj = as_counts(confident_joint, None, "confident_joint")
     return latent.estimate_latent(cj, label_counts(labels, cj.shape[0]), py_method, converge_latent_estimates)
 
 
@@ -69,6 +79,8 @@ def estimate_py_and_noise_matrices_from_probabilities(labels, pred_probs, *, thr
                                                       converge_latent_estimates=True, py_method="cnt",
                                                       calibrate_=True, n_jobs=None, ties=None):
     _check_py_method(py_method)
+    converge_latent_estimates = params.flag(converge_latent_estimates, "converge_latent_estimates")
+    calibrate_ = params.flag(calibrate_, "calibrate")
     pb, cj, _ = _joint(labels, pred_probs, thresholds, calibrate_, n_jobs, ties)
     py, nm, inv = latent.estimate_latent(cj, pb.label_counts(), py_method, converge_latent_estimates)
     return py, nm, inv, cj
@@ -78,7 +90,7 @@ def num_label_issues(labels, pred_probs, *, confident_joint=None, estimation_met
                      multi_label=False, n_jobs=None, ties=None) -> int:
     no_multi_label(multi_label)
     ties = resolve_ties(ties)
-    if estimation_method not in ESTIMATION_METHODS:
+    if not isinstance(estimation_method, str) or estimation_method not in ESTIMATION_METHODS:
         raise ValueError(f"{estimation_method!r} is not a valid estimation method; choose one of {ESTIMATION_METHODS}")
     if confident_joint is not None and estimation_method != "off_diagonal_custom":
         warnings.warn(
@@ -94,7 +106,7 @@ def num_label_issues(labels, pred_probs, *, confident_joint=None, estimation_met
     else:
         if confident_joint is None:
             raise ValueError("estimation_method='off_diagonal_custom' needs a confident_joint")
-        cj = as_square(confident_joint, pb.k, "confident_joint")
+        cj = as_counts(confident_joint, pb.k, "confident_joint")
         validate(pb)
     joint = latent.estimate_joint_from_calibrated(calibrate(cj, pb.label_counts(), ties))
     frac = 1.0 - joint.trace()
@@ -111,9 +123,10 @@ def order_label_issues(label_issues_mask, labels, pred_probs, *, rank_by="self_c
                        n_jobs=None, ties=None) -> np.ndarray:
     ties = resolve_ties(ties)
     pb = prepare(labels, pred_probs, n_jobs)
+    rank_by_kwargs = score_kwargs(rank_by_kwargs, "rank_by_kwargs")
     mask = np.asarray(label_issues_mask)
     if mask.dtype != bool or mask.shape != (pb.n,):
         raise ValueError(f"label_issues_mask must be a boolean array of shape ({pb.n},), got {mask.dtype} {mask.shape}")
     idx = np.flatnonzero(mask)
-    scores = quality_scores(pb, rank_by, rows=idx, **dict(rank_by_kwargs or {}))
+    scores = quality_scores(pb, rank_by, rows=idx, **rank_by_kwargs)
     return order_by_scores(idx, scores, ties)

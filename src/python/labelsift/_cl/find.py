@@ -12,14 +12,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .._common.arrays import as_square
+from .._common import params
+from .._common.arrays import as_counts
 from .._common.checks import check_choice, no_multi_label
 from .._common.names import FILTER_BY, PRUNE_METHODS, SCORE_METHODS
 from .._common.options import resolve_ties
 from . import latent
 from .passes import (Problem, calibrate, confident_pass, given_probs, margin_upper_bound, prepare, prune_by_class,
                      prune_by_noise_rate, prune_counts, row_pass)
-from .scores import argsort, quality_scores
+from .scores import argsort, quality_scores, score_kwargs
 
 
 @dataclass
@@ -40,10 +41,8 @@ def _check_args(filter_by, frac_noise, num_to_remove_per_class, min_examples_per
     check_choice(filter_by, FILTER_BY, "filter_by")
     if device not in (None, "cpu"):
         raise ValueError(f"device={device!r}: only the CPU is available in this build")
-    if not (0.0 <= float(frac_noise) <= 1.0):
-        raise ValueError(f"frac_noise must be in [0, 1], got {frac_noise}")
-    if int(min_examples_per_class) != min_examples_per_class or min_examples_per_class < 0:
-        raise ValueError(f"min_examples_per_class must be a non-negative integer, got {min_examples_per_class}")
+    frac_noise = params.real(frac_noise, "frac_noise", lo=0.0, hi=1.0)
+    min_examples_per_class = params.integer(min_examples_per_class, "min_examples_per_class", lo=0)
     if filter_by not in PRUNE_METHODS and (frac_noise != 1.0 or num_to_remove_per_class is not None):
         warnings.warn(
             "frac_noise and num_to_remove_per_class only apply to filter_by 'prune_by_noise_rate', "
@@ -56,6 +55,7 @@ def _check_args(filter_by, frac_noise, num_to_remove_per_class, min_examples_per
         check_choice(return_indices_ranked_by, SCORE_METHODS, "return_indices_ranked_by")
     if filter_by == "confident_learning" and confident_joint is not None:
         warnings.warn("The supplied `confident_joint` is ignored when filter_by='confident_learning'.", stacklevel=4)
+    return frac_noise, min_examples_per_class
 
 
 def find(labels, pred_probs, *, filter_by="prune_by_noise_rate", frac_noise=1.0, num_to_remove_per_class=None,
@@ -64,18 +64,20 @@ def find(labels, pred_probs, *, filter_by="prune_by_noise_rate", frac_noise=1.0,
     """The mask of ``find_label_issues`` (arguments already checked) and the
     per-row results computed on the way."""
     pb = prepare(labels, pred_probs, n_jobs)
+    own_joint = confident_joint is None or filter_by == "confident_learning"
+    user_cj = None if own_joint else as_counts(confident_joint, pb.k, "confident_joint")
+    if num_to_remove_per_class is not None:
+        num_to_remove_per_class = params.count_vector(num_to_remove_per_class, pb.k, "num_to_remove_per_class")
     # max over the other classes: for the margin score, and for the prune
     # sweep's bound on every margin of a row (it lets it skip rows unread)
     want_margin = want_margin or filter_by in ("low_normalized_margin", "prune_by_noise_rate", "both")
     want_argmax = want_argmax or filter_by == "predicted_neq_given"
-    own_joint = confident_joint is None or filter_by == "confident_learning"
     g = thresholds = None
     if own_joint or filter_by.startswith("low_"):
         g, thresholds, rp, cj_raw, off = confident_pass(pb, argmax=want_argmax, keep=True, max_other=want_margin)
     else:
         rp = row_pass(pb, argmax=want_argmax, keep=True, max_other=want_margin)
-    cj = (calibrate(cj_raw, pb.label_counts(), ties) if own_joint
-          else as_square(confident_joint, pb.k, "confident_joint"))
+    cj = calibrate(cj_raw, pb.label_counts(), ties) if own_joint else user_cj
     if filter_by in PRUNE_METHODS:
         g = given_probs(pb) if g is None else g
         mask = _prune(pb, filter_by, cj, g, rp, frac_noise, num_to_remove_per_class, int(min_examples_per_class),
@@ -122,9 +124,11 @@ def find_label_issues(labels, pred_probs, *, return_indices_ranked_by=None, rank
                       n_jobs=None, verbose=False, device=None, ties=None):
     """Body of :func:`labelsift.filter.find_label_issues`."""
     ties = resolve_ties(ties)
-    _check_args(filter_by, frac_noise, num_to_remove_per_class, min_examples_per_class, return_indices_ranked_by,
-                confident_joint, multi_label, device)
-    rank_by_kwargs = dict(rank_by_kwargs or {})
+    frac_noise, min_examples_per_class = _check_args(
+        filter_by, frac_noise, num_to_remove_per_class, min_examples_per_class, return_indices_ranked_by,
+        confident_joint, multi_label, device)
+    verbose = params.flag(verbose, "verbose")
+    rank_by_kwargs = score_kwargs(rank_by_kwargs, "rank_by_kwargs")
     found = find(labels, pred_probs, filter_by=filter_by, frac_noise=frac_noise,
                  num_to_remove_per_class=num_to_remove_per_class, min_examples_per_class=min_examples_per_class,
                  confident_joint=confident_joint, n_jobs=n_jobs, ties=ties,

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .._common.arrays import PROB_HIGH, PROB_LOW, Probs, as_labels, as_probs, row_sum_tolerance
+from .._common.arrays import PROB_HIGH, PROB_LOW, Probs, as_labels, as_probs, check_kxk_memory, row_sum_tolerance
 from .._common.backend import core, threads
 from .._common.checks import raise_row_error
 from .._common.trace import stage
@@ -63,10 +63,14 @@ class Problem:
                         lambda r, c: f"pred_probs[{row0 + int(r)}, {c}]", row_sum_tolerance(self.dtype))
 
 
-def prepare(labels, pred_probs, n_jobs=None) -> Problem:
-    """Wrap the inputs (the conversion point) into a :class:`Problem`."""
+def prepare(labels, pred_probs, n_jobs=None, *, labels_optional=False) -> Problem:
+    """Wrap the inputs (the conversion point) into a :class:`Problem`
+    (``labels_optional``: None stands for all-zero labels, for a call that
+    only validates pred_probs)."""
     with stage("prepare"):
         probs = as_probs(pred_probs)
+        if labels is None and labels_optional:
+            labels = np.zeros(probs.n, np.int64)
         y = as_labels(labels, probs.n, probs.k)
         return Problem(y, probs, threads(n_jobs))
 
@@ -117,9 +121,14 @@ def cut_from_thresholds(thresholds, k: int, input_dtype=np.float64) -> np.ndarra
     also after its float64 promotion of the thresholds. For float64 inputs the
     cut is float64.
     """
-    t = np.asarray(thresholds)
-    if t.dtype.kind not in "fiub":
-        t = t.astype(np.float64)
+    if isinstance(thresholds, (str, bytes, dict, set)):
+        raise TypeError(f"thresholds must be an array of {k} numbers, got {type(thresholds).__name__}")
+    try:
+        t = np.asarray(thresholds)
+    except (ValueError, TypeError) as exc:
+        raise TypeError(f"thresholds must be an array of {k} numbers ({exc})") from None
+    if t.dtype.kind not in "fiu":
+        raise TypeError(f"thresholds must hold real numbers (one per class), got dtype {t.dtype}")
     if t.shape != (k,):
         raise ValueError(f"thresholds must have shape ({k},), got {t.shape}")
     cut = t - 1e-6
@@ -179,6 +188,7 @@ def confident_pass(pb: Problem, thresholds=None, *, argmax=False, keep=False, ma
     off-diagonal rows).
     """
     g = None
+    check_kxk_memory(pb.k)
     if thresholds is None:
         g = given_probs(pb)
         if not np.isfinite(g).all():

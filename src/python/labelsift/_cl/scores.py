@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._common import params
 from .._common.backend import core
 from .._common.checks import raise_row_error
 from .._common.names import SCORE_METHODS
@@ -27,8 +28,15 @@ def _rows_op(pb: Problem, rows, fn, *outs):
             o[pos] = t
 
 
+def score_kwargs(value, what: str) -> dict:
+    """The keyword arguments a caller may pass on to the scores
+    (cleanlab's ``rank_by_kwargs``): only ``adjust_pred_probs``."""
+    return params.keywords(value, what, {"adjust_pred_probs": params.flag})
+
+
 def check_method(method: str, adjust_pred_probs: bool) -> None:
-    if method not in SCORE_METHODS:
+    adjust_pred_probs = params.flag(adjust_pred_probs, "adjust_pred_probs")
+    if not isinstance(method, str) or method not in SCORE_METHODS:
         raise ValueError(f"{method!r} is not a valid scoring method; choose one of {', '.join(SCORE_METHODS)}")
     if adjust_pred_probs and method == "confidence_weighted_entropy":
         raise ValueError(f"adjust_pred_probs is not currently supported for {method}.")

@@ -58,14 +58,65 @@ def is_pathlike(x) -> bool:
 
 
 def load_npy(path, what: str):
-    """Memory-map a .npy file (never unpickles)."""
-    path = os.fspath(path)
+    """Memory-map a .npy file (never unpickles), after checking its header.
+
+    Every way a file can be unreadable -- missing, a directory, empty, not a
+    .npy (or an .npz archive), a header that does not parse, a negative or
+    overflowing shape, an object dtype, fewer data bytes than the header
+    declares -- is an error naming the file (FileNotFoundError and
+    PermissionError stay OSErrors; the rest are ValueErrors)."""
+    path = os.fsdecode(os.fspath(path))
     if not os.path.exists(path):
         raise FileNotFoundError(f"{what}: no such file: {path}")
+    if os.path.isdir(path):
+        raise ValueError(f"{what}: {path} is a directory, not a .npy file")
+    try:
+        with open(path, "rb") as fh:
+            shape, fortran, dtype, offset = _npy_header(fh, path, what)
+            size = os.fstat(fh.fileno()).st_size
+    except PermissionError as exc:
+        raise PermissionError(exc.errno, f"{what}: cannot read {path}: {exc.strerror}", path) from None
+    except OSError as exc:
+        raise ValueError(f"{what}: cannot read {path}: {exc.strerror or exc}") from None
+    count = 1
+    for d in shape:
+        count *= d
+    nbytes = count * dtype.itemsize
+    if size < offset + nbytes:
+        raise ValueError(f"{what}: {path} is truncated: its header declares shape {shape} {dtype} "
+                         f"({offset + nbytes} bytes) but the file has {size} bytes")
+    if count == 0:
+        return np.empty(shape, dtype, order="F" if fortran else "C")
     try:
         return np.load(path, mmap_mode="r", allow_pickle=False)
-    except ValueError as exc:  # pickled object arrays, bad headers
+    except (ValueError, OSError, OverflowError, EOFError) as exc:  # pragma: no cover - checked above
         raise ValueError(f"{what}: cannot read {path} as a numeric .npy array ({exc})") from None
+
+
+def _npy_header(fh, path: str, what: str):
+    """(shape, fortran_order, dtype, data offset) of an open .npy file, checked."""
+    magic = fh.read(6)
+    if magic[:4] == b"PK\x03\x04":
+        raise ValueError(f"{what}: {path} is an .npz archive; pass one of its arrays (np.load(path)[name])")
+    if magic != b"\x93NUMPY":
+        why = "it is empty" if not magic else "no NumPy header"
+        raise ValueError(f"{what}: {path} is not a .npy file ({why})")
+    try:
+        fh.seek(0)
+        version = np.lib.format.read_magic(fh)
+        if version == (1, 0):
+            shape, fortran, dtype = np.lib.format.read_array_header_1_0(fh)
+        elif version == (2, 0):
+            shape, fortran, dtype = np.lib.format.read_array_header_2_0(fh)
+        else:
+            shape, fortran, dtype = np.lib.format._read_array_header(fh, version)  # noqa: SLF001
+    except Exception as exc:  # noqa: BLE001 - any parse failure: the header is bad
+        raise ValueError(f"{what}: {path} has a malformed .npy header ({type(exc).__name__}: {exc})") from None
+    if not isinstance(shape, tuple) or any(not isinstance(d, int) or d < 0 for d in shape):
+        raise ValueError(f"{what}: {path} declares an invalid shape {shape!r}")
+    if dtype.hasobject:
+        raise ValueError(f"{what}: {path} holds Python objects (a pickled array), not numbers")
+    return shape, fortran, dtype, fh.tell()
 
 
 def kernel_dtype(dt: np.dtype) -> np.dtype:
@@ -104,6 +155,13 @@ class Probs:
     device: str = HOST
     #: called with the number of rows after each block is processed (progress bars)
     on_block: Optional[Callable[[int], None]] = None
+    #: per segment: the mapped file it reads (see _mapped_file), or None
+    files: list = field(default_factory=list)
+
+    def _check_segment(self, i: int) -> None:
+        if i < len(self.files) and self.files[i] is not None:
+            what = "pred_probs" if len(self.segments) == 1 else f"pred_probs shard {i}"
+            check_mapped(self.files[i], what)
 
     def block_rows(self, block_bytes: int | None = None) -> int:
         """Rows per block: about ``block_bytes`` (default BLOCK_BYTES) of input, whatever K is."""
@@ -131,17 +189,19 @@ class Probs:
     def _blocks(self, block_bytes):
         step = self.block_rows(block_bytes)
         row0 = 0
-        for seg in self.segments:
+        for i, seg in enumerate(self.segments):
             if _readable_in_place(seg) and _mmap_of(seg) is None:
                 if len(seg):
                     yield row0, seg
             elif _readable_in_place(seg):
                 for a in range(0, len(seg), step):
+                    self._check_segment(i)
                     if a + step < len(seg):
                         _prefetch(seg[a + step : a + 2 * step])
                     yield row0 + a, seg[a : a + step]
             else:
                 for a in range(0, len(seg), step):
+                    self._check_segment(i)
                     yield row0 + a, np.asarray(seg[a : a + step], dtype=self.dtype)
             row0 += len(seg)
 
@@ -149,9 +209,10 @@ class Probs:
         """For sorted global row indices, yield (positions in idx, block, local rows)."""
         idx = np.asarray(idx, dtype=np.int64)
         row0 = 0
-        for seg in self.segments:
+        for i, seg in enumerate(self.segments):
             lo, hi = np.searchsorted(idx, [row0, row0 + len(seg)])
             if hi > lo:
+                self._check_segment(i)
                 local = idx[lo:hi] - row0
                 if _readable_in_place(seg):
                     yield np.arange(lo, hi), seg, local
@@ -159,6 +220,63 @@ class Probs:
                     block = np.asarray(seg[local], dtype=self.dtype)
                     yield np.arange(lo, hi), block, np.arange(len(local), dtype=np.int64)
             row0 += len(seg)
+
+
+def _mapped_file(a):
+    """(path, bytes the mapping needs, (st_dev, st_ino)) for an array backed by
+    a file-mapped np.memmap (also a view of one), else None."""
+    base = a
+    for _ in range(64):
+        if isinstance(base, np.memmap) and getattr(base, "filename", None) and _mmap_of(base) is not None:
+            mm = _mmap_of(base)
+            start = base.offset - base.offset % mmap.ALLOCATIONGRANULARITY
+            ident = _mapped_inode(np.frombuffer(mm, dtype=np.uint8).ctypes.data if len(mm) else 0)
+            if ident is None:  # no /proc: the file the path names now
+                try:
+                    st = os.stat(base.filename)
+                except OSError:
+                    return None
+                ident = (st.st_dev, st.st_ino)
+            return base.filename, start + len(mm), ident
+        nxt = getattr(base, "base", None)
+        if nxt is None or nxt is base:
+            return None
+        base = nxt
+    return None
+
+
+def _mapped_inode(addr: int):
+    """(st_dev, st_ino) of the file mapped at address ``addr`` (from
+    /proc/self/maps: the file really mapped, even if its path now names
+    another), or None where that is not available."""
+    try:
+        with open("/proc/self/maps") as fh:
+            for line in fh:
+                span, _perms, _off, dev, inode = line.split(None, 5)[:5]
+                lo, hi = (int(x, 16) for x in span.split("-"))
+                if lo <= addr < hi:
+                    major, minor = (int(x, 16) for x in dev.split(":"))
+                    return os.makedev(major, minor), int(inode)
+    except (OSError, ValueError):
+        pass
+    return None
+
+
+def check_mapped(info, what: str) -> None:
+    """Refuse to read a mapped file that has shrunk since it was mapped
+    (reading past its new end would kill the process with SIGBUS).  A file
+    replaced by another (a new inode) is not checked: the mapping still
+    holds the old one's pages."""
+    if info is None:
+        return
+    path, need, ident = info
+    try:
+        st = os.stat(path)
+    except OSError:
+        return  # deleted: the mapping keeps the old file alive
+    if (st.st_dev, st.st_ino) == ident and st.st_size < need:
+        raise ValueError(f"{what}: {path} shrank to {st.st_size} bytes after it was opened (the mapping needs "
+                         f"{need}); was it truncated or rewritten while in use?")
 
 
 def _mmap_of(a):
@@ -210,7 +328,11 @@ def as_2d(a, what: str = "pred_probs") -> np.ndarray:
     host_array(a, what)
     if not isinstance(a, np.ndarray):
         if isinstance(a, (list, tuple)) or hasattr(a, "__array__") or hasattr(a, "__array_interface__"):
-            a = np.asarray(a)
+            try:
+                a = np.asarray(a)
+            except (ValueError, TypeError) as exc:
+                raise TypeError(f"{what} must be a 2-D array of probabilities (N x K); "
+                                f"cannot make one of this {type(a).__name__}: {exc}") from None
         else:
             raise TypeError(f"{what} must be an array, a .npy path or a list of .npy paths, got {type(a).__name__}")
     if a.dtype == object or a.dtype.kind in "USV":
@@ -225,10 +347,19 @@ def as_probs(pred_probs, what: str = "pred_probs") -> Probs:
     if isinstance(pred_probs, Probs):
         return pred_probs
     if is_pathlike(pred_probs):
-        segs, names = [as_2d(load_npy(pred_probs, what), what)], [os.fspath(pred_probs)]
-    elif isinstance(pred_probs, (list, tuple)) and pred_probs and all(is_pathlike(p) for p in pred_probs):
-        names = [os.fspath(p) for p in pred_probs]
-        segs = [as_2d(load_npy(p, f"{what} shard {i}"), f"{what} shard {i} ({p})") for i, p in enumerate(pred_probs)]
+        segs, names = [as_2d(load_npy(pred_probs, what), what)], [os.fsdecode(os.fspath(pred_probs))]
+    elif _is_shard_list(pred_probs):
+        segs, names = [], []
+        for i, p in enumerate(pred_probs):
+            if is_pathlike(p):
+                names.append(os.fsdecode(os.fspath(p)))
+                segs.append(as_2d(load_npy(p, f"{what} shard {i}"), f"{what} shard {i} ({names[-1]})"))
+            elif isinstance(p, np.ndarray) and p.ndim == 2:
+                names.append(f"<array {i}>")
+                segs.append(as_2d(p, f"{what} shard {i}"))
+            else:
+                raise TypeError(f"{what} shard {i} must be a .npy path or a 2-D array, got "
+                                f"{type(p).__name__}" + (f" of shape {p.shape}" if hasattr(p, "shape") else ""))
     else:
         segs, names = [as_2d(pred_probs, what)], []
     k = segs[0].shape[1]
@@ -243,7 +374,17 @@ def as_probs(pred_probs, what: str = "pred_probs") -> Probs:
         raise ValueError(f"{what} is empty (0 rows)")
     if k < 2:
         raise ValueError(f"{what} has {k} column(s); confident learning needs at least 2 classes")
-    return Probs(segs, n, k, dt, names)
+    files = [_mapped_file(sg) for sg in segs]
+    for i, info in enumerate(files):
+        check_mapped(info, what if len(segs) == 1 else f"{what} shard {i}")
+    return Probs(segs, n, k, dt, names, files=files)
+
+
+def _is_shard_list(x) -> bool:
+    """A list of row shards: a list/tuple holding a path or a 2-D array (a
+    nested list of numbers is one 2-D array instead)."""
+    return (isinstance(x, (list, tuple)) and len(x) > 0
+            and any(is_pathlike(p) or (isinstance(p, np.ndarray) and p.ndim == 2) for p in x))
 
 
 def as_labels(labels, n: int, k: int, what: str = "labels", row_name=None) -> np.ndarray:
@@ -292,6 +433,8 @@ def label_counts(labels, k: int) -> np.ndarray:
     """Per-class counts of labels (an array, a list or a ``.npy`` path), validated."""
     if is_pathlike(labels):
         labels = load_npy(labels, "labels")
+    if not hasattr(labels, "__len__"):
+        raise TypeError(f"labels must be an integer array, got {type(labels).__name__}")
     if len(labels) == 0:
         raise ValueError("labels is empty")
     y = as_labels(labels, len(labels), k)
@@ -313,16 +456,73 @@ def as_ids(indices, n: int) -> np.ndarray:
     return np.array(a, dtype=np.int64, copy=True)
 
 
+#: The largest count accepted in a user-supplied count matrix: counts are
+#: integers that float64 holds exactly, and sums of K of them fit in int64.
+MAX_COUNT = 2 ** 53
+
+
+def as_counts(matrix, k: int | None, what: str) -> np.ndarray:
+    """A user-supplied K x K count matrix (a confident joint): as_square, and
+    every entry at most MAX_COUNT (1e300 is not a count)."""
+    m = as_square(matrix, k, what)
+    check_kxk_memory(m.shape[0], what)
+    if m.size and m.max() > MAX_COUNT:
+        i, j = np.argwhere(m > MAX_COUNT)[0]
+        raise ValueError(f"{what}[{i}, {j}] = {m[i, j]!r} is too large for a count (at most 2**53)")
+    return m
+
+
+def _available_memory() -> int | None:
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):  # pragma: no cover - not POSIX
+        return None
+
+
+#: K x K float64 matrices a confident-learning call holds at its peak (the
+#: joint, its calibration and rounding, the prune counts, the latent
+#: estimates and NumPy's temporaries), for the up-front memory check:
+#: find_label_issues at N = 10 peaked at 4.9-5.0 x K x K x 8 bytes above the
+#: start for K = 3000 and 6000 (ru_maxrss); 6 leaves a margin.
+KXK_COPIES = 6
+
+
+def check_kxk_memory(k: int, what: str = "pred_probs") -> None:
+    """MemoryError up front, stating the size, when the K x K matrices of
+    confident learning cannot fit in the memory available."""
+    need = KXK_COPIES * 8 * k * k
+    avail = _available_memory()
+    if avail is not None and need > avail:
+        raise MemoryError(
+            f"{what} has K = {k} classes: confident learning's K x K matrices need about "
+            f"{need / 2**30:.1f} GiB ({KXK_COPIES} x {k} x {k} float64), more than the "
+            f"{avail / 2**30:.1f} GiB of memory available")
+
+
 def as_square(matrix, k: int | None, what: str) -> np.ndarray:
     """A user-supplied K x K count or probability matrix: numeric, finite,
     non-negative. ``k=None`` takes K from the matrix."""
-    m = np.asarray(host_array(matrix, what))
+    if matrix is None or isinstance(matrix, (str, bytes, dict, set)):
+        raise TypeError(f"{what} must be a K x K array of numbers, got {type(matrix).__name__}")
+    try:
+        m = np.asarray(host_array(matrix, what))
+    except (ValueError, TypeError) as exc:
+        raise TypeError(f"{what} must be a K x K array of numbers ({exc})") from None
     if k is None:
-        k = m.shape[0] if m.ndim == 2 else -1
+        if m.ndim != 2 or m.shape[0] != m.shape[1]:
+            raise ValueError(f"{what} must be a square K x K matrix, got shape {m.shape}")
+        k = m.shape[0]
     if m.shape != (k, k):
         raise ValueError(f"{what} must have shape ({k}, {k}), got {m.shape}")
     if m.dtype.kind not in "iuf":
-        raise TypeError(f"{what} must be numeric, got dtype {m.dtype}")
+        raise TypeError(f"{what} must hold real numbers, got dtype {m.dtype}")
     if not np.isfinite(m).all():
         i, j = np.argwhere(~np.isfinite(m))[0]
         raise ValueError(f"{what}[{i}, {j}] is not finite")

@@ -3,6 +3,7 @@
 ``labelsift.reference`` exposes the confident-learning functions under the
 same names and signatures as the public API, so a test written against
 ``cl.find_label_issues`` runs unchanged against either.
+:mod:`labelsift.reference.sinkhorn` holds the Sinkhorn self-labelling oracles.
 """
 from .confident_learning import (
     calibrate_confident_joint,
@@ -17,6 +18,7 @@ from .confident_learning import (
     order_label_issues,
 )
 from .._cl.latent import round_preserving_sum
+from . import sinkhorn  # noqa: E402  (labelsift.reference.sinkhorn: the Sinkhorn oracles)
 
 __all__ = [
     "calibrate_confident_joint",
@@ -30,4 +32,5 @@ __all__ = [
     "num_label_issues",
     "order_label_issues",
     "round_preserving_sum",
+    "sinkhorn",
 ]

@@ -1,0 +1,67 @@
+// CPU kernels of Sinkhorn self-labelling (labelsift.sinkhorn). They take
+// plain descriptors (Mat: pointer, sizes, strides in elements, dtype code);
+// the Python side (labelsift/_sinkhorn/) converts and checks the inputs and
+// does the O(K) potential updates between passes.
+//
+// Determinism: the rows are cut into chunks whose size depends on N only
+// (kChunks of them at most, never on the thread count); each chunk adds its
+// rows in order into its own float64 column partials, and the partials are
+// added chunk 0, 1, 2, ... So column sums, and everything after them, are the
+// same on any thread count and (row_simd.h) on any ISA.
+#pragma once
+
+#include <cstdint>
+
+#include "common/dtype.h"
+
+namespace ls {
+namespace sk {
+
+// At most this many row chunks (their partials take kChunks x K doubles, twice).
+constexpr int64_t kChunks = 256;
+constexpr int64_t kMinChunkRows = 64;
+inline int64_t chunk_rows(int64_t n) {
+  const int64_t r = (n + kChunks - 1) / kChunks;
+  return r < kMinChunkRows ? kMinChunkRows : r;
+}
+
+// ISA of the row loop: 0 = the best the CPU has (AVX-512F, else AVX2, else
+// SSE2; LABELSIFT_NO_AVX512 / LABELSIFT_NO_AVX2 in the environment step down);
+// 1 = the scalar definition; 2 = SSE2 (16-byte registers); 3 = AVX2; 4 = AVX-512F.
+// Every choice gives the same results (tests check it); an ISA the CPU lacks
+// falls back to the best one it has.
+enum Isa : int { ISA_AUTO = 0, ISA_SCALAR = 1, ISA_SSE2 = 2, ISA_AVX2 = 3, ISA_AVX512 = 4 };
+int best_isa();
+
+struct PassArgs {
+  Mat X;              // scores (N x K), float16/32/64, host
+  double lam;         // t = lam * x + f
+  const double* f;    // K column potentials
+  const double* b;    // N row weights (the row marginal), or null: every row weighs b0
+  double b0;
+  // outputs (any may be null except colsum and colmax)
+  double* colsum;     // K: sum_i pi_ik, pi the row-normalised plan (rows sum to b_i)
+  double* colmax;     // K: max_i log pi_ik (-inf when no row)
+  int64_t* labels;    // N: argmax_k t_ik, the first on ties
+  double* g;          // N: row potentials log(b_i) - log(s_i) - m_i
+  void* plan;         // N x K, C order, float32 or float64 (plan_dtype)
+  int plan_dtype;
+  bool plan_unit_rows;  // plan rows sum to 1 (pi / b_i) instead of b_i
+  bool check;         // look for non-finite t (first bad row -> bad_row)
+  int isa;
+  int nthreads;
+};
+
+// One fused pass over the scores: returns the first row whose t has a NaN or
+// inf (-1 when none, or when !check).
+int64_t pass(const PassArgs& a);
+
+// Column log-sum-exp of lam * x_ik + lb_i (lb_i = lb0 when lb is null; lb
+// are log row weights): the initial column step of SeLa and SwAV. out: K values.
+void col_lse(const Mat& X, double lam, const double* lb, double lb0, double* out, int nthreads);
+
+// exp of n values (sk_exp; tests and the benchmark's exp floor).
+void exp_values(const double* x, double* out, int64_t n, int isa, int nthreads);
+
+}  // namespace sk
+}  // namespace ls
