@@ -307,3 +307,21 @@ CASES += [
     handled("cli a good run with stderr closed", _S + _CLOSED.format(args=_CMDS["scores"] + ", '--out', 's.csv'", fd=2),
             "r.returncode == 0 and r.stdout.startswith('{') and os.path.exists('s.csv')"),
 ]
+
+# ---------------------------------------------------------------------------
+# self-label: the same output rules
+# ---------------------------------------------------------------------------
+_SL = _S + "S = save('s.npy', np.log(p))\n"
+CASES += [
+    error("cli self-label --out = --scores", _SL + "try:\n    cli('self-label', '--scores', S, '--out', S)\n"
+          "finally:\n    assert np.array_equal(np.load(S), np.log(p))", "CLIError", r"^exit 2: .*--out \S+ is the input --scores"),
+    error("cli self-label --out = --prior-from-labels", _SL + "try:\n    cli('self-label', '--scores', S,"
+          " '--prior-from-labels', L, '--out', L)\nfinally:\n    assert np.array_equal(np.load(L), y)", "CLIError",
+          r"^exit 2: .*is the input --prior-from-labels"),
+    cli_error("cli self-label --out into a missing folder (before reading the scores)",
+              "'self-label', '--scores', 'missing.npy', '--out', 'nope/l.npy'", r"--out: cannot write nope/l\.npy: the folder",
+              setup=_SL),
+    handled("cli self-label keeps an existing output's mode", _SL + "import stat\nopen('l.npy', 'w').write('old')\n"
+            "os.chmod('l.npy', 0o640)\nr = cli('self-label', '--scores', S, '--out', 'l.npy')",
+            "stat.S_IMODE(os.stat('l.npy').st_mode) == 0o640 and np.load('l.npy').shape == (300,) and temps(tmp) == []"),
+]
