@@ -508,3 +508,88 @@ def test_top_m_kernel_equals_numpy_definition(dtype):
         got = _top_m(P, m, np.int32)
         for w, g, name in zip(want, got, ("classes", "values", "left_out_max")):
             np.testing.assert_array_equal(g, w, err_msg=f"{name}, trial {trial}", strict=True)
+
+
+# ---------------------------------------------------------------------------
+# Threads and checkpoints as a trust boundary
+# ---------------------------------------------------------------------------
+def test_same_ids_from_four_threads_are_added_once():
+    import threading
+
+    labels, probs = grouped_softmax(40000, 10, np.float32, seed=31)
+    ids = np.arange(40000)
+    acc = ConfidentJointAccumulator(10)
+    errors = []
+
+    def feed():
+        try:
+            acc.update(ids, labels, probs)
+        except ValueError as exc:
+            errors.append(str(exc))
+
+    threads_ = [threading.Thread(target=feed) for _ in range(4)]
+    for t in threads_:
+        t.start()
+    for t in threads_:
+        t.join()
+    assert len(acc) == 40000 and len(errors) == 3 and all("already added" in e for e in errors)
+    assert len(ConfidentJointAccumulator.from_state_dict(acc.state_dict())) == 40000
+
+
+def test_pickle_and_copy_drop_the_lock(small):
+    import copy
+    import pickle
+
+    ids, labels, probs = small
+    acc = ConfidentJointAccumulator(5).update(ids, labels, probs)
+    for b in (pickle.loads(pickle.dumps(acc)), copy.deepcopy(acc)):
+        assert "_lock" not in acc.__getstate__() and b._lock is not acc._lock
+        b.update([1], labels[:1], probs[:1])
+        assert len(b) == 51 and len(acc) == 50
+
+
+def _tampered(small, key, fn):
+    ids, labels, probs = small
+    acc = ConfidentJointAccumulator(5, top_m=2).update(ids, labels, probs)
+    acc.refine(ids[:3], probs[:3])
+    st = {k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in acc.state_dict().items()}
+    out = fn(st[key])
+    if out is not None:
+        st[key] = out
+    return acc, st
+
+
+def _set(i, v):
+    def f(a):
+        a[i] = v
+    return f
+
+
+@pytest.mark.parametrize("key, fn, exc, match", [
+    ("given", _set(3, 5.0), ValueError, "'given'.*outside"),
+    ("given", _set(3, -1.0), ValueError, "'given'.*outside"),
+    ("given", _set(3, np.nan), ValueError, "'given'.*non-finite"),
+    ("top_values", lambda a: a[:, ::-1].copy(), ValueError, "'top_values'.*descending"),
+    ("top_values", _set((0, 0), np.nan), ValueError, "'top_values'.*non-finite"),
+    ("left_out_max", _set(0, np.nan), ValueError, "'left_out_max'.*non-finite"),
+    ("left_out_max", _set(0, 1.5), ValueError, "'left_out_max'.*outside"),
+    ("refined_rows", _set((0, 0), np.nan), ValueError, "'refined_rows'.*non-finite"),
+    ("refined_rows", lambda a: a[::-1].copy(), ValueError, "'refined_rows'.*contradicts the sketch"),
+    ("top_classes", lambda a: np.repeat(a[:, :1], a.shape[1], axis=1), ValueError, "'top_classes' repeats"),
+    ("format_version", lambda a: "x", TypeError, "'format_version'"),
+    ("ids", lambda a: a.reshape(-1, 2), ValueError, "'ids'.*1-D"),
+])
+def test_tampered_checkpoints_are_refused_by_field(small, key, fn, exc, match):
+    acc, st = _tampered(small, key, fn)
+    before = acc.result().label_issues
+    with pytest.raises(exc, match=match):
+        ConfidentJointAccumulator.from_state_dict(st)
+    with pytest.raises(exc, match=match):
+        acc.load_state_dict(st)
+    assert len(acc) == 50 and np.array_equal(acc.result().label_issues, before)  # left as it was
+
+
+def test_from_state_dict_of_none_or_a_path():
+    for bad in (None, "state.npz", [("ids", [])]):
+        with pytest.raises(TypeError, match="state must be a mapping"):
+            ConfidentJointAccumulator.from_state_dict(bad)

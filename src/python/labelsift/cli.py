@@ -14,9 +14,13 @@ What goes where: ``find-issues`` without ``--out`` writes its ranked CSV to
 stdout and the one-line JSON summary to stderr (so ``| head`` works; a pipe
 closed early ends quietly with exit 0); every other case prints the JSON
 summary on stdout. Progress bars (one per pass over the data) go to stderr.
-Files are written atomically with normal permissions (see
-:mod:`labelsift._common.output`). Bad input exits with code 2 and one line
-on stderr.
+Output files are checked and their temporary files created before any
+computation, then written all-or-none (atomically, with normal permissions,
+through symbolic links; never over an input: see
+:mod:`labelsift._common.output`). Bad input, and any file or argument error,
+exits with code 2 and one line ``labelsift: error: ...`` on stderr; SIGINT
+exits 130, SIGTERM 143 and SIGHUP 129, with one line and no temporary or
+partial file left.
 """
 from __future__ import annotations
 
@@ -25,7 +29,9 @@ import csv
 import json
 import os
 import re
+import signal
 import sys
+import tokenize
 
 import numpy as np
 
@@ -49,10 +55,24 @@ def _is_npy(path: str) -> bool:
         return f.read(len(_NPY_MAGIC)) == _NPY_MAGIC
 
 
+# What np.load raises on a damaged .npy header (an empty file, a truncated or
+# garbled header, a shape like (300, -5)): all mean "not a valid .npy file".
+_BAD_NPY = (ValueError, EOFError, OverflowError, SyntaxError, TypeError, KeyError, tokenize.TokenError)
+
+
+def _check_file(path: str, what: str) -> None:
+    """UsageError unless ``path`` is an existing regular file we can read."""
+    if not os.path.lexists(path):
+        raise UsageError(f"{what}: no such file: {path}")
+    if os.path.isdir(path):
+        raise UsageError(f"{what}: {path} is a directory, not a file")
+    if not os.path.exists(path):
+        raise UsageError(f"{what}: {path} is a broken symbolic link")
+
+
 def _check_numeric_npy(path: str, what: str, formats: str) -> None:
     """UsageError unless ``path`` is a .npy file holding numbers (a pickled one never is unpickled)."""
-    if not os.path.exists(path):
-        raise UsageError(f"{what}: no such file: {path}")
+    _check_file(path, what)
     if not _is_npy(path):
         raise UsageError(f"{what}: {path} is not a .npy file ({formats})")
     from ._common.arrays import load_npy
@@ -61,6 +81,9 @@ def _check_numeric_npy(path: str, what: str, formats: str) -> None:
         load_npy(path, what)  # the header, the dtype and the size, checked
     except ValueError as exc:
         raise UsageError(f"{exc} ({formats})") from None
+    except _BAD_NPY as exc:  # anything else NumPy's header parser raises
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UsageError(f"{what}: {path} is not a valid .npy file ({detail}) ({formats})") from None
 
 
 def _read_text(path: str, what: str, formats: str) -> str:
@@ -95,8 +118,7 @@ def _read_int_lines(path: str, what: str) -> np.ndarray:
 def load_labels(path) -> np.ndarray:
     """Labels from a .npy integer array or a .csv/.txt file (one integer per line)."""
     path = os.fspath(path)
-    if not os.path.exists(path):
-        raise UsageError(f"labels: no such file: {path}")
+    _check_file(path, "labels")
     if os.path.splitext(path)[1].lower() in (".csv", ".txt"):
         return _read_int_lines(path, "labels")
     _check_numeric_npy(path, "labels", _LABEL_FORMATS)
@@ -109,6 +131,7 @@ def load_class_names(path, k: int) -> list:
     """Class names from a file: one name per line, or a JSON list of strings; exactly K of them."""
     path = os.fspath(path)
     formats = "accepted: one name per line, or a JSON list of strings"
+    _check_file(path, "class names")
     text = _read_text(path, "class names", formats)
     if text.lstrip().startswith("["):
         try:
@@ -221,21 +244,48 @@ def _write_csv(f, header, rows) -> None:
     w.writerows(rows)
 
 
-def _emit_csv(path, header, rows) -> None:
-    """The CSV to ``path`` (atomically) or, with no path, to stdout."""
-    if path:
-        from ._common.output import atomic_write
-
-        atomic_write(path, lambda f: _write_csv(f, header, rows))
+def _emit_csv(outs, header, rows) -> None:
+    """The CSV to the reserved ``--out`` (written, renamed at commit) or, without one, to stdout."""
+    if "--out" in outs:
+        outs.write("--out", lambda f: _write_csv(f, header, rows))
     else:
-        _write_csv(sys.stdout, header, rows)
-        sys.stdout.flush()
+        _require_stdout()
+        with _stream_errors("stdout"):
+            _write_csv(sys.stdout, header, rows)
+            sys.stdout.flush()
+
+
+class _stream_errors:
+    """An OSError writing stdout/stderr (a full disk behind ``> file``, EIO) names the stream."""
+
+    def __init__(self, name):
+        self.name = name
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc is not None and isinstance(exc, OSError) and not isinstance(exc, BrokenPipeError) \
+                and not exc.filename and exc.errno:
+            _silence_stdout() if self.name == "stdout" else None
+            raise OSError(exc.errno, f"cannot write to {self.name}: {exc.strerror or exc}") from None
+        return False
+
+
+def _require_stdout() -> None:
+    if sys.stdout is None:  # started with stdout closed (`>&-`)
+        import errno
+
+        raise OSError(errno.EBADF, "cannot write to stdout: it is closed")
 
 
 def _print_json(obj, file=None) -> None:
+    if file is None:
+        _require_stdout()
     f = file or sys.stdout
-    print(json.dumps(obj), file=f)
-    f.flush()
+    with _stream_errors("stderr" if f is sys.stderr else "stdout"):
+        print(json.dumps(obj), file=f)
+        f.flush()
 
 
 # ---------------------------------------------------------------------------
@@ -248,7 +298,7 @@ def _format_matrix(m: np.ndarray, names) -> str:
     return "\n".join([head, *rows])
 
 
-def _example(args) -> int:
+def _example(args, outs) -> int:
     import labelsift as ls
     from labelsift.datasets import cifar10_test
 
@@ -290,7 +340,7 @@ def _load_inputs(args):
     return labels, probs, names, _attach_progress(args, probs)
 
 
-def _find_issues(args) -> int:
+def _find_issues(args, outs) -> int:
     from ._cl.find import issue_table
 
     labels, probs, names, bar = _load_inputs(args)
@@ -323,7 +373,8 @@ def _find_issues(args) -> int:
             {"index": i, "given_label_name": names[g], "suggested_label_name": names[s]}
             for i, g, s in zip(ranked[:10].tolist(), given[:10].tolist(), suggested[:10].tolist())
         ]
-    _emit_csv(args.out, header, rows)
+    _emit_csv(outs, header, rows)
+    outs.commit()
     _print_json(summary, file=None if args.out else sys.stderr)
     return 0
 
@@ -348,7 +399,7 @@ def _largest_noise_rates(noise: np.ndarray, names, top: int = 10) -> list:
     return out
 
 
-def _noise_matrix(args) -> int:
+def _noise_matrix(args, outs) -> int:
     import labelsift as ls
 
     if (args.features is None) == (args.pred_probs is None):
@@ -357,15 +408,8 @@ def _noise_matrix(args) -> int:
         for opt in ("num_classes",):
             if getattr(args, opt) is not None:
                 raise UsageError(f"--{opt.replace('_', '-')} needs --features")
-    if args.plot:  # before any computation
-        from ._plot import check_matplotlib
-
-        try:
-            check_matplotlib()
-        except ImportError as exc:
-            raise UsageError(str(exc)) from None
     if args.features is not None:
-        return _noise_matrix_hoc(args)
+        return _noise_matrix_hoc(args, outs)
     labels, probs, names, bar = _load_inputs(args)
     try:
         py, noise, inv, cj = ls.estimate_py_and_noise_matrices_from_probabilities(labels, probs, n_jobs=args.jobs)
@@ -376,8 +420,6 @@ def _noise_matrix(args) -> int:
     # = num_label_issues(estimation_method="off_diagonal_calibrated"), from the joint already computed
     num_issues = int(np.rint((1.0 - joint.trace()) * probs.n))
     if args.out:
-        from ._common.output import atomic_write
-
         result = {
             "num_examples": probs.n,
             "num_classes": probs.k,
@@ -389,12 +431,13 @@ def _noise_matrix(args) -> int:
             "inverse_noise_matrix": inv.tolist(),
             "confident_joint": np.asarray(cj).tolist(),
         }
-        atomic_write(args.out, lambda f: json.dump(result, f))
+        outs.write("--out", lambda f: json.dump(result, f))
     if args.plot:
-        from ._plot import noise_matrix_figure, save_png
+        from ._plot import noise_matrix_figure, png_bytes
 
-        save_png(noise_matrix_figure(noise, num_examples=probs.n, num_issues=num_issues, class_names=names),
-                 args.plot)
+        outs.write("--plot", png_bytes(noise_matrix_figure(noise, num_examples=probs.n, num_issues=num_issues,
+                                                           class_names=names)))
+    outs.commit()  # all outputs or none
     _print_json({
         "num_examples": probs.n,
         "num_classes": probs.k,
@@ -435,7 +478,7 @@ class _RoundBar:
             self._bar = None
 
 
-def _noise_matrix_hoc(args) -> int:
+def _noise_matrix_hoc(args, outs) -> int:
     from ._common.arrays import load_npy
     from ._noise.hoc import estimate
 
@@ -471,8 +514,6 @@ def _noise_matrix_hoc(args) -> int:
                    "rounds": r.rounds, "sample_size": r.sample_size, "seed": args.seed,
                    "neighbours": r.neighbours}
     if args.out:
-        from ._common.output import atomic_write
-
         result = {
             "method": "hoc", "num_examples": n, "num_classes": k, "axes": _HOC_AXES,
             **({"class_names": names} if names is not None else {}),
@@ -480,12 +521,13 @@ def _noise_matrix_hoc(args) -> int:
             "transition_matrix": r.transition_matrix.tolist(),
             "inverse_noise_matrix": r.inverse_noise_matrix.tolist(), "diagnostics": diagnostics,
         }
-        atomic_write(args.out, lambda f: json.dump(result, f))
+        outs.write("--out", lambda f: json.dump(result, f))
     if args.plot:
-        from ._plot import noise_matrix_figure, save_png
+        from ._plot import noise_matrix_figure, png_bytes
 
-        save_png(noise_matrix_figure(r.noise_matrix, num_examples=n, num_issues=num_issues, class_names=names),
-                 args.plot)
+        outs.write("--plot", png_bytes(noise_matrix_figure(r.noise_matrix, num_examples=n, num_issues=num_issues,
+                                                           class_names=names)))
+    outs.commit()  # all outputs or none
     _print_json({
         "method": "hoc", "num_examples": n, "num_classes": k, "estimated_num_label_issues": num_issues,
         "largest_noise_rates": _largest_noise_rates(r.noise_matrix, names),
@@ -496,7 +538,7 @@ def _noise_matrix_hoc(args) -> int:
     return 0
 
 
-def _scores(args) -> int:
+def _scores(args, outs) -> int:
     import labelsift as ls
 
     labels, probs, names, bar = _load_inputs(args)
@@ -514,7 +556,8 @@ def _scores(args) -> int:
             header.append("given_label_name")
             y = np.asarray(labels, dtype=np.int64).tolist()
             rows = ((i, f"{v:.9g}", names[g]) for i, (v, g) in enumerate(zip(s.tolist(), y)))
-        _emit_csv(args.out, header, rows)
+        _emit_csv(outs, header, rows)
+    outs.commit()
     summary = {
         "num_examples": probs.n,
         "method": args.method,
@@ -556,9 +599,8 @@ def _prior_from_labels(path, k: int) -> np.ndarray:
     return counts / counts.sum()
 
 
-def _self_label(args) -> int:
+def _self_label(args, outs) -> int:
     from . import sinkhorn
-    from ._common.output import atomic_write
 
     _check_numeric_npy(args.scores, "scores", "accepted: a .npy float array, N x K")
     scores = np.load(args.scores, mmap_mode="r", allow_pickle=False)
@@ -596,7 +638,8 @@ def _self_label(args) -> int:
             bar.close()
     for w in caught:
         print(f"labelsift: warning: {w.message}", file=sys.stderr)
-    atomic_write(args.out, lambda f: np.save(f, res.labels), binary=True)
+    outs.write("--out", lambda f: np.save(f, res.labels), binary=True)
+    outs.commit()
     sizes = res.class_sizes()
     _print_json({
         "num_examples": int(len(res.labels)),
@@ -655,13 +698,14 @@ _COMMON_EPILOG = [
     "inputs: --labels is a .npy integer array or a .csv/.txt file with one integer per line (empty lines "
     "ignored); --pred-probs are .npy float arrays (N x K, or row shards of it, concatenated in order); pickled "
     "files are never read.",
-    "Files are written atomically (temporary file in the same folder, then rename) with normal permissions. "
+    "Files are written all-or-none and atomically (temporary files in the target's folder, created before any "
+    "computation, then renamed), with normal permissions, through symbolic links, never over an input. "
     "Progress bars (one per pass over the data) go to stderr; LABELSIFT_PROGRESS=1 or 0 overrides the terminal "
     "check. Bad input exits with code 2 and one line on stderr.",
 ]
 
 
-def _knn_issues(args) -> int:
+def _knn_issues(args, outs) -> int:
     from . import knn
     from ._common.arrays import load_npy
 
@@ -687,7 +731,8 @@ def _knn_issues(args) -> int:
         return repr(float(v))
 
     rows = ([i] + [cell(c, i) for c in cols] for i in range(n))
-    _emit_csv(args.out, header, rows)
+    _emit_csv(outs, header, rows)
+    outs.commit()
     _print_json({"command": "knn-issues", "num_examples": n, **summary}, file=None if args.out else sys.stderr)
     return 0
 
@@ -854,6 +899,8 @@ def _silence_stdout() -> None:
 def _one_line(exc: BaseException) -> str:
     if isinstance(exc, OSError) and exc.filename and exc.strerror:
         return f"{exc.filename}: {exc.strerror}"
+    if isinstance(exc, OSError) and exc.strerror and type(exc).__str__ is OSError.__str__:
+        return exc.strerror
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
 
@@ -862,26 +909,136 @@ def _show_warning(message, category, filename, lineno, file=None, line=None):
     print(f"labelsift: warning: {message}", file=sys.stderr)
 
 
+# ---------------------------------------------------------------------------
+# Signals: SIGINT -> exit 130, SIGTERM -> 143, SIGHUP -> 129, one line, no
+# temporary file left (the handler removes them, then unwinds the stack)
+# ---------------------------------------------------------------------------
+class Signalled(BaseException):
+    """Raised by the CLI's signal handler (a BaseException, so no ``except Exception`` swallows it)."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
+_SIGNALS = {"SIGINT": "interrupted", "SIGTERM": "terminated", "SIGHUP": "hung up"}
+
+
+_stopping = []  # the signal being handled (a second one while stopping is ignored)
+
+
+def _on_signal(signum, frame):
+    from ._common import output
+
+    if _stopping:
+        return
+    if output.deferring(signum):  # renaming the outputs: all of them first
+        return
+    _stopping.append(signum)
+    output.remove_live_temps()
+    raise Signalled(signum)
+
+
+def _install_signal_handlers() -> dict:
+    """Our handler for SIGINT/SIGTERM/SIGHUP; returns the previous ones (empty outside the main thread)."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    old = {}
+    for name in _SIGNALS:
+        sig = getattr(signal, name, None)
+        if sig is None:
+            continue
+        prev = signal.getsignal(sig)
+        if name != "SIGINT" and prev is signal.SIG_IGN:  # nohup: keep ignoring
+            continue
+        try:
+            signal.signal(sig, _on_signal)
+        except (OSError, ValueError):  # pragma: no cover
+            continue
+        old[sig] = prev
+    return old
+
+
+def _signal_exit(signum: int) -> int:
+    name = signal.Signals(signum).name
+    print(f"labelsift: {_SIGNALS.get(name, 'stopped')} ({name}); no partial output left", file=sys.stderr)
+    try:
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        pass
+    return 128 + signum
+
+
+# ---------------------------------------------------------------------------
+# Outputs: checked and reserved before any computation
+# ---------------------------------------------------------------------------
+def _reserve_outputs(args, outs) -> None:
+    from ._common.output import refuse_inputs
+
+    wanted = {"--out": getattr(args, "out", None), "--plot": getattr(args, "plot", None)}
+    wanted = {k: v for k, v in wanted.items() if v is not None}
+    if not wanted:
+        return
+    if wanted.get("--plot") is not None:
+        from ._plot import check_matplotlib
+
+        try:
+            check_matplotlib()
+        except ImportError as exc:
+            raise UsageError(str(exc)) from None
+    inputs = {name: getattr(args, name[2:].replace("-", "_"), None)
+              for name in ("--labels", "--pred-probs", "--class-names", "--scores", "--prior", "--prior-from-labels",
+                           "--features")}
+    refuse_inputs(wanted, inputs)
+    for what, path in wanted.items():
+        outs.reserve(path, what)
+
+
 def main(argv=None) -> int:
     import warnings
 
-    warnings.showwarning = _show_warning
-    args = _parser().parse_args(argv)
-    run = {"example": _example, "find-issues": _find_issues, "noise-matrix": _noise_matrix, "scores": _scores,
-           "self-label": _self_label, "knn-issues": _knn_issues}
-    from ._common.options import options
+    from ._common.output import Outputs
 
+    _stopping.clear()
+    if sys.stderr is None:  # started with stderr closed (`2>&-`): messages go nowhere, the exit code stays
+        sys.stderr = open(os.devnull, "w")
+    old_handlers = _install_signal_handlers()
+    old_show = warnings.showwarning
     try:
-        with options(ties=getattr(args, "ties", None)):
-            return run[args.command](args)
-    except BrokenPipeError:  # the reader went away (`| head`): not an error
-        _silence_stdout()
-        return 0
+        warnings.showwarning = _show_warning
+        args = _parser().parse_args(argv)
+        run = {"example": _example, "find-issues": _find_issues, "noise-matrix": _noise_matrix, "scores": _scores,
+               "self-label": _self_label, "knn-issues": _knn_issues}
+        from ._common.options import options
+
+        try:
+            with Outputs() as outs:
+                _require_stdout()  # every command prints to stdout: fail before any work
+                _reserve_outputs(args, outs)
+                with options(ties=getattr(args, "ties", None)):
+                    return run[args.command](args, outs)
+        except BrokenPipeError:  # the reader went away (`| head`): not an error
+            _silence_stdout()
+            return 0
+        except MemoryError as exc:
+            print(f"labelsift: error: out of memory{': ' + _one_line(exc) if str(exc) else ''}", file=sys.stderr)
+            return 2
+        except (OSError, ValueError, TypeError) as exc:
+            print(f"labelsift: error: {_one_line(exc)}", file=sys.stderr)
+            return 2
+    except Signalled as exc:
+        return _signal_exit(exc.signum)
     except KeyboardInterrupt:
-        return 130
-    except (OSError, ValueError, TypeError) as exc:
-        print(f"labelsift: error: {_one_line(exc)}", file=sys.stderr)
-        return 2
+        return _signal_exit(signal.SIGINT)
+    finally:
+        warnings.showwarning = old_show
+        for sig, prev in old_handlers.items():
+            try:
+                signal.signal(sig, prev)
+            except (OSError, ValueError, TypeError):  # pragma: no cover
+                pass
 
 
 if __name__ == "__main__":  # pragma: no cover

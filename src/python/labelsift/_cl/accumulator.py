@@ -3,6 +3,9 @@ batches, duplicate ids, merging, refined rows, checkpoints. The algebra of
 the answer is in :mod:`.sketch`."""
 from __future__ import annotations
 
+import threading
+from collections.abc import Mapping
+
 import numpy as np
 
 from .._common.arrays import as_2d, as_ids, as_labels, kernel_dtype, row_sum_tolerance, PROB_HIGH, PROB_LOW
@@ -15,6 +18,8 @@ __all__ = ["ConfidentJointAccumulator", "NoiseEstimate"]
 
 _STATE_VERSION = 1
 _FIELDS = ("ids", "labels", "given", "top_classes", "top_values", "left_out_max")
+_SCALARS = ("format_version", "num_classes", "top_m", "dtype_bits")
+_ALL_KEYS = _SCALARS + _FIELDS + ("refined_ids", "refined_rows")
 
 
 # ---------------------------------------------------------------------------
@@ -70,6 +75,17 @@ class ConfidentJointAccumulator:
     raise ``ValueError`` on a repeat). Note that torch's
     ``DistributedSampler`` pads the last batch by repeating examples unless
     ``drop_last=True``: skip those repeats before ``update``.
+
+    Threads: ``update``, ``refine``, ``merge``, ``state_dict``,
+    ``load_state_dict`` and ``result`` may be called from several threads at
+    once (an internal lock; the per-batch validation and top-m extraction run
+    outside it, so feeding threads overlap). A repeated id is caught whatever
+    the interleaving. The lock is not part of the pickled state.
+
+    Checkpoints: ``load_state_dict``/``from_state_dict`` treat the state as
+    untrusted input and check every field's type, dtype, shape and range and
+    the invariants between the fields (see :meth:`load_state_dict`); a
+    refused state leaves the accumulator as it was.
     """
 
     def __init__(self, num_classes: int, *, top_m: int = 8):
@@ -81,7 +97,21 @@ class ConfidentJointAccumulator:
         self._top_m = int(top_m)
         self._m = min(self._top_m, self._k)
         self._cls_dtype = np.dtype(np.uint16) if self._k <= 65535 else np.dtype(np.int32)
+        self._lock = threading.RLock()
         self._clear()
+
+    # the lock is not state: pickling and copying drop it, unpickling makes a new one
+    def __getstate__(self):
+        with self._lock:
+            d = dict(self.__dict__)
+            d["_parts"] = list(d["_parts"])
+            d["_full"] = list(d["_full"])
+        d.pop("_lock", None)
+        return d
+
+    def __setstate__(self, d):
+        self.__dict__.update(d)
+        self._lock = threading.RLock()
 
     def _clear(self):
         self._dtype: np.dtype | None = None
@@ -106,7 +136,8 @@ class ConfidentJointAccumulator:
         return self._dtype
 
     def __len__(self) -> int:
-        return sum(len(p[0]) for p in self._parts)
+        with self._lock:
+            return sum(len(p[0]) for p in self._parts)
 
     def __repr__(self) -> str:
         return (f"ConfidentJointAccumulator(num_classes={self._k}, top_m={self._top_m}, "
@@ -148,18 +179,29 @@ class ConfidentJointAccumulator:
         if B == 0:
             return self
         ids_sorted = self._sorted_unique(ids)
-        seen = self._ids.present(ids_sorted)
-        if seen.any():
-            raise ValueError(f"example id {int(ids_sorted[np.argmax(seen)])} was already added to this accumulator")
+        with self._lock:
+            self._check_new_ids(ids_sorted)  # fail fast, before the expensive part
         P = np.ascontiguousarray(P, dtype=dt)  # no copy for a C-ordered native array
         self._validate(P, y, ids)
         g = P[np.arange(B), y]
         tc, tv, rm = top_m(P, self._m, self._cls_dtype)
-        self._dtype = dt
-        self._parts.append((ids, y.astype(np.int32), g, tc, tv, rm))
-        self._sorted = False
-        self._ids.add(ids_sorted)
+        with self._lock:  # check again and add, as one step: another thread may have added these ids meanwhile
+            if self._dtype is not None and dt != self._dtype:
+                raise ValueError(
+                    f"pred_probs has dtype {P.dtype}, earlier batches had {self._dtype}; "
+                    "every batch must have the same dtype"
+                )
+            self._check_new_ids(ids_sorted)
+            self._dtype = dt
+            self._parts.append((ids, y.astype(np.int32), g, tc, tv, rm))
+            self._sorted = False
+            self._ids.add(ids_sorted)
         return self
+
+    def _check_new_ids(self, ids_sorted: np.ndarray) -> None:
+        seen = self._ids.present(ids_sorted)
+        if seen.any():
+            raise ValueError(f"example id {int(ids_sorted[np.argmax(seen)])} was already added to this accumulator")
 
     def refine(self, indices, pred_probs) -> "ConfidentJointAccumulator":
         """Give the full rows of examples already added, so ``result()`` decides them exactly.
@@ -172,32 +214,33 @@ class ConfidentJointAccumulator:
         B = len(ids)
         if B == 0:
             return self
-        st = self._consolidated()
-        if st is None:
-            raise ValueError("refine: the accumulator holds no examples yet")
-        ids_sorted = self._sorted_unique(ids)
-        again = self._full_ids.present(ids_sorted)
-        if again.any():
-            raise ValueError(f"example id {int(ids_sorted[np.argmax(again)])} was already refined")
-        pos = np.minimum(np.searchsorted(st[0], ids), len(st[0]) - 1)
-        missing = st[0][pos] != ids
-        if missing.any():
-            raise ValueError(
-                f"example id {int(ids[np.argmax(missing)])} was never added with update(); "
-                "refine only takes examples the accumulator holds"
-            )
-        y = st[1][pos].astype(np.int64)
-        P = np.array(P, dtype=dt, order="C", copy=True)
-        self._validate(P, y, ids)
-        tc, tv, rm = top_m(P, self._m, self._cls_dtype)
-        same = ((P[np.arange(B), y] == st[2][pos]) & (tc == st[3][pos]).all(axis=1)
-                & (tv == st[4][pos]).all(axis=1) & (rm == st[5][pos]))
-        if not same.all():
-            raise ValueError(
-                f"pred_probs of example id {int(ids[np.argmin(same)])} differ from the ones given to update()"
-            )
-        self._full.append((ids, P))
-        self._full_ids.add(ids_sorted)
+        with self._lock:
+            st = self._consolidated()
+            if st is None:
+                raise ValueError("refine: the accumulator holds no examples yet")
+            ids_sorted = self._sorted_unique(ids)
+            again = self._full_ids.present(ids_sorted)
+            if again.any():
+                raise ValueError(f"example id {int(ids_sorted[np.argmax(again)])} was already refined")
+            pos = np.minimum(np.searchsorted(st[0], ids), len(st[0]) - 1)
+            missing = st[0][pos] != ids
+            if missing.any():
+                raise ValueError(
+                    f"example id {int(ids[np.argmax(missing)])} was never added with update(); "
+                    "refine only takes examples the accumulator holds"
+                )
+            y = st[1][pos].astype(np.int64)
+            P = np.array(P, dtype=dt, order="C", copy=True)
+            self._validate(P, y, ids)
+            tc, tv, rm = top_m(P, self._m, self._cls_dtype)
+            same = ((P[np.arange(B), y] == st[2][pos]) & (tc == st[3][pos]).all(axis=1)
+                    & (tv == st[4][pos]).all(axis=1) & (rm == st[5][pos]))
+            if not same.all():
+                raise ValueError(
+                    f"pred_probs of example id {int(ids[np.argmin(same)])} differ from the ones given to update()"
+                )
+            self._full.append((ids, P))
+            self._full_ids.add(ids_sorted)
         return self
 
     def _check_labels(self, labels, n: int, ids: np.ndarray) -> np.ndarray:
@@ -228,18 +271,27 @@ class ConfidentJointAccumulator:
             if len(self):
                 raise ValueError("cannot merge an accumulator with itself (every id would repeat)")
             return self
-        if not len(other):
-            return self
-        theirs = other._ids.all_sorted()
-        seen = self._ids.present(theirs)
-        if seen.any():
-            raise ValueError(f"cannot merge: example id {int(theirs[np.argmax(seen)])} is in both accumulators")
-        self._dtype = other._dtype
-        self._parts.extend(other._parts)  # stored arrays are never modified in place
-        self._sorted = False
-        self._ids.add(theirs)
-        self._full.extend(other._full)
-        self._full_ids.add(other._full_ids.all_sorted())
+        # a snapshot of other under its lock, then self under its own: never both locks at once (no deadlock
+        # when two threads merge a into b and b into a)
+        with other._lock:
+            if not other._parts:
+                return self
+            theirs = other._ids.all_sorted()
+            their_parts, their_full = list(other._parts), list(other._full)
+            their_full_ids = other._full_ids.all_sorted()
+            their_dtype = other._dtype
+        with self._lock:
+            if self._dtype is not None and their_dtype is not None and their_dtype != self._dtype:
+                raise ValueError(f"cannot merge: dtype {their_dtype} != {self._dtype}")
+            seen = self._ids.present(theirs)
+            if seen.any():
+                raise ValueError(f"cannot merge: example id {int(theirs[np.argmax(seen)])} is in both accumulators")
+            self._dtype = their_dtype
+            self._parts.extend(their_parts)  # stored arrays are never modified in place
+            self._sorted = False
+            self._ids.add(theirs)
+            self._full.extend(their_full)
+            self._full_ids.add(their_full_ids)
         return self
 
     def _consolidated(self):
@@ -266,6 +318,10 @@ class ConfidentJointAccumulator:
         Arrays are sorted by example id; ``load_state_dict`` of it restores an
         accumulator whose results are identical.
         """
+        with self._lock:
+            return self._state_dict()
+
+    def _state_dict(self) -> dict:
         st = self._consolidated()
         bits = 0 if self._dtype is None else self._dtype.itemsize * 8
         if st is None:
@@ -286,74 +342,59 @@ class ConfidentJointAccumulator:
         return out
 
     def load_state_dict(self, state) -> "ConfidentJointAccumulator":
-        """Replace this accumulator's content by a ``state_dict()`` (an ``np.load``-ed .npz works too)."""
-        def scalar(key):
-            if key not in state:
-                raise ValueError(f"state dict has no {key!r}")
-            return int(np.asarray(state[key]).item())
+        """Replace this accumulator's content by a ``state_dict()`` (an ``np.load``-ed .npz works too).
 
-        version = scalar("format_version")
-        if version != _STATE_VERSION:
-            raise ValueError(f"unsupported state dict format_version {version} (expected {_STATE_VERSION})")
-        k, top_m, bits = scalar("num_classes"), scalar("top_m"), scalar("dtype_bits")
-        if k != self._k or top_m != self._top_m:
-            raise ValueError(
-                f"state dict is for num_classes={k}, top_m={top_m}; this accumulator has "
-                f"num_classes={self._k}, top_m={self._top_m}"
-            )
-        arrays = {}
-        for key in _FIELDS + ("refined_ids", "refined_rows"):
-            if key not in state:
-                raise ValueError(f"state dict has no {key!r}")
-            arrays[key] = np.asarray(state[key])
-        ids = np.array(arrays["ids"], dtype=np.int64, copy=True)
-        n = len(ids)
-        if bits not in (0, 16, 32, 64) or (bits == 0 and n):
-            raise ValueError(f"state dict has a bad dtype_bits={bits}")
-        dt = None if bits == 0 else np.dtype(f"float{bits}")
-        nf = len(arrays["refined_ids"])
-        shapes = {"labels": (n,), "given": (n,), "top_classes": (n, self._m), "top_values": (n, self._m),
-                  "left_out_max": (n,), "refined_rows": (nf, self._k)}
-        for key, shape in shapes.items():
-            if arrays[key].shape != shape:
-                raise ValueError(f"state dict {key!r} has shape {arrays[key].shape}, expected {shape}")
-        y, tc = arrays["labels"], arrays["top_classes"]
-        if y.dtype.kind not in "iu" or ((y < 0) | (y >= self._k)).any():
-            raise ValueError("state dict has labels outside 0..K-1")
-        if tc.dtype.kind not in "iu" or ((tc < 0) | (tc >= self._k)).any():
-            raise ValueError("state dict has top_classes outside 0..K-1")
-        if n:
-            for key in ("given", "top_values", "left_out_max") + (("refined_rows",) if nf else ()):
-                if arrays[key].dtype != dt:
-                    raise ValueError(f"state dict {key!r} has dtype {arrays[key].dtype}, expected {dt}")
-        ids_sorted = np.sort(ids, kind="stable")
-        if (ids_sorted[1:] == ids_sorted[:-1]).any():
-            raise ValueError("state dict has duplicate example ids")
-        fid = np.array(arrays["refined_ids"], dtype=np.int64, copy=True)
-        fid_sorted = np.sort(fid, kind="stable")
-        if (fid_sorted[1:] == fid_sorted[:-1]).any():
-            raise ValueError("state dict has duplicate refined ids")
-        if nf and not np.isin(fid, ids).all():
-            raise ValueError("state dict has refined ids that are not among its ids")
+        A checkpoint is untrusted input: every field is checked and a bad one
+        refused with a ``TypeError``/``ValueError`` naming it (the accumulator
+        is left as it was):
 
-        self._clear()
-        if n == 0:
-            return self
-        self._dtype = dt
-        part = (ids, y.astype(np.int32), np.array(arrays["given"]), tc.astype(self._cls_dtype),
-                np.array(arrays["top_values"]), np.array(arrays["left_out_max"]))
-        self._parts = [_sort_parts([part], 6)]
-        self._sorted = True
-        self._ids.add(ids_sorted)
-        if nf:
-            self._full = [_sort_parts([(fid, np.array(arrays["refined_rows"]))], 2)]
-            self._full_ids.add(fid_sorted)
+        * the keys are exactly those of ``state_dict()``; ``format_version``,
+          ``num_classes``, ``top_m`` and ``dtype_bits`` are integers (not bool,
+          float or str) and match this accumulator;
+        * ``ids``, ``labels``, ``top_classes``, ``refined_ids`` are integer
+          arrays, ``given``, ``top_values``, ``left_out_max``, ``refined_rows``
+          float arrays of the checkpoint's dtype, all of the right shapes;
+        * ids and refined ids are unique, fit in int64, and every refined id is
+          an id; labels and top classes are in ``0..K-1``, no class repeats in a
+          row of ``top_classes``;
+        * probabilities are finite and in [-1e-6, 1 + 1e-4] (``left_out_max`` is
+          ``-inf`` exactly when ``top_m >= K``); the top values of a row are in
+          descending order, equal values by lower class first, and
+          ``left_out_max`` is at most the last of them; a row's top values plus
+          its left-out bound can sum to 1 (within the row-sum tolerance);
+        * ``given`` is the top value of the given label when the label is in
+          the row's top classes, else at most ``left_out_max``;
+        * every refined row is a valid probability row whose given-label
+          value, top classes, top values and ``left_out_max`` are the ones the
+          sketch holds (as ``refine`` checks).
+        """
+        parts, full, dt = _checked_state(state, self._k, self._top_m, self._m, self._cls_dtype)
+        with self._lock:
+            self._clear()
+            if parts is None:
+                return self
+            self._dtype = dt
+            self._parts = [parts]
+            self._sorted = True
+            self._ids.add(parts[0])
+            if full is not None:
+                self._full = [full]
+                self._full_ids.add(full[0])
         return self
 
     @classmethod
     def from_state_dict(cls, state) -> "ConfidentJointAccumulator":
-        """A new accumulator holding ``state``."""
-        acc = cls(int(np.asarray(state["num_classes"]).item()), top_m=int(np.asarray(state["top_m"]).item()))
+        """A new accumulator holding ``state`` (checked as :meth:`load_state_dict` does)."""
+        _check_mapping(state)
+        k = _state_int(state, "num_classes")
+        m = _state_int(state, "top_m")
+        if k < 2:
+            raise ValueError(f"state dict field 'num_classes' must be >= 2, got {k}")
+        if m < 1:
+            raise ValueError(f"state dict field 'top_m' must be >= 1, got {m}")
+        if k > _MAX_CLASSES:
+            raise ValueError(f"state dict field 'num_classes' is {k}, more than {_MAX_CLASSES} classes")
+        acc = cls(k, top_m=m)
         return acc.load_state_dict(state)
 
     def all_reduce(self, group=None) -> "ConfidentJointAccumulator":
@@ -377,7 +418,8 @@ class ConfidentJointAccumulator:
         total = ConfidentJointAccumulator(self._k, top_m=self._top_m)
         for st in gathered:
             total.merge(ConfidentJointAccumulator.from_state_dict(st))
-        self.__dict__.update(total.__dict__)
+        with self._lock:
+            self.__dict__.update({k: v for k, v in total.__dict__.items() if k != "_lock"})
         return self
 
     # -- the answer -----------------------------------------------------------
@@ -391,10 +433,219 @@ class ConfidentJointAccumulator:
         equal values depends on the whole margin array): until then the
         class's rows are uncertain and in ``refine_ids``.
         """
-        st = self._consolidated()
-        if st is None:
-            raise ValueError("the accumulator holds no examples")
-        fid, frows = self._refined()
-        return result(Sketch.build(st, fid, frows, self._k, self._dtype), resolve_ties(ties))
+        with self._lock:  # the arrays are never modified in place: compute outside the lock
+            st = self._consolidated()
+            if st is None:
+                raise ValueError("the accumulator holds no examples")
+            fid, frows = self._refined()
+            dtype = self._dtype
+        return result(Sketch.build(st, fid, frows, self._k, dtype), resolve_ties(ties))
 
 
+
+
+# ---------------------------------------------------------------------------
+# Checkpoints are a trust boundary: every field checked, by name
+# ---------------------------------------------------------------------------
+_MAX_CLASSES = 1 << 31
+
+
+def _check_mapping(state) -> None:
+    if not isinstance(state, Mapping) and not (hasattr(state, "keys") and hasattr(state, "__getitem__")):
+        raise TypeError(f"state must be a mapping (what state_dict() returns, or an np.load-ed .npz), "
+                        f"got {type(state).__name__}")
+
+
+def _state_int(state, key: str) -> int:
+    if key not in state:
+        raise ValueError(f"state dict has no {key!r}")
+    v = state[key]
+    if isinstance(v, (bool, np.bool_)):
+        raise TypeError(f"state dict field {key!r} must be an integer, got {v!r}")
+    if isinstance(v, (int, np.integer)):
+        return int(v)
+    if isinstance(v, np.ndarray) and v.shape == () and v.dtype.kind in "iu":
+        return int(v)
+    if hasattr(v, "item") and hasattr(v, "dtype") and getattr(v, "shape", None) in ((), []) \
+            and str(v.dtype).startswith(("torch.int", "torch.uint")):  # a 0-d torch integer tensor
+        return int(v.item())
+    shown = repr(v) if len(repr(v)) <= 40 else repr(v)[:37] + "..."
+    raise TypeError(f"state dict field {key!r} must be an integer, got {type(v).__name__} {shown}")
+
+
+def _state_array(state, key: str, kind: str, ndim: int) -> np.ndarray:
+    v = state[key]
+    if v is None or isinstance(v, (str, bytes, dict)):
+        raise TypeError(f"state dict field {key!r} must be an array, got {type(v).__name__}")
+    try:
+        a = np.asarray(v)
+    except Exception as exc:  # noqa: BLE001 - ragged lists, odd objects
+        raise TypeError(f"state dict field {key!r} is not an array ({type(exc).__name__}: {exc})") from None
+    want = {"i": "an integer", "f": "a floating-point"}[kind]
+    if a.dtype.kind not in ("iu" if kind == "i" else "f"):
+        raise TypeError(f"state dict field {key!r} must be {want} array, got dtype {a.dtype}")
+    if a.ndim != ndim:
+        raise ValueError(f"state dict field {key!r} must be {ndim}-D, got shape {a.shape}")
+    if not a.dtype.isnative:
+        a = a.astype(a.dtype.newbyteorder("="))
+    return a
+
+
+def _ids_field(state, key: str) -> np.ndarray:
+    a = _state_array(state, key, "i", 1)
+    if a.dtype == np.uint64 and len(a) and a.max() > np.iinfo(np.int64).max:
+        raise ValueError(f"state dict field {key!r} holds id {int(a.max())}, which does not fit in int64")
+    ids = np.array(a, dtype=np.int64, copy=True)
+    srt = np.sort(ids, kind="stable")
+    dup = np.flatnonzero(srt[1:] == srt[:-1])
+    if len(dup):
+        raise ValueError(f"state dict field {key!r} repeats example id {int(srt[dup[0]])}")
+    return ids
+
+
+def _first_bad(mask: np.ndarray, ids: np.ndarray) -> str:
+    r = int(np.flatnonzero(mask.reshape(len(mask), -1).any(axis=1))[0])
+    return f"example id {int(ids[r])}"
+
+
+def _prob_field(a: np.ndarray, key: str, ids: np.ndarray, allow_neg_inf: bool = False) -> None:
+    """Finite (or -inf where allowed) and within the validation bounds."""
+    bad_val = ~np.isfinite(a)
+    if allow_neg_inf:
+        bad_val &= ~np.isneginf(a)
+    if bad_val.any():
+        raise ValueError(f"state dict field {key!r} holds a non-finite value ({a[bad_val].flat[0]}) at "
+                         f"{_first_bad(bad_val, ids)}")
+    fin = np.isfinite(a)
+    out = fin & ((a < PROB_LOW) | (a > PROB_HIGH))
+    if out.any():
+        raise ValueError(f"state dict field {key!r} holds {a[out].flat[0]!r}, outside the probability range "
+                         f"[{PROB_LOW}, {PROB_HIGH}], at {_first_bad(out, ids)}")
+
+
+def _checked_state(state, k: int, top_m_: int, m: int, cls_dtype):
+    """(parts sorted by id or None, (refined ids, rows) sorted or None, dtype) of a checked state dict."""
+    _check_mapping(state)
+    keys = set(state.keys())
+    missing = [key for key in _ALL_KEYS if key not in keys]
+    if missing:
+        raise ValueError(f"state dict has no {missing[0]!r}")
+    extra = sorted(str(key) for key in keys - set(_ALL_KEYS))
+    if extra:
+        raise ValueError(f"state dict has unknown field(s) {', '.join(map(repr, extra))} "
+                         f"(expected exactly: {', '.join(_ALL_KEYS)})")
+    version = _state_int(state, "format_version")
+    if version != _STATE_VERSION:
+        raise ValueError(f"unsupported state dict format_version {version} (expected {_STATE_VERSION})")
+    sk, stop, bits = _state_int(state, "num_classes"), _state_int(state, "top_m"), _state_int(state, "dtype_bits")
+    if sk != k or stop != top_m_:
+        raise ValueError(f"state dict is for num_classes={sk}, top_m={stop}; this accumulator has "
+                         f"num_classes={k}, top_m={top_m_}")
+    ids = _ids_field(state, "ids")
+    n = len(ids)
+    if bits not in (0, 16, 32, 64) or (bits == 0) != (n == 0):
+        raise ValueError(f"state dict has a bad dtype_bits={bits} for {n} examples "
+                         "(expected 16, 32 or 64, or 0 when it holds no example)")
+    dt = None if bits == 0 else np.dtype(f"float{bits}")
+    y = _state_array(state, "labels", "i", 1)
+    given = _state_array(state, "given", "f", 1)
+    tc = _state_array(state, "top_classes", "i", 2)
+    tv = _state_array(state, "top_values", "f", 2)
+    rm = _state_array(state, "left_out_max", "f", 1)
+    fid = _ids_field(state, "refined_ids")
+    frows = _state_array(state, "refined_rows", "f", 2)
+    nf = len(fid)
+    shapes = {"labels": (y, (n,)), "given": (given, (n,)), "top_classes": (tc, (n, m)),
+              "top_values": (tv, (n, m)), "left_out_max": (rm, (n,)), "refined_rows": (frows, (nf, k))}
+    for key, (a, shape) in shapes.items():
+        if a.shape != shape:
+            raise ValueError(f"state dict field {key!r} has shape {a.shape}, expected {shape}")
+    if n == 0:
+        if nf:
+            raise ValueError("state dict field 'refined_ids' holds ids but the state holds no example")
+        return None, None, None
+    for key, a in (("given", given), ("top_values", tv), ("left_out_max", rm), ("refined_rows", frows)):
+        if (nf or key != "refined_rows") and a.dtype != dt:
+            raise ValueError(f"state dict field {key!r} has dtype {a.dtype}, expected {dt} (dtype_bits={bits})")
+    for key, a in (("labels", y), ("top_classes", tc)):
+        out = (a < 0) | (a >= k)
+        if out.any():
+            raise ValueError(f"state dict field {key!r} holds {int(a[out].flat[0])}, outside 0..{k - 1}, at "
+                             f"{_first_bad(out, ids)}")
+    srt = np.sort(tc, axis=1)
+    rep = srt[:, 1:] == srt[:, :-1]
+    if rep.any():
+        r = int(np.flatnonzero(rep.any(axis=1))[0])
+        raise ValueError(f"state dict field 'top_classes' repeats class {int(srt[r][1:][rep[r]][0])} in the row of "
+                         f"example id {int(ids[r])}")
+    _prob_field(given, "given", ids)
+    _prob_field(tv, "top_values", ids)
+    _prob_field(rm, "left_out_max", ids, allow_neg_inf=True)
+    if m >= k:
+        if not np.isneginf(rm).all():
+            raise ValueError(f"state dict field 'left_out_max' must be -inf everywhere when top_m >= K "
+                             f"(got {rm[~np.isneginf(rm)][0]!r} at {_first_bad(~np.isneginf(rm), ids)})")
+    elif np.isneginf(rm).any():
+        raise ValueError(f"state dict field 'left_out_max' is -inf at {_first_bad(np.isneginf(rm), ids)}, "
+                         f"but top_m < K leaves classes out")
+    if m > 1:
+        down = tv[:, 1:] > tv[:, :-1]
+        # (zeros skipped: -0.0 == 0.0, but the float16 kernel orders them by sign)
+        tie_order = (tv[:, 1:] == tv[:, :-1]) & (tv[:, 1:] != 0) & (tc[:, 1:] < tc[:, :-1])
+        if down.any():
+            raise ValueError(f"state dict field 'top_values' is not in descending order at {_first_bad(down, ids)}")
+        if tie_order.any():
+            raise ValueError("state dict fields 'top_values'/'top_classes': equal top values not ordered by the "
+                             f"lower class first at {_first_bad(tie_order, ids)}")
+    if m < k:
+        above = rm > tv[:, -1]
+        if above.any():
+            raise ValueError(f"state dict field 'left_out_max' ({rm[above][0]!r}) exceeds the smallest top value "
+                             f"at {_first_bad(above, ids)}")
+    tol = row_sum_tolerance(dt) + k * 2e-6
+    tv64 = tv.astype(np.float64)
+    low_sum = tv64.sum(axis=1) + (np.maximum(rm.astype(np.float64), PROB_LOW) if m < k else 0.0)
+    high_sum = tv64.sum(axis=1) + ((k - m) * rm.astype(np.float64) if m < k else 0.0)
+    bad_sum = (low_sum > 1 + tol) | (high_sum < 1 - tol)
+    if bad_sum.any():
+        r = int(np.flatnonzero(bad_sum)[0])
+        raise ValueError(f"state dict fields 'top_values'/'left_out_max' cannot be a probability row at example "
+                         f"id {int(ids[r])} (top values sum to {tv64[r].sum():.6g}, left_out_max {rm[r]!r})")
+    in_top = tc == y[:, None]
+    has = in_top.any(axis=1)
+    if m >= k and not has.all():  # pragma: no cover - a full row holds every class
+        raise ValueError(f"state dict: the given label is missing from 'top_classes' at {_first_bad(~has, ids)}")
+    g_top = tv[np.arange(n), np.argmax(in_top, axis=1)]
+    wrong = (has & (given != g_top)) | (~has & (given > rm))
+    if wrong.any():
+        r = int(np.flatnonzero(wrong)[0])
+        what = "the top value of its label" if has[r] else "its left_out_max"
+        raise ValueError(f"state dict field 'given' ({given[r]!r}) contradicts {what} at example id {int(ids[r])}")
+
+    order = np.argsort(ids, kind="stable")
+    parts = (ids[order], y[order].astype(np.int32), np.array(given[order]), tc[order].astype(cls_dtype),
+             np.array(tv[order]), np.array(rm[order]))
+    if not nf:
+        return parts, None, dt
+    pos = np.minimum(np.searchsorted(parts[0], fid), n - 1)
+    missing = parts[0][pos] != fid
+    if missing.any():
+        raise ValueError(f"state dict field 'refined_ids' holds id {int(fid[np.argmax(missing)])}, "
+                         "which is not among its ids")
+    bad_val = ~np.isfinite(frows)
+    if bad_val.any():
+        raise ValueError(f"state dict field 'refined_rows' holds a non-finite value at {_first_bad(bad_val, fid)}")
+    rows = np.array(frows, dtype=dt, order="C", copy=True)
+    fy = parts[1][pos].astype(np.int64)
+    err = core().validate(rows, fy, PROB_LOW, PROB_HIGH, row_sum_tolerance(dt), threads(None))
+    raise_row_error(rows, err, lambda r: f"state dict field 'refined_rows', row of example id {int(fid[r])},",
+                    lambda r, c: f"state dict field 'refined_rows', example id {int(fid[r])}, column {c},",
+                    row_sum_tolerance(dt))
+    ftc, ftv, frm = top_m(rows, m, cls_dtype)
+    same = ((rows[np.arange(nf), fy] == parts[2][pos]) & (ftc == parts[3][pos]).all(axis=1)
+            & (ftv == parts[4][pos]).all(axis=1) & (frm == parts[5][pos]))
+    if not same.all():
+        raise ValueError(f"state dict field 'refined_rows': the row of example id {int(fid[np.argmin(same)])} "
+                         "contradicts the sketch (its given-label value, top classes, top values or left_out_max)")
+    forder = np.argsort(fid, kind="stable")
+    return parts, (fid[forder], rows[forder]), dt
