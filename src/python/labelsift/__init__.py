@@ -21,6 +21,7 @@ from .filter import find_label_issues
 from .rank import get_label_quality_scores, order_label_issues
 from . import count, filter, knn, rank, sinkhorn, stream  # noqa: A004  (cleanlab's module names)
 from . import noise
+from . import multilabel_classification
 
 __version__ = "0.1.0"
 
@@ -36,6 +37,7 @@ __all__ = [
     "find_label_issues",
     "get_confident_thresholds",
     "get_label_quality_scores",
+    "multilabel_classification",
     "noise",
     "num_label_issues",
     "options",
