@@ -6,6 +6,7 @@ import filter``. Exactly equal values are ordered as cleanlab orders them
 (``labelsift.options(ties="cleanlab")``, the default) or by the lower index
 (``ties="lower_index"``), per call or globally.
 """
+from ._common import openmp as _openmp  # noqa: F401  (first: the wait policy of labelsift's OpenMP runtime)
 from ._common.backend import backend_info
 from ._common.options import options
 from .count import (
