@@ -50,19 +50,18 @@ def _from_flat(lengths: np.ndarray, flat: np.ndarray, n: int, k: int, what: str)
             row = int(np.searchsorted(np.cumsum(lengths), bad[0], side="right"))
             raise ValueError(f"{what}[{row}] contains class {int(flat[bad[0]])}, outside 0..{k - 1} "
                              f"(pred_probs has {k} columns)")
-    lengths = np.asarray(lengths, np.int64)
-    flat = flat.astype(np.int64, copy=False)
     indptr = np.zeros(n + 1, np.int64)
     np.cumsum(lengths, out=indptr[1:])
     if flat.size < 2:
         return MultiLabels(indptr, flat.astype(np.int32), n, k)
-    # already ascending and unique inside every row (the usual case): no sort
+    # already ascending and unique inside every row (the usual case): no sort, no int64 copy
     up = flat[1:] > flat[:-1]
     up[indptr[1:-1][(indptr[1:-1] > 0) & (indptr[1:-1] < flat.size)] - 1] = True  # row boundaries
     if up.all():
-        return MultiLabels(indptr, flat.astype(np.int32), n, k)
+        return MultiLabels(indptr, flat.astype(np.int32, copy=False), n, k)
+    del up
     rows = np.repeat(np.arange(n, dtype=np.int64), lengths)
-    key = rows * k + flat
+    key = rows * k + flat.astype(np.int64)
     key = np.unique(key)  # sorts by (row, class) and drops duplicates
     rows, cols = np.divmod(key, k)
     np.cumsum(np.bincount(rows, minlength=n), out=indptr[1:])
@@ -70,25 +69,21 @@ def _from_flat(lengths: np.ndarray, flat: np.ndarray, n: int, k: int, what: str)
 
 
 def _fast_lists(labels, n: int):
-    """(lengths, flat int64) of a list of flat lists / tuples / 1-D integer
-    arrays of integers, without a Python loop per row; None for anything else
-    (the checked loop then names the offending row)."""
+    """(lengths, flat int32) of a list of flat lists / tuples / 1-D integer
+    arrays of integers, without a Python loop per row nor a list of all the
+    labels; None for anything else (the checked loop then names the
+    offending row)."""
     kinds = set(map(type, labels))
     if not kinds <= {list, tuple, range, np.ndarray}:
         return None
     if np.ndarray in kinds and any(isinstance(r, np.ndarray) and r.ndim != 1 for r in labels):
         return None
+    if not set(map(type, itertools.chain.from_iterable(labels))) <= {int, bool, np.int64, np.int32, np.intp}:
+        return None
     lengths = np.fromiter(map(len, labels), np.int64, count=n)
-    flat_list = list(itertools.chain.from_iterable(labels))
-    if not flat_list:
-        return lengths, np.zeros(0, np.int64)
-    if not set(map(type, flat_list)) <= {int, bool, np.int64, np.int32, np.intp}:
-        return None
     try:
-        flat = np.array(flat_list)
-    except (ValueError, OverflowError):
-        return None
-    if flat.ndim != 1 or flat.dtype.kind not in "iub" or flat.size != int(lengths.sum()):
+        flat = np.fromiter(itertools.chain.from_iterable(labels), np.int32, count=int(lengths.sum()))
+    except (ValueError, OverflowError):  # a class index beyond int32: the checked loop reports it
         return None
     return lengths, flat
 
