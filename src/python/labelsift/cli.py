@@ -3,6 +3,7 @@
     labelsift --version
     labelsift example                       confident learning on the embedded CIFAR-10 test set
     labelsift find-issues --labels L --pred-probs P.npy [P2.npy ...] [--filter-by ...] [--out issues.csv]
+    labelsift find-issues --multi-label --labels L.npz|L.json --pred-probs P.npy [...]   (multi-label)
     labelsift noise-matrix --labels L --pred-probs P.npy [...] [--out noise.json] [--plot noise.png]
     labelsift noise-matrix --labels L --features X.npy [--rounds 50 --seed 0 ...]   (HOC, no model needed)
     labelsift scores --labels L --pred-probs P.npy [...] [--method ...] [--out scores.csv]
