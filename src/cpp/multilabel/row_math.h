@@ -38,17 +38,23 @@ struct Bin {
   // prune key of the row's side y: margin P[:, other] - P[:, y] (noise rate)
   // or -P[:, y] (by class), exact in double
   LS_HD double key(int method, int y) const {
-    if (method == KEY_NOISE_RATE) return y ? double(N_::rnd(q - p)) : double(N_::rnd(p - q));
-    return y ? -double(p) : -double(q);
+    // (rounding is sign-symmetric: rnd(p - q) == -rnd(q - p)); selects, not branches
+    if (method == KEY_NOISE_RATE) {
+      const double d = double(N_::rnd(q - p));
+      return y ? d : -d;
+    }
+    const double vp = -double(p), vq = -double(q);
+    return y ? vp : vq;
   }
 };
 
 constexpr int kBuckets = 4096;
 // monotone bucket of a key in [-1, 1] (clamped)
 LS_HD int bucket(double key) {
-  const double b = (key + 1.0) * (kBuckets / 2.0);
-  if (!(b >= 0.0)) return 0;
-  return b >= double(kBuckets - 1) ? kBuckets - 1 : int(b);
+  double b = (key + 1.0) * (kBuckets / 2.0);
+  b = b > 0.0 ? b : 0.0;  // NaN -> 0
+  b = b < double(kBuckets - 1) ? b : double(kBuckets - 1);
+  return int(b);
 }
 
 }  // namespace ml

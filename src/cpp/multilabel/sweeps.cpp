@@ -163,6 +163,13 @@ std::vector<double> ClassSideMeans::finish() {
   return out;
 }
 
+// Row tiles of kTileRows rows; inside a tile, classes in chunks of
+// kChunkClasses (each chunk's counters and histogram rows stay in cache while
+// the tile's rows are read again from L2). Branch-free per element: the
+// confident guess selects a counter (a spare one per class when there is no
+// guess) and the flags are or-ed per row, stored once per row.
+constexpr int64_t kTileRows = 256, kChunkClasses = 16;
+
 void joint_sweep(const Mat& P, const Csr& y, const double* cut0, const double* cut1, int64_t* cj,
                  uint8_t* cl_mask, uint8_t* neq_mask, int key_method, int64_t* hist, int nthreads) {
   require_host(P);
@@ -170,24 +177,56 @@ void joint_sweep(const Mat& P, const Csr& y, const double* cut0, const double* c
     using S = decltype(tag);
     const S* base = static_cast<const S*>(P.data);
     const int T = class_threads(nthreads, P);
+    const bool do_cl = cl_mask && cut0;
+    const bool do_nq = neq_mask != nullptr;
 #pragma omp parallel for schedule(static, 1) num_threads(T) if (T > 1)
     for (int t = 0; t < T; ++t) {
-      const int64_t c0 = P.k * t / T, c1 = P.k * (t + 1) / T;
-      for (int64_t i = 0; i < P.n; ++i) {
-        const S* row = base + i * P.s0;
-        for_classes(y, i, c0, c1, [&](int64_t c, int lab) {
-          const Bin<S> b(row[c * P.s1]);
-          if (cut0) {
-            const int g = b.guess(cut0[c], cut1[c]);
-            if (g >= 0) {
-              ++cj[c * 4 + lab * 2 + g];
-              if (cl_mask && g != lab && !b.keep(lab)) store_flag(cl_mask, i);
+      const int64_t c0 = P.k * t / T, c1 = P.k * (t + 1) / T, kc = c1 - c0;
+      std::vector<int64_t> cnt(size_t(kc) * 8, 0);
+      std::vector<uint8_t> lab(size_t(kTileRows * kc));
+      uint8_t fcl[kTileRows], fnq[kTileRows];
+      for (int64_t r0 = 0; r0 < P.n; r0 += kTileRows) {
+        const int64_t m = std::min(kTileRows, P.n - r0);
+        std::fill(lab.begin(), lab.begin() + m * kc, uint8_t(0));
+        for (int64_t i = 0; i < m; ++i) {
+          const int32_t* lo = y.indices + y.indptr[r0 + i];
+          const int32_t* hi = y.indices + y.indptr[r0 + i + 1];
+          for (const int32_t* j = std::lower_bound(lo, hi, int32_t(c0)); j < hi && *j < c1; ++j)
+            lab[size_t(i * kc + (*j - c0))] = 1;
+          fcl[i] = fnq[i] = 0;
+        }
+        for (int64_t a = c0; a < c1; a += kChunkClasses) {
+          const int64_t e = std::min(c1, a + kChunkClasses);
+          for (int64_t i = 0; i < m; ++i) {
+            const S* row = base + (r0 + i) * P.s0;
+            const uint8_t* li = lab.data() + i * kc - c0;
+            int f_cl = 0, f_nq = 0;
+            for (int64_t c = a; c < e; ++c) {
+              const int l = li[c];
+              const Bin<S> b(row[c * P.s1]);
+              const int kp = (do_cl || do_nq) ? int(b.keep(l)) : 1;
+              if (cut0) {
+                const int a0 = double(b.q) >= cut0[c], a1 = double(b.p) >= cut1[c];
+                const int g = a1 & ((a0 ^ 1) | int(b.p > b.q));
+                const int valid = a0 | a1;
+                ++cnt[size_t((c - c0) * 8 + ((l * 2 + g) | ((valid ^ 1) << 2)))];
+                f_cl |= valid & int(g != l) & (kp ^ 1);
+              }
+              if (do_nq) f_nq |= int(b.argmax() != l) & (kp ^ 1);
+              if (hist) ++hist[(c * 2 + l) * kBuckets + bucket(b.key(key_method, l))];
             }
+            fcl[i] |= uint8_t(f_cl);
+            fnq[i] |= uint8_t(f_nq);
           }
-          if (neq_mask && b.argmax() != lab && !b.keep(lab)) store_flag(neq_mask, i);
-          if (hist) ++hist[(c * 2 + lab) * kBuckets + bucket(b.key(key_method, lab))];
-        });
+        }
+        for (int64_t i = 0; i < m; ++i) {
+          if (do_cl && fcl[i]) store_flag(cl_mask, r0 + i);
+          if (do_nq && fnq[i]) store_flag(neq_mask, r0 + i);
+        }
       }
+      if (cut0)
+        for (int64_t c = c0; c < c1; ++c)
+          for (int j = 0; j < 4; ++j) cj[c * 4 + j] += cnt[size_t((c - c0) * 8 + j)];
     }
   });
 }

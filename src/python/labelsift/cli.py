@@ -3,6 +3,7 @@
     labelsift --version
     labelsift example                       confident learning on the embedded CIFAR-10 test set
     labelsift find-issues --labels L --pred-probs P.npy [P2.npy ...] [--filter-by ...] [--out issues.csv]
+    labelsift find-issues --multi-label --labels L.npz|L.json --pred-probs P.npy [...]   (multi-label)
     labelsift noise-matrix --labels L --pred-probs P.npy [...] [--out noise.json] [--plot noise.png]
     labelsift noise-matrix --labels L --features X.npy [--rounds 50 --seed 0 ...]   (HOC, no model needed)
     labelsift scores --labels L --pred-probs P.npy [...] [--method ...] [--out scores.csv]
@@ -340,9 +341,85 @@ def _load_inputs(args):
     return labels, probs, names, _attach_progress(args, probs)
 
 
+def load_multilabels(path):
+    """Multi-label labels: a SciPy sparse .npz (``scipy.sparse.save_npz``, N x K 0/1) or a
+    JSON list of per-example lists of class indices."""
+    path = os.fspath(path)
+    _check_file(path, "labels")
+    ext = os.path.splitext(path)[1].lower()
+    if ext == ".npz":
+        try:
+            import scipy.sparse
+        except ImportError:  # pragma: no cover - depends on the environment
+            raise UsageError("labels: reading a sparse .npz needs SciPy (pip install scipy)") from None
+        try:
+            return scipy.sparse.load_npz(path)
+        except (OSError, ValueError, KeyError) as exc:
+            raise UsageError(f"labels: {path} is not a SciPy sparse matrix saved by scipy.sparse.save_npz "
+                             f"({_one_line(exc)}); {_MULTILABEL_FORMATS}") from None
+    if ext == ".json":
+        text = _read_text(path, "labels", _MULTILABEL_FORMATS)
+        try:
+            labels = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise UsageError(f"labels: {path} is not valid JSON ({exc.msg}, line {exc.lineno})") from None
+        if not isinstance(labels, list) or not all(isinstance(r, list) for r in labels):
+            raise UsageError(f"labels: {path} must hold a JSON list of lists of class indices, e.g. [[0, 2], [1], []]")
+        if not all(isinstance(v, int) and not isinstance(v, bool) for r in labels for v in r):
+            raise UsageError(f"labels: {path}: every class index must be a JSON integer")
+        return labels
+    raise UsageError(f"labels: {path}: with --multi-label, {_MULTILABEL_FORMATS}")
+
+
+_MULTILABEL_FORMATS = ("accepted: a .npz SciPy sparse N x K 0/1 matrix (scipy.sparse.save_npz) or a .json "
+                       "list of per-example lists of class indices")
+
+
+def _find_issues_multilabel(args, outs) -> int:
+    from ._common.arrays import as_probs
+    from ._multilabel import find as ml_find
+    from ._multilabel.passes import prepare
+    from ._multilabel.scores import row_scores
+
+    for i, p in enumerate(args.pred_probs):
+        what = "pred-probs" if len(args.pred_probs) == 1 else f"pred-probs shard {i}"
+        _check_numeric_npy(p, what, _PROBS_FORMATS)
+    probs = as_probs(args.pred_probs if len(args.pred_probs) > 1 else args.pred_probs[0])
+    pb = prepare(load_multilabels(args.labels), probs, args.jobs)  # labels checked before any pass
+    names = load_class_names(args.class_names, pb.k) if args.class_names else None
+    ranked = ml_find.find_label_issues(pb.y, pb.probs, filter_by=args.filter_by,
+                                       return_indices_ranked_by=args.rank_by, n_jobs=args.jobs)
+    scores = row_scores(pb, ranked, args.rank_by)
+    given = [pb.y.indices[a:b].tolist() for a, b in zip(pb.y.indptr[ranked].tolist(),
+                                                         pb.y.indptr[ranked + 1].tolist())]
+    header = ["index", "given_labels", "quality_score"]
+    if names is None:
+        rows = ((i, " ".join(map(str, g)), f"{q:.9g}") for i, g, q in zip(ranked.tolist(), given, scores.tolist()))
+    else:
+        header.append("given_label_names")
+        rows = ((i, " ".join(map(str, g)), f"{q:.9g}", "|".join(names[c] for c in g))
+                for i, g, q in zip(ranked.tolist(), given, scores.tolist()))
+    summary = {
+        "num_examples": pb.n,
+        "num_classes": pb.k,
+        "multi_label": True,
+        "filter_by": args.filter_by,
+        "rank_by": args.rank_by,
+        "num_issues": int(len(ranked)),
+        "out": args.out,
+        "top_issues": ranked[:10].tolist(),
+    }
+    _emit_csv(outs, header, rows)
+    outs.commit()
+    _print_json(summary, file=None if args.out else sys.stderr)
+    return 0
+
+
 def _find_issues(args, outs) -> int:
     from ._cl.find import issue_table
 
+    if getattr(args, "multi_label", False):
+        return _find_issues_multilabel(args, outs)
     labels, probs, names, bar = _load_inputs(args)
     try:
         ranked, scores, suggested, y, n, k = issue_table(labels, probs, filter_by=args.filter_by,
@@ -811,6 +888,11 @@ def _parser() -> argparse.ArgumentParser:
                    help=f"cleanlab's filter_by method: {', '.join(FILTER_BY)}")
     f.add_argument("--rank-by", default="self_confidence", choices=SCORE_METHODS, metavar="SCORE",
                    help=f"score the issues are ranked by (ascending): {', '.join(SCORE_METHODS)}")
+    f.add_argument("--multi-label", action="store_true",
+                   help="multi-label data (cleanlab's multilabel_classification): --labels is a .npz SciPy sparse "
+                        "N x K 0/1 matrix or a .json list of per-example label lists; --pred-probs hold one "
+                        "independent probability per class; the CSV lists index, given_labels (space-separated), "
+                        "quality_score (EMA of the per-class scores); no progress bars (default: off)")
     nm = data_command("noise-matrix", "estimate the noise matrix, its inverse, the confident joint and the prior",
                       pred_probs_required=False)
     nm.add_argument("--features", metavar="NPY", default=None,

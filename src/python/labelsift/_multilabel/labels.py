@@ -21,8 +21,13 @@ class MultiLabels:
     k: int
 
     def counts(self) -> np.ndarray:
-        """Number of examples with class c, per c (int64)."""
-        return np.bincount(self.indices, minlength=self.k).astype(np.int64)
+        """Number of examples with class c, per c (int64; bincount in chunks: it
+        would copy all the int32 indices to intp at once)."""
+        out = np.zeros(self.k, np.int64)
+        step = 1 << 20
+        for a in range(0, len(self.indices), step):
+            out += np.bincount(self.indices[a:a + step], minlength=self.k)
+        return out
 
     def column(self, c: int) -> np.ndarray:
         """The binary labels of class c (int64 0/1, length N)."""
@@ -44,19 +49,51 @@ class MultiLabels:
 
 
 def _from_flat(lengths: np.ndarray, flat: np.ndarray, n: int, k: int, what: str) -> MultiLabels:
-    if flat.size:
+    if flat.size and (flat.min() < 0 or flat.max() >= k):
         bad = np.flatnonzero((flat < 0) | (flat >= k))
         if bad.size:
             row = int(np.searchsorted(np.cumsum(lengths), bad[0], side="right"))
             raise ValueError(f"{what}[{row}] contains class {int(flat[bad[0]])}, outside 0..{k - 1} "
                              f"(pred_probs has {k} columns)")
+    indptr = np.zeros(n + 1, np.int64)
+    np.cumsum(lengths, dtype=np.int64, out=indptr[1:])
+    if flat.size < 2:
+        return MultiLabels(indptr, flat.astype(np.int32), n, k)
+    # already ascending and unique inside every row (the usual case): no sort, no int64 copy
+    up = flat[1:] > flat[:-1]
+    inner = indptr[1:-1]
+    for a in range(0, len(inner), 1 << 16):  # row boundaries, in chunks (no N-long temporaries)
+        b = inner[a:a + (1 << 16)]
+        up[b[(b > 0) & (b < flat.size)] - 1] = True
+    if up.all():
+        return MultiLabels(indptr, flat.astype(np.int32, copy=False), n, k)
+    del up
     rows = np.repeat(np.arange(n, dtype=np.int64), lengths)
     key = rows * k + flat.astype(np.int64)
     key = np.unique(key)  # sorts by (row, class) and drops duplicates
     rows, cols = np.divmod(key, k)
-    indptr = np.zeros(n + 1, np.int64)
     np.cumsum(np.bincount(rows, minlength=n), out=indptr[1:])
     return MultiLabels(indptr, cols.astype(np.int32), n, k)
+
+
+def _fast_lists(labels, n: int):
+    """(lengths, flat int32) of a list of flat lists / tuples / 1-D integer
+    arrays of integers, without a Python loop per row nor a list of all the
+    labels; None for anything else (the checked loop then names the
+    offending row)."""
+    kinds = set(map(type, labels))
+    if not kinds <= {list, tuple, range, np.ndarray}:
+        return None
+    if np.ndarray in kinds and any(isinstance(r, np.ndarray) and r.ndim != 1 for r in labels):
+        return None
+    if not set(map(type, itertools.chain.from_iterable(labels))) <= {int, bool, np.int64, np.int32, np.intp}:
+        return None
+    lengths = np.fromiter(map(len, labels), np.int32, count=n)
+    try:
+        flat = np.fromiter(itertools.chain.from_iterable(labels), np.int32, count=int(lengths.sum(dtype=np.int64)))
+    except (ValueError, OverflowError):  # a class index beyond int32: the checked loop reports it
+        return None
+    return lengths, flat
 
 
 def as_multilabels(labels, n: int, k: int, what: str = "labels") -> MultiLabels:
@@ -91,6 +128,9 @@ def as_multilabels(labels, n: int, k: int, what: str = "labels") -> MultiLabels:
                         f"{type(labels).__name__}")
     if len(labels) != n:
         raise ValueError(f"{what} has {len(labels)} examples but pred_probs has {n} rows")
+    fast = _fast_lists(labels, n)
+    if fast is not None:
+        return _from_flat(fast[0], fast[1], n, k, what)
     lengths = np.empty(n, np.int64)
     for i, row in enumerate(labels):
         if isinstance(row, (str, bytes, dict)) or not hasattr(row, "__len__") or np.ndim(row) > 1:

@@ -72,6 +72,8 @@ def prepare(labels, pred_probs, n_jobs=None) -> Problem:
 
 def check_block(block: np.ndarray, row0: int) -> None:
     """ValueError naming the first value that is NaN or outside [0, 1]."""
+    if block.size and block.min() >= 0 and block.max() <= 1:  # (NaN fails) no N x K temporaries
+        return
     ok = (block >= 0) & (block <= 1)
     if not ok.all():
         r, c = np.argwhere(~ok)[0]
@@ -165,10 +167,17 @@ def select(pb: Problem, key_method: int, caps: np.ndarray, hist: np.ndarray, tie
     Returns (mask (N,), flagged counts (K, 2)).
     """
     caps = np.asarray(caps, np.int64)
-    tail = np.cumsum(hist[:, :, ::-1], axis=2)[:, :, ::-1]  # tail[c, s, b] = #keys in buckets >= b
-    cutb = np.where(caps > 0, (tail >= caps[:, :, None]).sum(axis=2) - 1, -1).astype(np.int32)
-    above = np.where(cutb >= 0, np.take_along_axis(np.concatenate([tail, np.zeros_like(tail[:, :, :1])], axis=2),
-                                                   (cutb + 1)[:, :, None].astype(np.int64), axis=2)[:, :, 0], 0)
+    # per (c, s): the cut bucket (the highest b with #keys in buckets >= b reaching the cap) and the
+    # number of keys above it; one group's histogram at a time (no K x 2 x B temporaries)
+    cutb = np.full(caps.shape, -1, np.int32)
+    above = np.zeros(caps.shape, np.int64)
+    nb = hist.shape[2]
+    for c, s in zip(*np.nonzero(caps > 0)):
+        rc = np.cumsum(hist[c, s, ::-1])  # rc[j] = #keys in buckets >= nb - 1 - j (non-decreasing)
+        j = int(np.searchsorted(rc, caps[c, s], side="left"))  # first j with rc[j] >= cap
+        if j < nb:  # (fewer keys than the cap: nothing selected, as before)
+            cutb[c, s] = nb - 1 - j
+            above[c, s] = rc[j - 1] if j > 0 else 0
     need = np.where(cutb >= 0, caps - above, 0)
     mask = np.zeros(pb.n, np.uint8)
     flagged = np.zeros(pb.k * 2, np.int64)

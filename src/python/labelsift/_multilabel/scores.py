@@ -18,7 +18,7 @@ from ..reference.multilabel import exponential_moving_average, softmin
 
 AGGREGATORS = ("exponential_moving_average", "softmin")
 DEFAULT_AGGREGATOR = {"method": "exponential_moving_average", "alpha": 0.8}
-_BLOCK_VALUES = 1 << 21
+_BLOCK_VALUES = 1 << 19
 
 
 def check_aggregator(aggregator_kwargs):
@@ -41,6 +41,9 @@ def class_scores(yb: np.ndarray, p: np.ndarray, method: str, thresholds=None) ->
     """m x K float64 per-class scores of rows with binary labels ``yb`` (m x K)
     and probabilities ``p`` (m x K, input dtype). ``thresholds``: the per-class
     threshold arrays (for ``adjust_pred_probs``)."""
+    if method == "self_confidence" and thresholds is None:
+        # the binary self-confidence is P[:, c] (label 1) or 1 - P[:, c] in the dtype (label 0): all classes at once
+        return np.where(yb != 0, p, 1 - p).astype(np.float64)
     out = np.zeros(p.shape)
     for c in range(p.shape[1]):
         two = np.stack([1 - p[:, c], p[:, c]], axis=1)
