@@ -78,13 +78,32 @@ LS_HD double bitsd(int64_t u) {
   return x;
 }
 
-LS_HD double sk_exp(double x) {
-  const bool tiny = x < kExpMin;
-  const double xc = tiny ? kExpMin : x;
-  const double kd = xc * kLog2e + kMagic;
-  const double nd = kd - kMagic;
-  const double r = (xc - nd * kLn2Hi) - nd * kLn2Lo;
-  double p = kC[12];
+// The range reduction shared by sk_exp and sk_exp_f: x clamped at kExpMin
+// (tiny: the result is 0), kd = x / ln 2 + 1.5 * 2^52 (its low bits hold
+// n = round-to-even(x / ln 2)), r = x - n ln 2 (Cody-Waite, two-part ln 2).
+struct ExpArg {
+  double kd, r;
+  bool tiny;
+};
+LS_HD ExpArg exp_reduce(double x) {
+  ExpArg a;
+  a.tiny = x < kExpMin;
+  const double xc = a.tiny ? kExpMin : x;
+  a.kd = xc * kLog2e + kMagic;
+  const double nd = a.kd - kMagic;
+  a.r = (xc - nd * kLn2Hi) - nd * kLn2Lo;
+  return a;
+}
+// 2^n for the kd of exp_reduce, built in the exponent bits.
+LS_HD double exp_scale(double kd) {
+  const int64_t n = dbits(kd) - dbits(kMagic);  // round(x / ln 2), as an integer
+  return bitsd((n + 1023) << 52);
+}
+
+// The degree-12 polynomial in Horner form, on a double or on double lanes
+// (V; p enters as kC[12] in V): the same operations either way.
+template <class V>
+LS_HD V exp_poly_d(V r, V p) {
   p = p * r + kC[11];
   p = p * r + kC[10];
   p = p * r + kC[9];
@@ -97,10 +116,13 @@ LS_HD double sk_exp(double x) {
   p = p * r + kC[2];
   p = p * r + kC[1];
   p = p * r + kC[0];
-  const int64_t n = dbits(kd) - dbits(kMagic);  // round(x / ln 2), as an integer
-  const double scale = bitsd((n + 1023) << 52);
-  const double y = p * scale;
-  return tiny ? 0.0 : y;
+  return p;
+}
+
+LS_HD double sk_exp(double x) {
+  const ExpArg a = exp_reduce(x);
+  const double y = exp_poly_d(a.r, kC[12]) * exp_scale(a.kd);
+  return a.tiny ? 0.0 : y;
 }
 
 // ---------------------------------------------------------------------------
@@ -115,14 +137,10 @@ LS_HD double sk_exp(double x) {
 // ---------------------------------------------------------------------------
 constexpr float kF[8] = {1.0f, 1.0f, 1.0f / 2, 1.0f / 6, 1.0f / 24, 1.0f / 120, 1.0f / 720, 1.0f / 5040};
 
-LS_HD double sk_exp_f(double x) {
-  const bool tiny = x < kExpMin;
-  const double xc = tiny ? kExpMin : x;
-  const double kd = xc * kLog2e + kMagic;
-  const double nd = kd - kMagic;
-  const double r = (xc - nd * kLn2Hi) - nd * kLn2Lo;
-  const float rf = float(r);
-  float p = kF[7];
+// The degree-7 float polynomial, on a float or on float lanes (p enters as
+// kF[7] in V).
+template <class V>
+LS_HD V exp_poly_f(V rf, V p) {
   p = p * rf + kF[6];
   p = p * rf + kF[5];
   p = p * rf + kF[4];
@@ -130,10 +148,13 @@ LS_HD double sk_exp_f(double x) {
   p = p * rf + kF[2];
   p = p * rf + kF[1];
   p = p * rf + kF[0];
-  const int64_t n = dbits(kd) - dbits(kMagic);
-  const double scale = bitsd((n + 1023) << 52);
-  const double y = double(p) * scale;
-  return tiny ? 0.0 : y;
+  return p;
+}
+
+LS_HD double sk_exp_f(double x) {
+  const ExpArg a = exp_reduce(x);
+  const double y = double(exp_poly_f(float(a.r), kF[7])) * exp_scale(a.kd);
+  return a.tiny ? 0.0 : y;
 }
 
 // The exp of a row's values: float32 precision for float32/float16 scores,

@@ -38,6 +38,7 @@ struct VT {
   typedef double f64 __attribute__((vector_size(VB)));
   typedef int64_t i64 __attribute__((vector_size(VB)));
   typedef float f32 __attribute__((vector_size(VB / 2)));  // W floats
+  typedef float f32w __attribute__((vector_size(VB)));     // 2W floats: a full register
 };
 
 template <int VB>
@@ -71,37 +72,38 @@ LS_SK_INLINE void store_as(float* p, typename VT<VB>::f64 v) {
   std::memcpy(p, &f, sizeof f);
 }
 
+// exp_reduce and exp_scale (row_math.h), lane by lane.
+template <int VB>
+LS_SK_INLINE void exp_reduce_v(typename VT<VB>::f64 x, typename VT<VB>::i64& tiny, typename VT<VB>::f64& kd,
+                               typename VT<VB>::f64& r) {
+  using D = typename VT<VB>::f64;
+  using I = typename VT<VB>::i64;
+  const D lo = splat<VB>(kExpMin);
+  tiny = (I)(x < lo);
+  const D xc = tiny ? lo : x;
+  kd = xc * kLog2e + kMagic;
+  const D nd = kd - kMagic;
+  r = (xc - nd * kLn2Hi) - nd * kLn2Lo;
+}
+template <int VB>
+LS_SK_INLINE typename VT<VB>::f64 exp_scale_v(typename VT<VB>::f64 kd) {
+  using I = typename VT<VB>::i64;
+  I n;
+  std::memcpy(&n, &kd, sizeof n);
+  const I sb = (n - dbits(kMagic) + int64_t(1023)) << 52;
+  typename VT<VB>::f64 scale;
+  std::memcpy(&scale, &sb, sizeof scale);
+  return scale;
+}
+
 // sk_exp, lane by lane (see row_math.h).
 template <int VB>
 LS_SK_INLINE typename VT<VB>::f64 sk_exp_v(typename VT<VB>::f64 x) {
   using D = typename VT<VB>::f64;
-  using I = typename VT<VB>::i64;
-  const D lo = splat<VB>(kExpMin);
-  const I tiny = (I)(x < lo);
-  const D xc = tiny ? lo : x;
-  const D kd = xc * kLog2e + kMagic;
-  const D nd = kd - kMagic;
-  const D r = (xc - nd * kLn2Hi) - nd * kLn2Lo;
-  D p = splat<VB>(kC[12]);
-  p = p * r + kC[11];
-  p = p * r + kC[10];
-  p = p * r + kC[9];
-  p = p * r + kC[8];
-  p = p * r + kC[7];
-  p = p * r + kC[6];
-  p = p * r + kC[5];
-  p = p * r + kC[4];
-  p = p * r + kC[3];
-  p = p * r + kC[2];
-  p = p * r + kC[1];
-  p = p * r + kC[0];
-  I n;
-  std::memcpy(&n, &kd, sizeof n);
-  n = n - dbits(kMagic);
-  const I sb = (n + int64_t(1023)) << 52;
-  D scale;
-  std::memcpy(&scale, &sb, sizeof scale);
-  const D y = p * scale;
+  typename VT<VB>::i64 tiny;
+  D kd, r;
+  exp_reduce_v<VB>(x, tiny, kd, r);
+  const D y = exp_poly_d<D>(r, splat<VB>(kC[12])) * exp_scale_v<VB>(kd);
   return tiny ? splat<VB>(0.0) : y;
 }
 
@@ -110,30 +112,12 @@ LS_SK_INLINE typename VT<VB>::f64 sk_exp_v(typename VT<VB>::f64 x) {
 template <int VB>
 LS_SK_INLINE typename VT<VB>::f64 sk_exp_fv(typename VT<VB>::f64 x) {
   using D = typename VT<VB>::f64;
-  using I = typename VT<VB>::i64;
   using F = typename VT<VB>::f32;
-  const D lo = splat<VB>(kExpMin);
-  const I tiny = (I)(x < lo);
-  const D xc = tiny ? lo : x;
-  const D kd = xc * kLog2e + kMagic;
-  const D nd = kd - kMagic;
-  const D r = (xc - nd * kLn2Hi) - nd * kLn2Lo;
-  const F rf = __builtin_convertvector(r, F);
-  F p = F{} + kF[7];
-  p = p * rf + kF[6];
-  p = p * rf + kF[5];
-  p = p * rf + kF[4];
-  p = p * rf + kF[3];
-  p = p * rf + kF[2];
-  p = p * rf + kF[1];
-  p = p * rf + kF[0];
-  I n;
-  std::memcpy(&n, &kd, sizeof n);
-  n = n - dbits(kMagic);
-  const I sb = (n + int64_t(1023)) << 52;
-  D scale;
-  std::memcpy(&scale, &sb, sizeof scale);
-  const D y = __builtin_convertvector(p, D) * scale;
+  typename VT<VB>::i64 tiny;
+  D kd, r;
+  exp_reduce_v<VB>(x, tiny, kd, r);
+  const F p = exp_poly_f<F>(__builtin_convertvector(r, F), F{} + kF[7]);
+  const D y = __builtin_convertvector(p, D) * exp_scale_v<VB>(kd);
   return tiny ? splat<VB>(0.0) : y;
 }
 
@@ -149,37 +133,21 @@ template <int VB>
 LS_SK_INLINE void sk_exp_fv2(typename VT<VB>::f64 x0, typename VT<VB>::f64 x1, typename VT<VB>::f64& e0,
                              typename VT<VB>::f64& e1) {
   using D = typename VT<VB>::f64;
-  using I = typename VT<VB>::i64;
   using F = typename VT<VB>::f32;
-  typedef float F2 __attribute__((vector_size(VB)));
+  using F2 = typename VT<VB>::f32w;
   constexpr int W = VT<VB>::W;
-  const D lo = splat<VB>(kExpMin);
-  const I tiny0 = (I)(x0 < lo), tiny1 = (I)(x1 < lo);
-  const D xc0 = tiny0 ? lo : x0, xc1 = tiny1 ? lo : x1;
-  const D kd0 = xc0 * kLog2e + kMagic, kd1 = xc1 * kLog2e + kMagic;
-  const D nd0 = kd0 - kMagic, nd1 = kd1 - kMagic;
-  const D r0 = (xc0 - nd0 * kLn2Hi) - nd0 * kLn2Lo, r1 = (xc1 - nd1 * kLn2Hi) - nd1 * kLn2Lo;
+  typename VT<VB>::i64 tiny0, tiny1;
+  D kd0, kd1, r0, r1;
+  exp_reduce_v<VB>(x0, tiny0, kd0, r0);
+  exp_reduce_v<VB>(x1, tiny1, kd1, r1);
   const F2 rf = concat_f<F, F2>(__builtin_convertvector(r0, F), __builtin_convertvector(r1, F),
                                 std::make_index_sequence<2 * W>{});
-  F2 p = F2{} + kF[7];
-  p = p * rf + kF[6];
-  p = p * rf + kF[5];
-  p = p * rf + kF[4];
-  p = p * rf + kF[3];
-  p = p * rf + kF[2];
-  p = p * rf + kF[1];
-  p = p * rf + kF[0];
+  const F2 p = exp_poly_f<F2>(rf, F2{} + kF[7]);
   F p0, p1;
   std::memcpy(&p0, &p, sizeof p0);
   std::memcpy(&p1, reinterpret_cast<const char*>(&p) + sizeof p0, sizeof p1);
-  I n0, n1;
-  std::memcpy(&n0, &kd0, sizeof n0);
-  std::memcpy(&n1, &kd1, sizeof n1);
-  const I sb0 = (n0 - dbits(kMagic) + int64_t(1023)) << 52, sb1 = (n1 - dbits(kMagic) + int64_t(1023)) << 52;
-  D s0, s1;
-  std::memcpy(&s0, &sb0, sizeof s0);
-  std::memcpy(&s1, &sb1, sizeof s1);
-  const D y0 = __builtin_convertvector(p0, D) * s0, y1 = __builtin_convertvector(p1, D) * s1;
+  const D y0 = __builtin_convertvector(p0, D) * exp_scale_v<VB>(kd0);
+  const D y1 = __builtin_convertvector(p1, D) * exp_scale_v<VB>(kd1);
   e0 = tiny0 ? splat<VB>(0.0) : y0;
   e1 = tiny1 ? splat<VB>(0.0) : y1;
 }
