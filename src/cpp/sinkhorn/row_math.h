@@ -53,19 +53,18 @@ constexpr double kMagic = 6755399441055744.0;  // 1.5 * 2^52
 constexpr double kLog2e = 1.4426950408889634074;
 constexpr double kLn2Hi = 6.93147180369123816490e-01;
 constexpr double kLn2Lo = 1.90821492927058770002e-10;
-constexpr double kC[13] = {1.0,
-                           1.0,
-                           1.0 / 2,
-                           1.0 / 6,
-                           1.0 / 24,
-                           1.0 / 120,
-                           1.0 / 720,
-                           1.0 / 5040,
-                           1.0 / 40320,
-                           1.0 / 362880,
-                           1.0 / 3628800,
-                           1.0 / 39916800,
-                           1.0 / 479001600};
+// The Taylor coefficients 1 / i! as double and as float (constexpr functions,
+// not arrays: namespace-scope arrays are not visible in CUDA device code).
+LS_HD constexpr double exp_c(int i) {
+  double f = 1.0;
+  for (int j = 2; j <= i; ++j) f *= double(j);
+  return 1.0 / f;
+}
+LS_HD constexpr float exp_cf(int i) {
+  float f = 1.0f;
+  for (int j = 2; j <= i; ++j) f *= float(j);
+  return 1.0f / f;
+}
 
 LS_HD int64_t dbits(double x) {
   int64_t u;
@@ -101,27 +100,27 @@ LS_HD double exp_scale(double kd) {
 }
 
 // The degree-12 polynomial in Horner form, on a double or on double lanes
-// (V; p enters as kC[12] in V): the same operations either way.
+// (V; p enters as exp_c(12) in V): the same operations either way.
 template <class V>
 LS_HD V exp_poly_d(V r, V p) {
-  p = p * r + kC[11];
-  p = p * r + kC[10];
-  p = p * r + kC[9];
-  p = p * r + kC[8];
-  p = p * r + kC[7];
-  p = p * r + kC[6];
-  p = p * r + kC[5];
-  p = p * r + kC[4];
-  p = p * r + kC[3];
-  p = p * r + kC[2];
-  p = p * r + kC[1];
-  p = p * r + kC[0];
+  p = p * r + exp_c(11);
+  p = p * r + exp_c(10);
+  p = p * r + exp_c(9);
+  p = p * r + exp_c(8);
+  p = p * r + exp_c(7);
+  p = p * r + exp_c(6);
+  p = p * r + exp_c(5);
+  p = p * r + exp_c(4);
+  p = p * r + exp_c(3);
+  p = p * r + exp_c(2);
+  p = p * r + exp_c(1);
+  p = p * r + exp_c(0);
   return p;
 }
 
 LS_HD double sk_exp(double x) {
   const ExpArg a = exp_reduce(x);
-  const double y = exp_poly_d(a.r, kC[12]) * exp_scale(a.kd);
+  const double y = exp_poly_d(a.r, exp_c(12)) * exp_scale(a.kd);
   return a.tiny ? 0.0 : y;
 }
 
@@ -135,25 +134,24 @@ LS_HD double sk_exp(double x) {
 // the magnitude, so no loss for large |x|); half the work of sk_exp in a
 // vector, since the polynomial runs on float lanes. x < kExpMin: 0.
 // ---------------------------------------------------------------------------
-constexpr float kF[8] = {1.0f, 1.0f, 1.0f / 2, 1.0f / 6, 1.0f / 24, 1.0f / 120, 1.0f / 720, 1.0f / 5040};
 
 // The degree-7 float polynomial, on a float or on float lanes (p enters as
-// kF[7] in V).
+// exp_cf(7) in V).
 template <class V>
 LS_HD V exp_poly_f(V rf, V p) {
-  p = p * rf + kF[6];
-  p = p * rf + kF[5];
-  p = p * rf + kF[4];
-  p = p * rf + kF[3];
-  p = p * rf + kF[2];
-  p = p * rf + kF[1];
-  p = p * rf + kF[0];
+  p = p * rf + exp_cf(6);
+  p = p * rf + exp_cf(5);
+  p = p * rf + exp_cf(4);
+  p = p * rf + exp_cf(3);
+  p = p * rf + exp_cf(2);
+  p = p * rf + exp_cf(1);
+  p = p * rf + exp_cf(0);
   return p;
 }
 
 LS_HD double sk_exp_f(double x) {
   const ExpArg a = exp_reduce(x);
-  const double y = double(exp_poly_f(float(a.r), kF[7])) * exp_scale(a.kd);
+  const double y = double(exp_poly_f(float(a.r), exp_cf(7))) * exp_scale(a.kd);
   return a.tiny ? 0.0 : y;
 }
 

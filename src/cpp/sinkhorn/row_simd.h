@@ -103,7 +103,7 @@ LS_SK_INLINE typename VT<VB>::f64 sk_exp_v(typename VT<VB>::f64 x) {
   typename VT<VB>::i64 tiny;
   D kd, r;
   exp_reduce_v<VB>(x, tiny, kd, r);
-  const D y = exp_poly_d<D>(r, splat<VB>(kC[12])) * exp_scale_v<VB>(kd);
+  const D y = exp_poly_d<D>(r, splat<VB>(exp_c(12))) * exp_scale_v<VB>(kd);
   return tiny ? splat<VB>(0.0) : y;
 }
 
@@ -116,7 +116,7 @@ LS_SK_INLINE typename VT<VB>::f64 sk_exp_fv(typename VT<VB>::f64 x) {
   typename VT<VB>::i64 tiny;
   D kd, r;
   exp_reduce_v<VB>(x, tiny, kd, r);
-  const F p = exp_poly_f<F>(__builtin_convertvector(r, F), F{} + kF[7]);
+  const F p = exp_poly_f<F>(__builtin_convertvector(r, F), F{} + exp_cf(7));
   const D y = __builtin_convertvector(p, D) * exp_scale_v<VB>(kd);
   return tiny ? splat<VB>(0.0) : y;
 }
@@ -142,7 +142,7 @@ LS_SK_INLINE void sk_exp_fv2(typename VT<VB>::f64 x0, typename VT<VB>::f64 x1, t
   exp_reduce_v<VB>(x1, tiny1, kd1, r1);
   const F2 rf = concat_f<F, F2>(__builtin_convertvector(r0, F), __builtin_convertvector(r1, F),
                                 std::make_index_sequence<2 * W>{});
-  const F2 p = exp_poly_f<F2>(rf, F2{} + kF[7]);
+  const F2 p = exp_poly_f<F2>(rf, F2{} + exp_cf(7));
   F p0, p1;
   std::memcpy(&p0, &p, sizeof p0);
   std::memcpy(&p1, reinterpret_cast<const char*>(&p) + sizeof p0, sizeof p1);
