@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .._common.arrays import PROB_HIGH, PROB_LOW, Probs, as_labels, as_probs, check_kxk_memory, row_sum_tolerance
+from .._common.arrays import PROB_HIGH, PROB_LOW, OverProbs, Probs, as_labels, as_probs, check_kxk_memory, row_sum_tolerance
 from .._common.backend import core, threads
 from .._common.checks import raise_row_error
 from .._common.trace import stage
@@ -30,25 +30,13 @@ from .rules import active_pairs, confident_joint_from_guesses, eligible
 
 
 @dataclass
-class Problem:
+class Problem(OverProbs):
     """A validated (labels, probabilities, threads) triple: what every pass reads."""
 
     labels: np.ndarray  # int64 (N,)
     probs: Probs
     nthreads: int
     validated: bool = False
-
-    @property
-    def n(self) -> int:
-        return self.probs.n
-
-    @property
-    def k(self) -> int:
-        return self.probs.k
-
-    @property
-    def dtype(self) -> np.dtype:
-        return self.probs.dtype
 
     def label_counts(self) -> np.ndarray:
         return np.bincount(self.labels, minlength=self.k).astype(np.int64)

@@ -222,6 +222,23 @@ class Probs:
             row0 += len(seg)
 
 
+class OverProbs:
+    """``n``, ``k`` and ``dtype`` of the :class:`Probs` a problem reads
+    (``self.probs``), for the per-method Problem dataclasses."""
+
+    @property
+    def n(self) -> int:
+        return self.probs.n
+
+    @property
+    def k(self) -> int:
+        return self.probs.k
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.probs.dtype
+
+
 def _mapped_file(a):
     """(path, bytes the mapping needs, (st_dev, st_ino)) for an array backed by
     a file-mapped np.memmap (also a view of one), else None."""

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .._common.arrays import Probs, as_probs
+from .._common.arrays import OverProbs, Probs, as_probs
 from .._common.backend import core, threads
 from .._common.trace import stage
 from .labels import MultiLabels, as_multilabels
@@ -28,23 +28,11 @@ KEY_NOISE_RATE, KEY_BY_CLASS = 0, 1
 
 
 @dataclass
-class Problem:
+class Problem(OverProbs):
     y: MultiLabels
     probs: Probs
     nthreads: int
     validated: bool = False
-
-    @property
-    def n(self) -> int:
-        return self.probs.n
-
-    @property
-    def k(self) -> int:
-        return self.probs.k
-
-    @property
-    def dtype(self) -> np.dtype:
-        return self.probs.dtype
 
     def counts(self) -> np.ndarray:
         """(K, 2) int64: examples without / with class c."""
