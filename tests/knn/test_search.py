@@ -154,3 +154,94 @@ def test_faiss_outside_ties():
     ours2, _ = knn.search(X, k=10, metric="cosine")
     fI2 = np.array([[j for j in row if j != i][:10] for i, row in enumerate(I2)])
     assert (fI2 != ours2).any(axis=1).mean() < 0.01
+
+
+# --- the symmetric self-search and several metrics from one Gram tile ------------------------------
+
+from labelsift._knn.search import search_metrics  # noqa: E402
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+def test_symmetric_and_shared_tiles_equal_the_one_sided_search(dtype):
+    X = tied_data(260, 10, seed=7).astype(dtype)
+    for k in (1, 5, 30):
+        for tile in [(64, 96), (7, 5), (300, 300), (17, 1000)]:
+            both = search_metrics(X, k=k, metrics=("cosine", "l2"), tile=tile, extra=3)
+            for (i, d_, info), metric in zip(both, ("cosine", "l2")):
+                assert info.symmetric
+                one = search_metrics(X, k=k, metrics=(metric,), tile=tile, extra=3, symmetric=False)[0]
+                assert not one[2].symmetric
+                np.testing.assert_array_equal(i, one[0])
+                np.testing.assert_array_equal(d_, one[1])
+                i2, d2 = ref.search(X, k=k, metric=metric)
+                np.testing.assert_array_equal(i, i2)
+                np.testing.assert_array_equal(d_, d2)
+
+
+def test_symmetric_thread_independence_and_fallback():
+    rng = np.random.default_rng(8)
+    X = rng.normal(size=(700, 16)).astype(np.float32)
+    X[100:140] = X[3]  # 41 copies: more than k + r candidates tie at distance 0
+    base = search_metrics(X, k=2, metrics=("cosine", "l2"), extra=4, n_jobs=1, tile=(700, 700))
+    assert all(info.fallback_rows >= 41 for _, _, info in base)
+    for nj, tile in [(2, (64, 100)), (2, (1, 3)), (1, (333, 64))]:
+        got = search_metrics(X, k=2, metrics=("cosine", "l2"), extra=4, n_jobs=nj, tile=tile)
+        for (i, d_, _), (bi, bd, _) in zip(got, base):
+            np.testing.assert_array_equal(i, bi)
+            np.testing.assert_array_equal(d_, bd)
+
+
+def test_centred_l2_does_not_share_the_cosine_copy():
+    rng = np.random.default_rng(9)
+    X = rng.normal(size=(300, 8)) + 50.0  # the mean dominates: L2 runs on a centred copy
+    (ci, cd, cinfo), (li, ld, linfo) = search_metrics(X, k=4, metrics=("cosine", "l2"))
+    assert linfo.centred and not cinfo.centred
+    np.testing.assert_array_equal(ci, ref.search(X, k=4, metric="cosine")[0])
+    np.testing.assert_array_equal(li, ref.search(X, k=4, metric="l2")[0])
+
+
+def test_progress_reports_every_tile():
+    X = np.random.default_rng(10).normal(size=(100, 4)).astype(np.float32)
+    seen = []
+    # the fused symmetric kernel: rounds of block pairs (4 blocks of 30 rows: 3 rounds of pairs + the diagonal)
+    search_metrics(X, k=3, metrics=("cosine", "l2"), tile=(30, 40), progress=lambda *a: seen.append(a))
+    assert seen[-1] == ("k-NN search (cosine+l2)", 4, 4) and [s[1] for s in seen] == [1, 2, 3, 4]
+    seen.clear()
+    # symmetric over NumPy tiles (a strided float32 view): blocks at 0, 30, 60, 90 with 3 + 2 + 1 + 1 tiles
+    Xs = np.asfortranarray(X)
+    search_metrics(Xs, k=3, metrics=("cosine",), tile=(30, 40), progress=lambda *a: seen.append(a))
+    assert [s[1:] for s in seen] == [(3, 7), (5, 7), (6, 7), (7, 7)]
+    seen.clear()
+    search_metrics(X, k=3, metrics=("l2",), tile=(30, 40), symmetric=False, progress=lambda *a: seen.append(a))
+    assert seen[-1][1:] == (12, 12) and len(seen) == 4
+
+
+@pytest.mark.parametrize("d", [1, 255, 300, 520])
+def test_fused_kernel_coordinate_chunks(d):
+    # the Gram tile sums d in chunks of 256 coordinates; d = 1 and d not a multiple of 16 or 256
+    rng = np.random.default_rng(d)
+    X = rng.integers(-2, 3, size=(150, d)).astype(np.float32)
+    X[40:60] = X[3]
+    for metric in ("cosine", "l2"):
+        i1, d1, info = search_metrics(X, k=6, metrics=(metric,), tile=(37, 37))[0]
+        assert info.symmetric
+        i2, d2 = ref.search(X, k=6, metric=metric)
+        np.testing.assert_array_equal(i1, i2)
+        np.testing.assert_array_equal(d1, d2)
+
+
+def test_fused_kernel_without_avx2(tmp_path):
+    # LABELSIFT_NO_AVX2 selects the portable micro-kernel and selections (read once per process)
+    import subprocess
+    import sys
+    X = tied_data(220, 20, seed=11).astype(np.float32)
+    np.save(tmp_path / "X.npy", X)
+    code = ("import numpy as np, sys; from labelsift._knn.search import search_metrics; "
+            "X = np.load(sys.argv[1]); r = search_metrics(X, k=7, metrics=('cosine', 'l2'), tile=(50, 50)); "
+            "np.save(sys.argv[2], np.stack([r[0][0], r[1][0]]))")
+    env = dict(__import__("os").environ, LABELSIFT_NO_AVX2="1")
+    subprocess.run([sys.executable, "-c", code, str(tmp_path / "X.npy"), str(tmp_path / "out.npy")], env=env,
+                   check=True)
+    got = np.load(tmp_path / "out.npy")
+    np.testing.assert_array_equal(got[0], ref.search(X, k=7, metric="cosine")[0])
+    np.testing.assert_array_equal(got[1], ref.search(X, k=7, metric="l2")[0])

@@ -1,6 +1,8 @@
 // Python bindings of the exact k-NN kernels (labelsift._core, prefix knn_).
 // The GIL is released around every kernel; arrays arrive already checked and
 // in a supported dtype (labelsift/_knn/search.py prepares them).
+#include <vector>
+
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
@@ -20,6 +22,36 @@ T* out2(py::array a, int64_t n, int64_t m, const char* what) {
       !(a.flags() & py::array::c_style) || !a.writeable())
     throw py::value_error(std::string("labelsift._core: bad array ") + what);
   return static_cast<T*>(a.mutable_data());
+}
+
+struct Specs {
+  int ne = 0;
+  int64_t N = -1, m = -1;
+  std::vector<const float*> a, b;
+  std::vector<float*> hk;
+  std::vector<int64_t*> hi;
+};
+
+// The key specs of the symmetric kernels: lists a, b (float32, N) and heaps
+// hk (float32, N x m), hi (int64, N x m), one of each per spec. The lists
+// keep the arrays alive for the duration of the call.
+Specs specs(const py::list& a, const py::list& b, const py::list& hk, const py::list& hi) {
+  Specs s;
+  s.ne = int(py::len(a));
+  if (s.ne < 1 || s.ne > 8 || py::len(b) != size_t(s.ne) || py::len(hk) != size_t(s.ne) ||
+      py::len(hi) != size_t(s.ne))
+    throw py::value_error("labelsift._core: one to eight key specs, with a, b and heaps for each");
+  for (int e = 0; e < s.ne; ++e) {
+    py::array he = hk[e], ie = hi[e], ae = a[e], be = b[e];
+    if (he.ndim() != 2) throw py::value_error("labelsift._core: bad heap keys");
+    if (e == 0) s.N = he.shape(0), s.m = he.shape(1);
+    s.hk.push_back(out2<float>(he, s.N, s.m, "heap keys"));
+    s.hi.push_back(out2<int64_t>(ie, s.N, s.m, "heap indices"));
+    s.a.push_back(in_ptr<float>(ae, s.N, "a"));
+    s.b.push_back(in_ptr<float>(be, s.N, "b"));
+  }
+  if (s.m < 1) throw py::value_error("labelsift._core: heaps need at least one column");
+  return s;
 }
 
 }  // namespace
@@ -59,6 +91,52 @@ void bind_knn(py::module_& m) {
       },
       py::arg("S"), py::arg("a"), py::arg("b"), py::arg("c0"), py::arg("self0"), py::arg("hk"), py::arg("hi"),
       py::arg("nthreads") = 0);
+
+  m.def(
+      "knn_tile_select_sym",
+      [](const py::array& S, int64_t i0, int64_t j0, int64_t tstart, const py::list& a, const py::list& b,
+         const py::list& hk, const py::list& hi, int nthreads) {
+        if (!py::isinstance<py::array_t<float>>(S) || S.ndim() != 2 || S.strides(1) != 4 || S.strides(0) % 4)
+          throw py::value_error("labelsift._core: S must be a float32 tile with unit column stride");
+        const int64_t nI = S.shape(0), nJ = S.shape(1);
+        Specs sp_ = specs(a, b, hk, hi);
+        const int64_t N = sp_.N;
+        if (i0 < 0 || j0 < i0 || i0 + nI > N || j0 + nJ > N || tstart < 0 || tstart > nJ ||
+            (tstart < nJ && j0 + tstart < i0 + nI))
+          throw py::value_error("labelsift._core: symmetric tile out of range");
+        const float* sp = static_cast<const float*>(S.data());
+        const int64_t ls = S.strides(0) / 4;
+        {
+          py::gil_scoped_release nogil;
+          knn::tile_select_sym(sp, nI, nJ, ls, i0, j0, tstart, sp_.ne, sp_.a.data(), sp_.b.data(), sp_.hk.data(),
+                               sp_.hi.data(), sp_.m, nthreads);
+        }
+      },
+      py::arg("S"), py::arg("i0"), py::arg("j0"), py::arg("tstart"), py::arg("a"), py::arg("b"), py::arg("hk"),
+      py::arg("hi"), py::arg("nthreads") = 0);
+
+  m.def("knn_sym_rounds", &knn::sym_rounds, py::arg("nblocks"));
+
+  m.def(
+      "knn_sym_search",
+      [](const py::array& G, int64_t block, int64_t round0, int64_t round1, const py::list& a, const py::list& b,
+         const py::list& hk, const py::list& hi, int nthreads) {
+        if (!py::isinstance<py::array_t<float>>(G) || G.ndim() != 2 || G.strides(1) != 4 || G.strides(0) % 4 ||
+            G.strides(0) < 4 * G.shape(1))
+          throw py::value_error("labelsift._core: G must be float32 rows with unit column stride");
+        Specs sp_ = specs(a, b, hk, hi);
+        if (sp_.N != G.shape(0)) throw py::value_error("labelsift._core: heaps and G differ in rows");
+        if (block < 1) throw py::value_error("labelsift._core: block must be positive");
+        const float* g = static_cast<const float*>(G.data());
+        const int64_t N = G.shape(0), d = G.shape(1), ldg = G.strides(0) / 4;
+        {
+          py::gil_scoped_release nogil;
+          knn::sym_search(g, N, d, ldg, block, round0, round1, sp_.ne, sp_.a.data(), sp_.b.data(), sp_.hk.data(),
+                          sp_.hi.data(), sp_.m, nthreads);
+        }
+      },
+      py::arg("G"), py::arg("block"), py::arg("round0"), py::arg("round1"), py::arg("a"), py::arg("b"),
+      py::arg("hk"), py::arg("hi"), py::arg("nthreads") = 0);
 
   m.def(
       "knn_rerank",

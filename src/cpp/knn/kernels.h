@@ -18,6 +18,30 @@ void norms2(const Mat& X, double* out, int nthreads);
 void tile_select(const float* S, int64_t nq, int64_t nc, int64_t ls, const float* a, const float* b, int64_t c0,
                  int64_t self0, float* hk, int64_t* hi, int64_t m, int nthreads);
 
+// The selection over one tile of a symmetric (self) search, for ne key
+// specs at once (e.g. cosine and L2 keys from the same Gram tile): S (nI x nJ,
+// row stride ls) = G[i0:i0+nI] G[j0:j0+nJ]^T with j0 >= i0. Direct: row i0+r
+// keeps, per spec e, its m smallest a[e][j0+c] + b[e][j0+c] * S[r,c] (heaps
+// hk[e], hi[e]: N x m, indexed by global row; self skipped). Transposed, for
+// columns c >= tstart (rows j0+c not in [i0, i0+nI)): row j0+c keeps its m
+// smallest a[e][i0+r] + b[e][i0+r] * S[r,c].
+void tile_select_sym(const float* S, int64_t nI, int64_t nJ, int64_t ls, int64_t i0, int64_t j0, int64_t tstart,
+                     int ne, const float* const* a, const float* const* b, float* const* hk, int64_t* const* hi,
+                     int64_t m, int nthreads);
+
+// The fused symmetric self-search over a float32 matrix G (N x d, row stride
+// ldg, unit column stride): blocks of `block` rows; every block pair (I < J)
+// once, as a round-robin tournament (sym_rounds(nblocks) rounds: the pairs,
+// then the diagonal blocks), so that the tasks of one round touch disjoint
+// heaps and each heap sees its candidates in an order fixed by the schedule,
+// whatever the thread count. Runs rounds [round0, round1). Per task: the Gram
+// tile in a per-thread buffer (own micro-kernel, AVX2+FMA when available),
+// then the direct and transposed selections of tile_select_sym.
+int64_t sym_rounds(int64_t nblocks);
+void sym_search(const float* G, int64_t N, int64_t d, int64_t ldg, int64_t block, int64_t round0, int64_t round1,
+                int ne, const float* const* a, const float* const* b, float* const* hk, int64_t* const* hi,
+                int64_t m, int nthreads);
+
 // Exact float64 re-rank of the candidates: for query row r (Q row r, global
 // DB indices hi[r, :m], -1 = empty), the k best by (key, index); writes
 // out_idx (nq x k) and out_key (nq x k).

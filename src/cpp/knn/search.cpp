@@ -3,6 +3,7 @@
 // candidates and the exhaustive fallback. Results never depend on the thread
 // count: every output row is computed by one thread from its own inputs, and
 // the top-k under the total order (key, index) is unique.
+#include <immintrin.h>
 #include <omp.h>
 
 #include <algorithm>
@@ -163,6 +164,308 @@ __attribute__((target("avx2"), flatten)) void select_rows_avx2(const float* S, i
     select_row(S + r * ls, nc, a, b, c0, self0 < 0 ? -1 : self0 + r, hk + r * m, hi + r * m, m);
 }
 
+// The transposed selection of a symmetric tile: database rows j0 + c for
+// c in [c_begin, c_end) (a group of at most W columns of S) select among the
+// tile's rows i0 + r (r = 0..nI-1, increasing: the candidates of each heap
+// arrive in increasing index order, as in the direct selection), with the
+// keys a[i0 + r] + b[i0 + r] * S[r, c] -- the same expression as
+// select_row's, with the roles of row and column exchanged.
+constexpr int64_t W = 16;
+constexpr int MAXE = 8;
+__attribute__((always_inline)) inline void select_cols(const float* S, int64_t nI, int64_t ls, int64_t i0,
+                                                       int64_t j0, int64_t cb, int64_t nw, int ne,
+                                                       const float* const* a, const float* const* b,
+                                                       float* const* hk, int64_t* const* hi, int64_t m) {
+  alignas(64) float thr[MAXE][W];
+  alignas(64) float kv[W];
+  for (int e = 0; e < ne; ++e)
+    for (int64_t w = 0; w < W; ++w)
+      thr[e][w] = w < nw ? hk[e][(j0 + cb + w) * m] : -std::numeric_limits<float>::infinity();
+  alignas(64) float sv[W];
+  for (int64_t r = 0; r < nI; ++r) {
+    const float* s = S + r * ls + cb;
+    if (nw == W) {
+      for (int64_t w = 0; w < W; ++w) sv[w] = s[w];
+    } else {
+      for (int64_t w = 0; w < W; ++w) sv[w] = w < nw ? s[w] : 0.0f;
+    }
+    for (int e = 0; e < ne; ++e) {
+      const float av = a[e][i0 + r], bv = b[e][i0 + r];
+      const float* th = thr[e];
+      int any = 0;
+#pragma omp simd reduction(| : any) aligned(sv, th : 64)
+      for (int64_t w = 0; w < W; ++w) any |= int(av + bv * sv[w] < th[w]);
+      if (!any) continue;
+      for (int64_t w = 0; w < nw; ++w) {
+        const float v = av + bv * sv[w];
+        if (v < thr[e][w]) {
+          float* h = hk[e] + (j0 + cb + w) * m;
+          int64_t* g = hi[e] + (j0 + cb + w) * m;
+          h[0] = v;
+          g[0] = i0 + r;
+          sift_down(h, g, m);
+          thr[e][w] = h[0];
+        }
+      }
+    }
+  }
+  (void)kv;
+}
+
+template <int ISA>
+__attribute__((flatten)) void sym_task(const float* S, int64_t nI, int64_t nJ, int64_t ls, int64_t i0, int64_t j0,
+                                       int64_t tstart, int ne, const float* const* a, const float* const* b,
+                                       float* const* hk, int64_t* const* hi, int64_t m, int64_t task, int64_t nrt) {
+  constexpr int64_t R = 8;
+  if (task < nrt) {
+    const int64_t r0 = task * R, r1 = std::min(nI, r0 + R);
+    for (int e = 0; e < ne; ++e)
+      for (int64_t r = r0; r < r1; ++r)
+        select_row(S + r * ls, nJ, a[e] + j0, b[e] + j0, j0, i0 + r, hk[e] + (i0 + r) * m, hi[e] + (i0 + r) * m, m);
+  } else {
+    const int64_t cb = tstart + (task - nrt) * W, nw = std::min(W, nJ - cb);
+    select_cols(S, nI, ls, i0, j0, cb, nw, ne, a, b, hk, hi, m);
+  }
+}
+// AVX2 versions of the two scans: the same keys (one multiply, one add, no
+// contraction), compared eight at a time; a lane below its threshold sends
+// the chunk to the scalar insertion, which recomputes the same values.
+__attribute__((target("avx2"))) inline void insert_row(float v, int64_t idx, float* hk, int64_t* hi, int64_t m) {
+  hk[0] = v;
+  hi[0] = idx;
+  sift_down(hk, hi, m);
+}
+
+__attribute__((target("avx2"))) void select_row_avx2(const float* s, int64_t nc, const float* a, const float* b,
+                                                     int64_t c0, int64_t self, float* hk, int64_t* hi, int64_t m) {
+  float thr = hk[0];
+  __m256 tv = _mm256_set1_ps(thr);
+  int64_t j = 0;
+  for (; j + 32 <= nc; j += 32) {
+    const __m256 k0 = _mm256_add_ps(_mm256_loadu_ps(a + j), _mm256_mul_ps(_mm256_loadu_ps(b + j), _mm256_loadu_ps(s + j)));
+    const __m256 k1 = _mm256_add_ps(_mm256_loadu_ps(a + j + 8),
+                                    _mm256_mul_ps(_mm256_loadu_ps(b + j + 8), _mm256_loadu_ps(s + j + 8)));
+    const __m256 k2 = _mm256_add_ps(_mm256_loadu_ps(a + j + 16),
+                                    _mm256_mul_ps(_mm256_loadu_ps(b + j + 16), _mm256_loadu_ps(s + j + 16)));
+    const __m256 k3 = _mm256_add_ps(_mm256_loadu_ps(a + j + 24),
+                                    _mm256_mul_ps(_mm256_loadu_ps(b + j + 24), _mm256_loadu_ps(s + j + 24)));
+    const __m256 mn = _mm256_min_ps(_mm256_min_ps(k0, k1), _mm256_min_ps(k2, k3));
+    if (!_mm256_movemask_ps(_mm256_cmp_ps(mn, tv, _CMP_LT_OQ))) continue;
+    for (int64_t t = j; t < j + 32; ++t) {
+      const float v = a[t] + b[t] * s[t];
+      if (v < thr && c0 + t != self) {
+        insert_row(v, c0 + t, hk, hi, m);
+        thr = hk[0];
+      }
+    }
+    tv = _mm256_set1_ps(thr);
+  }
+  for (; j < nc; ++j) {
+    const float v = a[j] + b[j] * s[j];
+    if (v < thr && c0 + j != self) {
+      insert_row(v, c0 + j, hk, hi, m);
+      thr = hk[0];
+    }
+  }
+}
+
+__attribute__((target("avx2"))) void select_cols_avx2(const float* S, int64_t nI, int64_t ls, int64_t i0, int64_t j0,
+                                                      int64_t cb, int64_t nw, int ne, const float* const* a,
+                                                      const float* const* b, float* const* hk, int64_t* const* hi,
+                                                      int64_t m) {
+  if (nw < W) {
+    select_cols(S, nI, ls, i0, j0, cb, nw, ne, a, b, hk, hi, m);
+    return;
+  }
+  alignas(32) float thr[MAXE][W];
+  __m256 t0[MAXE], t1[MAXE];
+  for (int e = 0; e < ne; ++e) {
+    for (int64_t w = 0; w < W; ++w) thr[e][w] = hk[e][(j0 + cb + w) * m];
+    t0[e] = _mm256_load_ps(thr[e]);
+    t1[e] = _mm256_load_ps(thr[e] + 8);
+  }
+  for (int64_t r = 0; r < nI; ++r) {
+    const float* s = S + r * ls + cb;
+    const __m256 s0 = _mm256_loadu_ps(s), s1 = _mm256_loadu_ps(s + 8);
+    for (int e = 0; e < ne; ++e) {
+      const float av = a[e][i0 + r], bv = b[e][i0 + r];
+      const __m256 A = _mm256_set1_ps(av), B = _mm256_set1_ps(bv);
+      const __m256 k0 = _mm256_add_ps(A, _mm256_mul_ps(B, s0));
+      const __m256 k1 = _mm256_add_ps(A, _mm256_mul_ps(B, s1));
+      const int mask = _mm256_movemask_ps(_mm256_cmp_ps(k0, t0[e], _CMP_LT_OQ)) |
+                       (_mm256_movemask_ps(_mm256_cmp_ps(k1, t1[e], _CMP_LT_OQ)) << 8);
+      if (!mask) continue;
+      for (int64_t w = 0; w < W; ++w) {
+        if (!((mask >> w) & 1)) continue;
+        const float v = av + bv * s[w];
+        float* h = hk[e] + (j0 + cb + w) * m;
+        int64_t* g = hi[e] + (j0 + cb + w) * m;
+        insert_row(v, i0 + r, h, g, m);
+        thr[e][w] = h[0];
+      }
+      t0[e] = _mm256_load_ps(thr[e]);
+      t1[e] = _mm256_load_ps(thr[e] + 8);
+    }
+  }
+}
+
+__attribute__((target("avx2"))) void sym_task_avx2(const float* S, int64_t nI, int64_t nJ, int64_t ls, int64_t i0,
+                                                   int64_t j0, int64_t tstart, int ne, const float* const* a,
+                                                   const float* const* b, float* const* hk, int64_t* const* hi,
+                                                   int64_t m, int64_t task, int64_t nrt) {
+  constexpr int64_t R = 8;
+  if (task < nrt) {
+    const int64_t r0 = task * R, r1 = std::min(nI, r0 + R);
+    for (int e = 0; e < ne; ++e)
+      for (int64_t r = r0; r < r1; ++r)
+        select_row_avx2(S + r * ls, nJ, a[e] + j0, b[e] + j0, j0, i0 + r, hk[e] + (i0 + r) * m,
+                        hi[e] + (i0 + r) * m, m);
+  } else {
+    const int64_t cb = tstart + (task - nrt) * W, nw = std::min(W, nJ - cb);
+    select_cols_avx2(S, nI, ls, i0, j0, cb, nw, ne, a, b, hk, hi, m);
+  }
+}
+
+// ---- the fused symmetric search: a float32 Gram tile per block pair, in L2 ----
+//
+// S = G_I G_J^T over kc-chunks of the d coordinates: B_J is packed in panels
+// of 16 columns (k-major), the micro-kernel keeps ROWS x 16 sums in registers
+// and writes them to the task's S buffer (row stride ldS, a multiple of 16;
+// padded columns are zero and never selected). Any summation order gives a
+// float32 dot product within the certificate's bound gamma_d |G_i| |G_j|.
+constexpr int64_t PW = 16;   // panel width
+constexpr int64_t KC = 256;  // coordinates per chunk
+
+void pack_panels(const float* G, int64_t ldg, int64_t j0, int64_t nJ, int64_t k0, int64_t kc, float* P) {
+  const int64_t np = (nJ + PW - 1) / PW;
+  for (int64_t p = 0; p < np; ++p) {
+    float* out = P + p * kc * PW;
+    for (int64_t w = 0; w < PW; ++w) {
+      const int64_t j = p * PW + w;
+      if (j < nJ) {
+        const float* g = G + (j0 + j) * ldg + k0;
+        for (int64_t k = 0; k < kc; ++k) out[k * PW + w] = g[k];
+      } else {
+        for (int64_t k = 0; k < kc; ++k) out[k * PW + w] = 0.0f;
+      }
+    }
+  }
+}
+
+template <int ROWS>
+inline void micro_generic(const float* const* A, const float* Pp, int64_t kc, float* Sr, int64_t ldS, bool add) {
+  float acc[ROWS][PW];
+  for (int r = 0; r < ROWS; ++r)
+    for (int64_t w = 0; w < PW; ++w) acc[r][w] = add ? Sr[r * ldS + w] : 0.0f;
+  for (int64_t k = 0; k < kc; ++k)
+    for (int r = 0; r < ROWS; ++r) {
+      const float av = A[r][k];
+      for (int64_t w = 0; w < PW; ++w) acc[r][w] += av * Pp[k * PW + w];
+    }
+  for (int r = 0; r < ROWS; ++r)
+    for (int64_t w = 0; w < PW; ++w) Sr[r * ldS + w] = acc[r][w];
+}
+
+__attribute__((target("avx2"))) inline void put_row(float* o, __m256 lo, __m256 hi, bool add) {
+  if (add) {
+    lo = _mm256_add_ps(lo, _mm256_loadu_ps(o));
+    hi = _mm256_add_ps(hi, _mm256_loadu_ps(o + 8));
+  }
+  _mm256_storeu_ps(o, lo);
+  _mm256_storeu_ps(o + 8, hi);
+}
+
+// Named accumulators (an array of vectors is kept in memory by GCC, with a
+// store per iteration); unused rows are compiled out.
+template <int ROWS>
+__attribute__((target("avx2,fma"))) inline void micro_avx2(const float* const* A, const float* Pp, int64_t kc,
+                                                            float* Sr, int64_t ldS, bool add) {
+  __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
+  __m256 c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
+  const float* a0 = A[0];
+  const float* a1 = ROWS > 1 ? A[1] : A[0];
+  const float* a2 = ROWS > 2 ? A[2] : A[0];
+  const float* a3 = ROWS > 3 ? A[3] : A[0];
+  const float* a4 = ROWS > 4 ? A[4] : A[0];
+  const float* a5 = ROWS > 5 ? A[5] : A[0];
+  for (int64_t k = 0; k < kc; ++k) {
+    const __m256 b0 = _mm256_loadu_ps(Pp + k * PW), b1 = _mm256_loadu_ps(Pp + k * PW + 8);
+    __m256 av = _mm256_broadcast_ss(a0 + k);
+    c00 = _mm256_fmadd_ps(av, b0, c00);
+    c01 = _mm256_fmadd_ps(av, b1, c01);
+    if constexpr (ROWS > 1) {
+      av = _mm256_broadcast_ss(a1 + k);
+      c10 = _mm256_fmadd_ps(av, b0, c10);
+      c11 = _mm256_fmadd_ps(av, b1, c11);
+    }
+    if constexpr (ROWS > 2) {
+      av = _mm256_broadcast_ss(a2 + k);
+      c20 = _mm256_fmadd_ps(av, b0, c20);
+      c21 = _mm256_fmadd_ps(av, b1, c21);
+    }
+    if constexpr (ROWS > 3) {
+      av = _mm256_broadcast_ss(a3 + k);
+      c30 = _mm256_fmadd_ps(av, b0, c30);
+      c31 = _mm256_fmadd_ps(av, b1, c31);
+    }
+    if constexpr (ROWS > 4) {
+      av = _mm256_broadcast_ss(a4 + k);
+      c40 = _mm256_fmadd_ps(av, b0, c40);
+      c41 = _mm256_fmadd_ps(av, b1, c41);
+    }
+    if constexpr (ROWS > 5) {
+      av = _mm256_broadcast_ss(a5 + k);
+      c50 = _mm256_fmadd_ps(av, b0, c50);
+      c51 = _mm256_fmadd_ps(av, b1, c51);
+    }
+  }
+  put_row(Sr, c00, c01, add);
+  if constexpr (ROWS > 1) put_row(Sr + ldS, c10, c11, add);
+  if constexpr (ROWS > 2) put_row(Sr + 2 * ldS, c20, c21, add);
+  if constexpr (ROWS > 3) put_row(Sr + 3 * ldS, c30, c31, add);
+  if constexpr (ROWS > 4) put_row(Sr + 4 * ldS, c40, c41, add);
+  if constexpr (ROWS > 5) put_row(Sr + 5 * ldS, c50, c51, add);
+}
+
+template <bool AVX>
+void gram_tile(const float* G, int64_t ldg, int64_t d, int64_t i0, int64_t nI, int64_t j0, int64_t nJ, float* P,
+               float* S, int64_t ldS) {
+  const int64_t np = (nJ + PW - 1) / PW;
+  for (int64_t k0 = 0; k0 < d; k0 += KC) {
+    const int64_t kc = std::min(KC, d - k0);
+    const bool add = k0 > 0;
+    pack_panels(G, ldg, j0, nJ, k0, kc, P);
+    for (int64_t p = 0; p < np; ++p) {
+      const float* Pp = P + p * kc * PW;
+      int64_t r = 0;
+      const float* A[6];
+      for (; r + 6 <= nI; r += 6) {
+        for (int t = 0; t < 6; ++t) A[t] = G + (i0 + r + t) * ldg + k0;
+        if (AVX) micro_avx2<6>(A, Pp, kc, S + r * ldS + p * PW, ldS, add);
+        else micro_generic<6>(A, Pp, kc, S + r * ldS + p * PW, ldS, add);
+      }
+      const int64_t rest = nI - r;
+      for (int t = 0; t < rest; ++t) A[t] = G + (i0 + r + t) * ldg + k0;
+      float* Sr = S + r * ldS + p * PW;
+#define LS_MICRO(n)                                   \
+  case n:                                             \
+    if (AVX) micro_avx2<n>(A, Pp, kc, Sr, ldS, add);  \
+    else micro_generic<n>(A, Pp, kc, Sr, ldS, add);   \
+    break;
+      switch (rest) {
+        LS_MICRO(1)
+        LS_MICRO(2)
+        LS_MICRO(3)
+        LS_MICRO(4)
+        LS_MICRO(5)
+        default:
+          break;
+      }
+#undef LS_MICRO
+    }
+  }
+}
+
 bool use_avx2() {
   static const bool yes = __builtin_cpu_supports("avx2") && !std::getenv("LABELSIFT_NO_AVX2");
   return yes;
@@ -243,6 +546,83 @@ void tile_select(const float* S, int64_t nq, int64_t nc, int64_t ls, const float
       select_rows_avx2(S, r0, r1, nc, ls, a, b, c0, self0, hk, hi, m);
     else
       select_rows<0>(S, r0, r1, nc, ls, a, b, c0, self0, hk, hi, m);
+  }
+}
+
+void tile_select_sym(const float* S, int64_t nI, int64_t nJ, int64_t ls, int64_t i0, int64_t j0, int64_t tstart,
+                     int ne, const float* const* a, const float* const* b, float* const* hk, int64_t* const* hi,
+                     int64_t m, int nthreads) {
+  const int nt = threads_for(nthreads, double(nI) * double(nJ) * double(ne) * (tstart < nJ ? 2.0 : 1.0));
+  const bool avx2 = use_avx2();
+  constexpr int64_t R = 8;
+  const int64_t nrt = (nI + R - 1) / R;
+  const int64_t nct = tstart < nJ ? (nJ - tstart + W - 1) / W : 0;
+  // Direct tasks touch the heaps of rows i0..i0+nI, transposed ones those of
+  // rows j0+tstart.. (disjoint: tstart is past the tile's own rows).
+#pragma omp parallel for schedule(dynamic, 1) num_threads(nt)
+  for (int64_t task = 0; task < nrt + nct; ++task) {
+    if (avx2)
+      sym_task_avx2(S, nI, nJ, ls, i0, j0, tstart, ne, a, b, hk, hi, m, task, nrt);
+    else
+      sym_task<0>(S, nI, nJ, ls, i0, j0, tstart, ne, a, b, hk, hi, m, task, nrt);
+  }
+}
+
+int64_t sym_rounds(int64_t nblocks) { return (nblocks % 2 ? nblocks + 1 : nblocks) - 1 + 1; }
+
+void sym_search(const float* G, int64_t N, int64_t d, int64_t ldg, int64_t block, int64_t round0, int64_t round1,
+                int ne, const float* const* a, const float* const* b, float* const* hk, int64_t* const* hi,
+                int64_t m, int nthreads) {
+  const int64_t nb = (N + block - 1) / block;
+  const int64_t ne_ = nb % 2 ? nb + 1 : nb;  // players of the round-robin (one dummy when nb is odd)
+  const int64_t nr = sym_rounds(nb);         // ne_ - 1 rounds of pairs, then the diagonal round
+  if (round0 < 0 || round1 > nr || round0 > round1) throw std::invalid_argument("sym_search: bad round range");
+  const bool avx2 = use_avx2() && __builtin_cpu_supports("fma");
+  const int64_t ldS = (block + PW - 1) / PW * PW;
+  const int nt = threads_or_default(nthreads);
+  std::vector<std::pair<int64_t, int64_t>> tasks;
+#pragma omp parallel num_threads(nt)
+  {
+    std::vector<float> Sbuf(size_t(std::min(block, N) * ldS));
+    std::vector<float> Pbuf(size_t(ldS * std::min(KC, d)));
+    for (int64_t rd = round0; rd < round1; ++rd) {
+#pragma omp single
+      {
+        tasks.clear();
+        if (rd == nr - 1) {
+          for (int64_t I = 0; I < nb; ++I) tasks.emplace_back(I, I);
+        } else {
+          // circle method: player ne_-1 is fixed, the others rotate
+          const int64_t q = ne_ - 1;
+          auto add = [&](int64_t x, int64_t y) {
+            if (x < nb && y < nb) tasks.emplace_back(std::min(x, y), std::max(x, y));
+          };
+          add(rd % q, q);
+          for (int64_t t = 1; t < ne_ / 2; ++t) add((rd + t) % q, (rd - t + q) % q);
+        }
+      }
+#pragma omp for schedule(dynamic, 1)
+      for (int64_t t = 0; t < int64_t(tasks.size()); ++t) {
+        const int64_t I = tasks[t].first, J = tasks[t].second;
+        const int64_t i0 = I * block, nI = std::min(block, N - i0);
+        const int64_t j0 = J * block, nJ = std::min(block, N - j0);
+        float* S = Sbuf.data();
+        if (avx2)
+          gram_tile<true>(G, ldg, d, i0, nI, j0, nJ, Pbuf.data(), S, ldS);
+        else
+          gram_tile<false>(G, ldg, d, i0, nI, j0, nJ, Pbuf.data(), S, ldS);
+        const bool diag = I == J;
+        const int64_t nrt = (nI + 7) / 8;
+        const int64_t tstart = diag ? nJ : 0;
+        const int64_t nct = diag ? 0 : (nJ + W - 1) / W;
+        for (int64_t u = 0; u < nrt + nct; ++u) {
+          if (avx2)
+            sym_task_avx2(S, nI, nJ, ldS, i0, j0, tstart, ne, a, b, hk, hi, m, u, nrt);
+          else
+            sym_task<0>(S, nI, nJ, ldS, i0, j0, tstart, ne, a, b, hk, hi, m, u, nrt);
+        }
+      }
+    }
   }
 }
 

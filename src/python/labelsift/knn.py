@@ -23,6 +23,7 @@ from ._knn.graph import Neighbors, as_neighbors, correct_exact_duplicates as _co
 from ._knn.graph import exact_duplicate_sets, to_csr
 from ._knn.search import SearchInfo, check_metric
 from ._knn.search import search as _search
+from ._knn.search import search_metrics as _search_metrics
 
 __all__ = ["search", "label_counts", "agreement", "knn_pred_probs", "outlier_scores", "near_duplicates",
            "non_iid", "correct_exact_duplicates", "exact_duplicate_sets", "find_issues", "SearchInfo",
@@ -149,7 +150,8 @@ def _datalab_pred_probs(y, ind, K):
     return (P - onehot / (k + 1)) * (k + 1) / k
 
 
-def find_issues(features, labels, *, k=10, metric=None, n_jobs=None, as_frame=True, knn_graph=None):
+def find_issues(features, labels, *, k=10, metric=None, n_jobs=None, as_frame=True, knn_graph=None,
+                progress=None):
     """Datalab's ``find_issues(features=...)`` for the label, outlier,
     near-duplicate and non-IID checks, as one table (Datalab's column names):
     ``is_label_issue, label_score, is_outlier_issue, outlier_score,
@@ -160,6 +162,10 @@ def find_issues(features, labels, *, k=10, metric=None, n_jobs=None, as_frame=Tr
     cosine when d > 3, else Euclidean (``metric=`` overrides); the label check
     always uses Euclidean k-NN with the self vote removed. ``knn_graph`` (a
     CSR graph or (indices, distances)) replaces the graph search.
+    Without it both searches share one pass over the Gram tiles, and only the
+    tiles on and above the diagonal are computed (each feeds its rows and,
+    transposed, its columns). ``progress(stage, done, total)`` is called after
+    every block of tiles.
     Returns a pandas DataFrame (``as_frame=False``: a dict of arrays); the
     summary (Datalab's per-check scores, the non-IID p-value, the metric, the
     search's fallback rows) is in ``.attrs`` (or under ``"summary"``).
@@ -185,17 +191,17 @@ def find_issues(features, labels, *, k=10, metric=None, n_jobs=None, as_frame=Tr
     if knn_graph is not None:
         nb = as_neighbors(knn_graph, N)
         gi, gd = nb.indices, nb.distances
-    else:
-        gi, gd, info = _search(X, k=k, metric=metric, exclude_self=True, n_jobs=n_jobs)
-        fallback += info.fallback_rows
-        raw = gi
-        gi, gd = _correct(X, gi, gd)
-    # the label check: a separate Euclidean search, no duplicate correction
-    if metric == "l2" and knn_graph is None:
-        li = raw  # the same Euclidean search
-    else:
-        li, _, linfo = _search(X, k=k, metric="l2", exclude_self=True, n_jobs=n_jobs)
+        # the label check: a separate Euclidean search, no duplicate correction
+        li, _, linfo = _search(X, k=k, metric="l2", exclude_self=True, n_jobs=n_jobs, progress=progress)
         fallback += linfo.fallback_rows
+    else:
+        # one pass over the Gram tiles for both searches (the graph's metric and the label check's
+        # Euclidean one; one search when they coincide)
+        ms = (metric,) if metric == "l2" else (metric, "l2")
+        found = _search_metrics(X, k=k, metrics=ms, exclude_self=True, n_jobs=n_jobs, progress=progress)
+        fallback += sum(f[2].fallback_rows for f in found)
+        li = found[-1][0]  # the Euclidean neighbours, before any duplicate correction
+        gi, gd = _correct(X, found[0][0], found[0][1])
     if K >= 2:
         pp = _datalab_pred_probs(y, li, K)
         is_label = _filter.find_label_issues(y, pp)

@@ -33,7 +33,19 @@ How it is computed, and why it is exact:
    exhaustively in float64 (``knn_exhaustive``); ``SearchInfo.fallback_rows``
    counts them.
 
-Memory: O(N k) outputs, O(bq m) heap, one bq x bc float32 tile, and the
+A set searched against itself (``exclude_self``, the Datalab/HOC/SimiFeat
+case) computes each pair once: the fused kernel ``knn_sym_search`` runs the
+block pairs (I <= J) as a round-robin tournament, each task computing its
+float32 Gram tile with labelsift's own micro-kernel into a per-thread buffer
+and feeding it to the heaps of I's rows (directly) and of J's rows
+(transposed); tasks of one round touch disjoint heaps, so no locks and an
+insertion order fixed by the schedule. Several metrics whose float32 copy is
+the same (cosine, and L2 without centring: Datalab's two searches) are fed
+from the same tiles. The certificate is unchanged: it holds for any
+summation order of the float32 products.
+
+Memory: O(N k) outputs, O(bq m) heap (O(N m) per metric for the symmetric
+search, up to ``SYM_HEAP_BYTES``), one float32 tile per thread, and the
 float32 copy G when the features are not float32 (or need centring).
 """
 from __future__ import annotations
@@ -75,6 +87,7 @@ class SearchInfo:
     centred: bool = False
     scale_exponent: int = 0
     float32_copy: bool = False
+    symmetric: bool = False
 
 
 def check_metric(metric) -> str:
@@ -104,38 +117,30 @@ def _float32_copy(X: np.ndarray, mu, e: int) -> np.ndarray:
     return G
 
 
-def search(queries, database=None, *, k: int = 10, metric: str = "cosine", exclude_self: bool = True,
-           n_jobs=None, tile=None, extra=None, on_rows: Optional[Callable[[int], None]] = None):
-    """(indices int64 (Nq, k), distances float32 (Nq, k), SearchInfo)."""
-    metric = check_metric(metric)
-    mcode = METRICS[metric]
-    Q = as_features(queries, "features" if database is None else "queries")
-    same = database is None
-    D = Q if same else as_features(database, "database")
-    if D.shape[1] != Q.shape[1]:
-        raise ValueError(f"queries have {Q.shape[1]} features but the database has {D.shape[1]}")
-    if Q.dtype != D.dtype:
-        dt = np.result_type(Q.dtype, D.dtype)
-        Q, D = np.asarray(Q, dt), np.asarray(D, dt)
-    excl = bool(exclude_self) and same
-    nq, d = Q.shape
-    nd = D.shape[0]
-    avail = nd - (1 if excl else 0)
-    k = integer(k, "k", lo=1)
-    if k > avail:
-        raise ValueError(f"k={k} neighbours requested but only {avail} "
-                         f"{'other ' if excl else ''}rows exist")
-    r = max(16, k) if extra is None else integer(extra, "extra", lo=0)
-    m = min(avail, k + r)
-    bq, bc = TILE if tile is None else (integer(tile[0], "tile[0]", lo=1), integer(tile[1], "tile[1]", lo=1))
-    nt = threads(n_jobs)
-    c = core()
+@dataclass
+class _Plan:
+    """One metric's float32 keys a_j + b_j S_ij over the Gram tiles of G and
+    the constants of its certificate."""
 
-    qn = c.knn_norms2(Q, nt)
-    dn = qn if same else c.knn_norms2(D, nt)
+    metric: str
+    mcode: int
+    Gq: np.ndarray
+    Gd: np.ndarray
+    a_col: np.ndarray
+    b_col: np.ndarray
+    e: int
+    s: float
+    mu: Optional[np.ndarray]
+    rounded: bool
+    gq2: Optional[np.ndarray] = None
+    M: float = 0.0
+    eta_max: float = 0.0
 
-    # --- the float32 copy G (or the features themselves) -------------------
-    amax = max(_abs_max(Q), 0.0 if same else _abs_max(D))
+
+def _plan(metric, Q, D, same, qn, dn, nt, c, amax, copies) -> _Plan:
+    """The float32 copy (shared through ``copies`` between metrics that need
+    the same one), the epilogue's per-column a and b, the certificate's norms."""
+    nd, d = D.shape
     e = 0
     if amax > 0 and (amax > 2.0 ** 40 or amax < 2.0 ** -40):
         e = -math.frexp(amax)[1]
@@ -147,82 +152,230 @@ def search(queries, database=None, *, k: int = 10, metric: str = "cosine", exclu
         mean /= nd
         if float(mean @ mean) > 0.25 * float(np.mean(dn)):
             mu = mean
+    key = (mu is None, e)
     if D.dtype == np.float32 and mu is None and e == 0:
         Gd, Gq, rounded = D, Q, False
+    elif key in copies:
+        Gd, Gq, rounded = copies[key]
     else:
         Gd = _float32_copy(D, mu, e)
         Gq = Gd if same else _float32_copy(Q, mu, e)
         rounded = not (D.dtype == np.float16 and mu is None)
+        copies[key] = (Gd, Gq, rounded)
     s = math.ldexp(1.0, e)
+    p = _Plan(metric, METRICS[metric], Gq, Gd, None, None, e, s, mu, rounded)
     if metric == "l2":
         gq2 = c.knn_norms2(Gq, nt) if (Gq is not Q) else qn
         gd2 = gq2 if same else (c.knn_norms2(Gd, nt) if Gd is not D else dn)
-        a_col = gd2.astype(np.float32)
-        b_col = np.full(nd, -2.0, np.float32)
+        p.a_col = gd2.astype(np.float32)
+        p.b_col = np.full(nd, -2.0, np.float32)
+        p.gq2 = gq2
+        p.M = math.sqrt(float(gd2.max()))
+        p.eta_max = 1.02 * (U32 + U64) * p.M if rounded else 0.0
     else:
         with np.errstate(divide="ignore"):
             inv = np.where(dn > 0, s / np.sqrt(dn), 0.0)
-        a_col = np.zeros(nd, np.float32)
-        b_col = (-inv).astype(np.float32)
+        p.a_col = np.zeros(nd, np.float32)
+        p.b_col = (-inv).astype(np.float32)
+    return p
 
-    idx = np.empty((nq, k), np.int64)
-    dist = np.empty((nq, k), np.float32)
-    fallback = 0
+
+def _finish(p: _Plan, Q, D, qn, dn, q0, q1, hk, hi, k, m, avail, excl, nt, c):
+    """Rows q0..q1 from their heaps (hk, hi): the float64 re-rank, the
+    certificate, the exhaustive recomputation of the rows it cannot prove.
+    Returns (indices, float64 keys, fallback rows)."""
+    n = q1 - q0
+    d = Q.shape[1]
     g32 = gamma(d, U32)
     g64 = gamma(d + 8, U64)
-    rho = 2.01 * U32 if rounded else 0.0
-    buf = np.empty(min(bq, nq) * min(bc, nd), np.float32)
-    if metric == "l2":
-        M = math.sqrt(float(gd2.max()))
-        eta_max = 1.02 * (U32 + U64) * M if rounded else 0.0
-    for q0 in range(0, nq, bq):
-        q1 = min(nq, q0 + bq)
-        n = q1 - q0
-        hk = np.full((n, m), np.inf, np.float32)
-        hi = np.full((n, m), -1, np.int64)
-        Gt = np.ascontiguousarray(Gq[q0:q1])
-        for c0 in range(0, nd, bc):
-            c1 = min(nd, c0 + bc)
-            S = buf[: n * (c1 - c0)].reshape(n, c1 - c0)
-            np.matmul(Gt, Gd[c0:c1].T, out=S)
-            c.knn_tile_select(S, a_col[c0:c1], b_col[c0:c1], c0, q0 if excl else -1, hk, hi, nt)
-        oi = np.empty((n, k), np.int64)
-        ok = np.empty((n, k), np.float64)
-        Qt = Q[q0:q1]
-        qt = np.ascontiguousarray(qn[q0:q1])
-        c.knn_rerank(Qt, D, qt, dn, hi, mcode, k, oi, ok, nt)
-        if m < avail:
-            worst = hk.max(axis=1).astype(np.float64)
-            kth = ok[:, k - 1]
-            with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
-                if metric == "cosine":
-                    ni = s * np.sqrt(qt)
-                    E = 1.05 * (g32 + rho + 3 * U32) * ni
-                    lb = 1.0 + (worst - E) / ni
-                    good = (ni > 0) & (kth < lb - 2.0 * (1.1 * g64 + 4 * U64))
-                else:
-                    gq = gq2[q0:q1]
-                    ni = np.sqrt(gq)
-                    E = 1.05 * (2 * g32 * ni * M + 2 * U32 * M * M + 2 * U32 * ni * M)
-                    lbc = np.sqrt(np.maximum(gq * (1 - g64) + worst - E, 0.0))
-                    eta = 1.02 * (U32 + U64) * ni if rounded else 0.0
-                    lbx = (lbc - eta - eta_max) / s
-                    good = np.sqrt(kth) * (1 + g64) < lbx * (1 - g64)
-                good |= ~np.isfinite(worst)
-            bad = np.flatnonzero(~good).astype(np.int64)
-            if len(bad):
-                fallback += len(bad)
-                selfs = (bad + q0) if excl else None
-                ri, rk = c.knn_exhaustive(Qt, bad, selfs, D, qt, dn, mcode, k, nt)
-                oi[bad] = ri
-                ok[bad] = rk
-        idx[q0:q1] = oi
-        dist[q0:q1] = np.sqrt(ok) if metric == "l2" else ok
-        if on_rows is not None:
-            on_rows(n)
-    info = SearchInfo(rows=nq, k=k, candidates=m, fallback_rows=fallback, tile=(bq, bc), metric=metric,
-                      centred=mu is not None, scale_exponent=e, float32_copy=Gd is not D)
-    return idx, dist, info
+    rho = 2.01 * U32 if p.rounded else 0.0
+    s = p.s
+    oi = np.empty((n, k), np.int64)
+    ok = np.empty((n, k), np.float64)
+    Qt = Q[q0:q1]
+    qt = np.ascontiguousarray(qn[q0:q1])
+    c.knn_rerank(Qt, D, qt, dn, hi, p.mcode, k, oi, ok, nt)
+    fallback = 0
+    if m < avail:
+        worst = hk.max(axis=1).astype(np.float64)
+        kth = ok[:, k - 1]
+        with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+            if p.metric == "cosine":
+                ni = s * np.sqrt(qt)
+                E = 1.05 * (g32 + rho + 3 * U32) * ni
+                lb = 1.0 + (worst - E) / ni
+                good = (ni > 0) & (kth < lb - 2.0 * (1.1 * g64 + 4 * U64))
+            else:
+                M = p.M
+                gq = p.gq2[q0:q1]
+                ni = np.sqrt(gq)
+                E = 1.05 * (2 * g32 * ni * M + 2 * U32 * M * M + 2 * U32 * ni * M)
+                lbc = np.sqrt(np.maximum(gq * (1 - g64) + worst - E, 0.0))
+                eta = 1.02 * (U32 + U64) * ni if p.rounded else 0.0
+                lbx = (lbc - eta - p.eta_max) / s
+                good = np.sqrt(kth) * (1 + g64) < lbx * (1 - g64)
+            good |= ~np.isfinite(worst)
+        bad = np.flatnonzero(~good).astype(np.int64)
+        if len(bad):
+            fallback = len(bad)
+            selfs = (bad + q0) if excl else None
+            ri, rk = c.knn_exhaustive(Qt, bad, selfs, D, qt, dn, p.mcode, k, nt)
+            oi[bad] = ri
+            ok[bad] = rk
+    return oi, ok, fallback
+
+
+#: heaps of every row at once (the symmetric self-search) up to this many bytes
+SYM_HEAP_BYTES = 1 << 30
+#: rows per block of the fused symmetric kernel (a block x block float32 tile per thread; 1024 was the
+#: fastest of 256..2048 at 50k x 128 on an AMD EPYC with 1 MiB L2 per core)
+SYM_BLOCK = 1024
+
+
+def _prepare(queries, database, k, exclude_self, extra, tile, n_jobs):
+    Q = as_features(queries, "features" if database is None else "queries")
+    same = database is None
+    D = Q if same else as_features(database, "database")
+    if D.shape[1] != Q.shape[1]:
+        raise ValueError(f"queries have {Q.shape[1]} features but the database has {D.shape[1]}")
+    if Q.dtype != D.dtype:
+        dt = np.result_type(Q.dtype, D.dtype)
+        Q, D = np.asarray(Q, dt), np.asarray(D, dt)
+    excl = bool(exclude_self) and same
+    nd = D.shape[0]
+    avail = nd - (1 if excl else 0)
+    k = integer(k, "k", lo=1)
+    if k > avail:
+        raise ValueError(f"k={k} neighbours requested but only {avail} "
+                         f"{'other ' if excl else ''}rows exist")
+    r = max(16, k) if extra is None else integer(extra, "extra", lo=0)
+    m = min(avail, k + r)
+    bq, bc = TILE if tile is None else (integer(tile[0], "tile[0]", lo=1), integer(tile[1], "tile[1]", lo=1))
+    return Q, D, same, excl, avail, k, m, (bq, bc), threads(n_jobs)
+
+
+def search(queries, database=None, *, k: int = 10, metric: str = "cosine", exclude_self: bool = True,
+           n_jobs=None, tile=None, extra=None, progress: Optional[Callable[[str, int, int], None]] = None):
+    """(indices int64 (Nq, k), distances float32 (Nq, k), SearchInfo)."""
+    return search_metrics(queries, database, k=k, metrics=(metric,), exclude_self=exclude_self, n_jobs=n_jobs,
+                          tile=tile, extra=extra, progress=progress)[0]
+
+
+def search_metrics(queries, database=None, *, k: int = 10, metrics=("cosine",), exclude_self: bool = True,
+                   n_jobs=None, tile=None, extra=None, progress=None, symmetric=None):
+    """The same search for several metrics at once: a list of (indices,
+    distances, SearchInfo), one per metric. Metrics whose float32 copy is the
+    same (cosine, and L2 when the data need no centring) share every Gram
+    tile. A set searched against itself (``exclude_self``) computes only the
+    tiles on and above the diagonal, each feeding the heaps of its rows and,
+    transposed, of its columns (``symmetric=None``: when the heaps of all
+    rows fit in ``SYM_HEAP_BYTES``)."""
+    metrics = [check_metric(mt) for mt in metrics]
+    if not metrics:
+        raise ValueError("at least one metric")
+    Q, D, same, excl, avail, k, m, (bq, bc), nt = _prepare(queries, database, k, exclude_self, extra, tile, n_jobs)
+    nq, d = Q.shape
+    nd = D.shape[0]
+    c = core()
+    qn = c.knn_norms2(Q, nt)
+    dn = qn if same else c.knn_norms2(D, nt)
+    amax = max(_abs_max(Q), 0.0 if same else _abs_max(D))
+    copies = {}
+    plans = [_plan(mt, Q, D, same, qn, dn, nt, c, amax, copies) for mt in metrics]
+    groups = []  # plans sharing one float32 copy
+    for i, p in enumerate(plans):
+        for g in groups:
+            if plans[g[0]].Gd is p.Gd:
+                g.append(i)
+                break
+        else:
+            groups.append([i])
+    if symmetric is None:
+        symmetric = excl and nq * m * 12 * max(len(g) for g in groups) <= SYM_HEAP_BYTES
+    symmetric = bool(symmetric) and excl
+    out = [None] * len(plans)
+    fallback = [0] * len(plans)
+    # block of the fused symmetric kernel: tile[0] when given
+    blk = bq if tile is not None else SYM_BLOCK
+    for g in groups:
+        ps = [plans[i] for i in g]
+        G = ps[0].Gd
+        # progress(label, done, total) per group, in tiles (rounds of tiles for the fused kernel)
+        label = "k-NN search (" + "+".join(p.metric for p in ps) + ")"
+        done = 0
+        if symmetric:
+            hks = [np.full((nq, m), np.inf, np.float32) for _ in ps]
+            his = [np.full((nq, m), -1, np.int64) for _ in ps]
+            a_l = [p.a_col for p in ps]
+            b_l = [p.b_col for p in ps]
+            fused = G.dtype == np.float32 and G.ndim == 2 and G.strides[1] == 4 and G.strides[0] % 4 == 0
+            if fused:
+                # one Gram tile per block pair, computed and consumed in each thread's cache
+                nr = c.knn_sym_rounds(-(-nq // blk))
+                step = max(1, -(-nr // 32))
+                for r0 in range(0, nr, step):
+                    r1 = min(nr, r0 + step)
+                    c.knn_sym_search(G, blk, r0, r1, a_l, b_l, hks, his, nt)
+                    if progress is not None:
+                        progress(label, r1, nr)
+            else:
+                total = sum(-(-(nq - i0) // bc) for i0 in range(0, nq, bq))
+                buf = np.empty(min(bq, nq) * min(bc, nq), np.float32)
+                for i0 in range(0, nq, bq):
+                    i1 = min(nq, i0 + bq)
+                    Gt = np.ascontiguousarray(G[i0:i1])
+                    for c0 in range(i0, nq, bc):
+                        c1 = min(nq, c0 + bc)
+                        S = buf[: (i1 - i0) * (c1 - c0)].reshape(i1 - i0, c1 - c0)
+                        np.matmul(Gt, G[c0:c1].T, out=S)
+                        tstart = min(c1 - c0, max(0, i1 - c0))
+                        c.knn_tile_select_sym(S, i0, c0, tstart, a_l, b_l, hks, his, nt)
+                        done += 1
+                    if progress is not None:
+                        progress(label, done, total)
+                del buf
+            for p, i, hk, hi in zip(ps, g, hks, his):
+                oi_all = np.empty((nq, k), np.int64)
+                dist = np.empty((nq, k), np.float32)
+                for q0 in range(0, nq, _CONVERT_ROWS):
+                    q1 = min(nq, q0 + _CONVERT_ROWS)
+                    oi, ok, fb = _finish(p, Q, D, qn, dn, q0, q1, hk[q0:q1], hi[q0:q1], k, m, avail, excl, nt, c)
+                    oi_all[q0:q1] = oi
+                    dist[q0:q1] = np.sqrt(ok) if p.metric == "l2" else ok
+                    fallback[i] += fb
+                out[i] = (oi_all, dist)
+            continue
+        res = [(np.empty((nq, k), np.int64), np.empty((nq, k), np.float32)) for _ in ps]
+        total = -(-nq // bq) * -(-nd // bc)
+        buf = np.empty(min(bq, nq) * min(bc, nd), np.float32)
+        Gq = ps[0].Gq
+        for q0 in range(0, nq, bq):
+            q1 = min(nq, q0 + bq)
+            n = q1 - q0
+            hks = [np.full((n, m), np.inf, np.float32) for _ in ps]
+            his = [np.full((n, m), -1, np.int64) for _ in ps]
+            Gt = np.ascontiguousarray(Gq[q0:q1])
+            for c0 in range(0, nd, bc):
+                c1 = min(nd, c0 + bc)
+                S = buf[: n * (c1 - c0)].reshape(n, c1 - c0)
+                np.matmul(Gt, G[c0:c1].T, out=S)
+                for p, hk, hi in zip(ps, hks, his):
+                    c.knn_tile_select(S, p.a_col[c0:c1], p.b_col[c0:c1], c0, q0 if excl else -1, hk, hi, nt)
+                done += 1
+            for p, i, hk, hi, (ri, rd) in zip(ps, g, hks, his, res):
+                oi, ok, fb = _finish(p, Q, D, qn, dn, q0, q1, hk, hi, k, m, avail, excl, nt, c)
+                ri[q0:q1] = oi
+                rd[q0:q1] = np.sqrt(ok) if p.metric == "l2" else ok
+                fallback[i] += fb
+            if progress is not None:
+                progress(label, done, total)
+        for i, r_ in zip(g, res):
+            out[i] = r_
+    infos = [SearchInfo(rows=nq, k=k, candidates=m, fallback_rows=fallback[i], tile=(bq, bc), metric=p.metric,
+                        centred=p.mu is not None, scale_exponent=p.e, float32_copy=p.Gd is not D,
+                        symmetric=symmetric)
+             for i, p in enumerate(plans)]
+    return [(out[i][0], out[i][1], infos[i]) for i in range(len(plans))]
 
 
 def exhaustive(queries, database=None, *, k=10, metric="cosine", exclude_self=True, n_jobs=None):
