@@ -36,3 +36,20 @@ def test_knn_issues_bad_input(tmp_path, capsys):
     rc = cli.main(["knn-issues", "--features", str(tmp_path / "nope.npy"), "--labels", str(tmp_path / "y.npy")])
     assert rc == 2
     assert "labelsift: error" in capsys.readouterr().err
+
+
+def test_knn_issues_progress_bar(tmp_path, capsys):
+    pytest.importorskip("tqdm")
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(400, 6)).astype(np.float32)
+    np.save(tmp_path / "X.npy", X)
+    np.save(tmp_path / "y.npy", rng.integers(0, 3, 400))
+    out = tmp_path / "issues.csv"
+    rc = cli.main(["knn-issues", "--features", str(tmp_path / "X.npy"), "--labels", str(tmp_path / "y.npy"),
+                   "--out", str(out), "--progress"])
+    assert rc == 0
+    err = capsys.readouterr().err
+    assert "k-NN search (cosine+l2)" in err  # one bar over the tiles of both searches
+    rc = cli.main(["knn-issues", "--features", str(tmp_path / "X.npy"), "--labels", str(tmp_path / "y.npy"),
+                   "--out", str(out), "--no-progress"])
+    assert rc == 0 and "k-NN search" not in capsys.readouterr().err

@@ -8,6 +8,7 @@
     labelsift noise-matrix --labels L --features X.npy [--rounds 50 --seed 0 ...]   (HOC, no model needed)
     labelsift scores --labels L --pred-probs P.npy [...] [--method ...] [--out scores.csv]
     labelsift knn-issues --features X.npy --labels y.npy [--out issues.csv] [--k 10] [--metric cosine|l2]
+                         [--progress]
     labelsift self-label --scores S.npy [--kind logits|log_probs|probs] [--lam 25]
                          [--prior py.json | --prior-from-labels L.npy] --out labels.npy
 
@@ -536,7 +537,8 @@ _HOC_AXES = {
 
 
 class _RoundBar:
-    """One tqdm bar over HOC's rounds, fed by the progress callback."""
+    """One tqdm bar per stage (HOC's rounds, the k-NN search's blocks of tiles), fed by the
+    ``progress(stage, done, total)`` callbacks."""
 
     def __init__(self, tqdm):
         self._tqdm, self._bar, self._stage = tqdm, None, None
@@ -545,7 +547,8 @@ class _RoundBar:
         if self._bar is None or stage != self._stage:
             self.close()
             self._stage = stage
-            self._bar = self._tqdm(total=total, desc=stage, unit=" rounds", file=sys.stderr, leave=False,
+            unit = " rounds" if "rounds" in stage else " steps"
+            self._bar = self._tqdm(total=total, desc=stage, unit=unit, file=sys.stderr, leave=False,
                                    dynamic_ncols=True)
         self._bar.update(done - self._bar.n)
 
@@ -553,6 +556,19 @@ class _RoundBar:
         if self._bar is not None:
             self._bar.close()
             self._bar = None
+
+
+def _stage_bar(args):
+    """A _RoundBar when progress bars are wanted and tqdm is there, else None."""
+    if not _progress_wanted(args):
+        return None
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        if args.progress:
+            print('labelsift: note: progress bars need tqdm: pip install "labelsift[cli]"', file=sys.stderr)
+        return None
+    return _RoundBar(tqdm)
 
 
 def _noise_matrix_hoc(args, outs) -> int:
@@ -566,15 +582,7 @@ def _noise_matrix_hoc(args, outs) -> int:
                          "expected N x d floats")
     labels = load_labels(args.labels)
     names = None
-    bar = None
-    if _progress_wanted(args):
-        try:
-            from tqdm import tqdm
-
-            bar = _RoundBar(tqdm)
-        except ImportError:
-            if args.progress:
-                print('labelsift: note: progress bars need tqdm: pip install "labelsift[cli]"', file=sys.stderr)
+    bar = _stage_bar(args)
     try:
         r = estimate(features, labels, args.num_classes, rounds=args.rounds, sample_size=args.sample_size,
                      steps=args.steps, seed=args.seed, neighbours=args.neighbours, n_jobs=args.jobs,
@@ -793,7 +801,13 @@ def _knn_issues(args, outs) -> int:
               else _read_int_lines(args.labels, "labels"))
     if labels.dtype.kind not in "iu":
         raise ValueError(f"labels: {args.labels} must hold integers, got dtype {labels.dtype}")
-    res = knn.find_issues(feats, labels, k=args.k, metric=args.metric, n_jobs=args.jobs, as_frame=False)
+    bar = _stage_bar(args)
+    try:
+        res = knn.find_issues(feats, labels, k=args.k, metric=args.metric, n_jobs=args.jobs, as_frame=False,
+                              progress=bar)
+    finally:
+        if bar is not None:
+            bar.close()
     summary = res.pop("summary")
     cols = list(res)
     header = ["index"] + cols
@@ -965,6 +979,11 @@ def _parser() -> argparse.ArgumentParser:
                     help="graph metric (default: Datalab's choice, cosine when d > 3)")
     kn.add_argument("--jobs", type=_positive_int, default=None, metavar="N",
                     help="CPU threads; results do not depend on it (default: all cores)")
+    kn.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                    help="progress bars on stderr, one over the k-NN search's tiles (default: on when stderr is "
+                         "a terminal)")
+    kn.add_argument("--quiet", dest="progress", action="store_const", const=False,
+                    help="same as --no-progress (default: off)")
     return p
 
 
