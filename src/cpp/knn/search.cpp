@@ -390,34 +390,20 @@ __attribute__((target("avx2,fma"))) inline void micro_avx2(const float* const* A
   const float* a5 = ROWS > 5 ? A[5] : A[0];
   for (int64_t k = 0; k < kc; ++k) {
     const __m256 b0 = _mm256_loadu_ps(Pp + k * PW), b1 = _mm256_loadu_ps(Pp + k * PW + 8);
-    __m256 av = _mm256_broadcast_ss(a0 + k);
-    c00 = _mm256_fmadd_ps(av, b0, c00);
-    c01 = _mm256_fmadd_ps(av, b1, c01);
-    if constexpr (ROWS > 1) {
-      av = _mm256_broadcast_ss(a1 + k);
-      c10 = _mm256_fmadd_ps(av, b0, c10);
-      c11 = _mm256_fmadd_ps(av, b1, c11);
-    }
-    if constexpr (ROWS > 2) {
-      av = _mm256_broadcast_ss(a2 + k);
-      c20 = _mm256_fmadd_ps(av, b0, c20);
-      c21 = _mm256_fmadd_ps(av, b1, c21);
-    }
-    if constexpr (ROWS > 3) {
-      av = _mm256_broadcast_ss(a3 + k);
-      c30 = _mm256_fmadd_ps(av, b0, c30);
-      c31 = _mm256_fmadd_ps(av, b1, c31);
-    }
-    if constexpr (ROWS > 4) {
-      av = _mm256_broadcast_ss(a4 + k);
-      c40 = _mm256_fmadd_ps(av, b0, c40);
-      c41 = _mm256_fmadd_ps(av, b1, c41);
-    }
-    if constexpr (ROWS > 5) {
-      av = _mm256_broadcast_ss(a5 + k);
-      c50 = _mm256_fmadd_ps(av, b0, c50);
-      c51 = _mm256_fmadd_ps(av, b1, c51);
-    }
+    __m256 av;
+#define LS_FMA_ROW(r)                                  \
+  if constexpr (ROWS > r) {                            \
+    av = _mm256_broadcast_ss(a##r + k);                \
+    c##r##0 = _mm256_fmadd_ps(av, b0, c##r##0);        \
+    c##r##1 = _mm256_fmadd_ps(av, b1, c##r##1);        \
+  }
+    LS_FMA_ROW(0)
+    LS_FMA_ROW(1)
+    LS_FMA_ROW(2)
+    LS_FMA_ROW(3)
+    LS_FMA_ROW(4)
+    LS_FMA_ROW(5)
+#undef LS_FMA_ROW
   }
   put_row(Sr, c00, c01, add);
   if constexpr (ROWS > 1) put_row(Sr + ldS, c10, c11, add);

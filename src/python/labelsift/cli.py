@@ -223,7 +223,8 @@ def _progress_wanted(args) -> bool:
     return sys.stderr.isatty()
 
 
-def _attach_progress(args, probs):
+def _tqdm_wanted(args):
+    """tqdm when progress bars are wanted and it is installed (a note when they were asked for), else None."""
     if not _progress_wanted(args):
         return None
     try:
@@ -231,6 +232,13 @@ def _attach_progress(args, probs):
     except ImportError:
         if args.progress:
             print('labelsift: note: progress bars need tqdm: pip install "labelsift[cli]"', file=sys.stderr)
+        return None
+    return tqdm
+
+
+def _attach_progress(args, probs):
+    tqdm = _tqdm_wanted(args)
+    if tqdm is None:
         return None
     bar = Progress(probs.n, passes_for(args), tqdm)
     probs.on_block = bar
@@ -560,15 +568,8 @@ class _RoundBar:
 
 def _stage_bar(args):
     """A _RoundBar when progress bars are wanted and tqdm is there, else None."""
-    if not _progress_wanted(args):
-        return None
-    try:
-        from tqdm import tqdm
-    except ImportError:
-        if args.progress:
-            print('labelsift: note: progress bars need tqdm: pip install "labelsift[cli]"', file=sys.stderr)
-        return None
-    return _RoundBar(tqdm)
+    tqdm = _tqdm_wanted(args)
+    return None if tqdm is None else _RoundBar(tqdm)
 
 
 def _noise_matrix_hoc(args, outs) -> int:
@@ -695,15 +696,9 @@ def _self_label(args, outs) -> int:
         prior = load_prior(args.prior)
     elif args.prior_from_labels:
         prior = _prior_from_labels(args.prior_from_labels, k)
-    bar = None
-    if _progress_wanted(args):
-        try:
-            from tqdm import tqdm
-
-            bar = tqdm(desc="sinkhorn", unit=" pass", file=sys.stderr, leave=False, dynamic_ncols=True)
-        except ImportError:
-            if args.progress:
-                print('labelsift: note: progress bars need tqdm: pip install "labelsift[cli]"', file=sys.stderr)
+    tqdm = _tqdm_wanted(args)
+    bar = None if tqdm is None else tqdm(desc="sinkhorn", unit=" pass", file=sys.stderr, leave=False,
+                                         dynamic_ncols=True)
 
     def on_pass(j, err):
         if bar is not None:
