@@ -33,7 +33,6 @@ Markdown) is ``harness.py``'s.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import warnings
@@ -237,15 +236,9 @@ def tables(bench: Bench) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--n", type=int, default=200_000)
-    ap.add_argument("--d", type=int, default=128)
-    ap.add_argument("--n-datalab", type=int, default=50_000, help="rows given to find_issues (the first ones)")
-    ap.add_argument("--seed", type=int, default=0)
+    # --n-datalab: the rows given to find_issues (the first ones)
+    ap = harness.case_parser(__doc__, list(all_cases(True)), PEER, {"n": 200_000, "d": 128, "n_datalab": 50_000})
     ap.add_argument("--numpy", action="store_true", help="also time the NumPy tiled search (slow at 200k)")
-    names = list(all_cases(True))
-    ap.add_argument("--funcs", default=",".join(names), help="comma-separated subset of: " + ",".join(names))
-    harness.add_args(ap, PEER)
     args = ap.parse_args(argv)
     CFG.update(n_datalab=min(args.n_datalab, args.n), numpy=args.numpy)
     settings = harness.settings_from_args(args, PEER)
@@ -257,11 +250,7 @@ def main(argv: list[str] | None = None) -> int:
                   floor_input=paths["features"], tag=f"knn_n{args.n}_d{args.d}", peers=("faiss", "cleanlab"))
     if not bench.start(argv, vars(args), data):
         return 1
-    cases = all_cases(args.numpy, CFG["n_datalab"])
-    for f in [f for f in args.funcs.split(",") if f]:
-        if f not in cases:
-            ap.error(f"unknown function {f!r}")
-        bench.run_case(cases[f])
+    harness.run_selected(bench, ap, all_cases(args.numpy, CFG["n_datalab"]), args.funcs)
     bench.finish()
     bench.report(tables(bench), f"search N={args.n:,} x d={args.d} float32, k={K_NN}; "
                                 f"find_issues on the first {CFG['n_datalab']:,} rows")

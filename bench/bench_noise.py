@@ -30,7 +30,6 @@ is ``harness.py``'s.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
@@ -159,13 +158,7 @@ def tables(bench: Bench) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
-    names = list(all_cases())
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--n", type=int, default=20_000)
-    ap.add_argument("--d", type=int, default=128)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--funcs", default=",".join(names), help="comma-separated subset of: " + ",".join(names))
-    harness.add_args(ap, PEER)
+    ap = harness.case_parser(__doc__, list(all_cases()), PEER, {"n": 20_000, "d": 128})
     args = ap.parse_args(argv)
     settings = harness.settings_from_args(args, PEER)
     paths = ensure_data(settings.data_dir, args.n, args.d, args.seed)
@@ -178,11 +171,7 @@ def main(argv: list[str] | None = None) -> int:
                   floor_input=paths["features"], tag=f"nz_n{args.n}_d{args.d}", peers=(PEER,))
     if not bench.start(argv, vars(args), data):
         return 1
-    cases = all_cases()
-    for f in [f for f in args.funcs.split(",") if f]:
-        if f not in cases:
-            ap.error(f"unknown function {f!r}")
-        bench.run_case(cases[f])
+    harness.run_selected(bench, ap, all_cases(), args.funcs)
     bench.finish()
     bench.report(tables(bench), f"N={args.n:,} d={args.d} K={K} float32, 30% symmetric noise")
     return 0

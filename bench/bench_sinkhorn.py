@@ -31,7 +31,6 @@ floor, contention) is ``harness.py``'s.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
@@ -177,13 +176,7 @@ def tables(bench: Bench) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
-    names = list(all_cases())
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--n", type=int, default=200_000)
-    ap.add_argument("--k", type=int, default=1000)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--funcs", default=",".join(names), help="comma-separated subset of: " + ",".join(names))
-    harness.add_args(ap, PEER)
+    ap = harness.case_parser(__doc__, list(all_cases()), PEER, {"n": 200_000, "k": 1000})
     args = ap.parse_args(argv)
     settings = harness.settings_from_args(args, PEER)
     path = ensure_data(settings.data_dir, args.n, args.k, args.seed)
@@ -194,10 +187,7 @@ def main(argv: list[str] | None = None) -> int:
     if not bench.start(argv, vars(args), data):
         return 1
     cases = all_cases()
-    for f in [f for f in args.funcs.split(",") if f]:
-        if f not in cases:
-            ap.error(f"unknown function {f!r}")
-        bench.run_case(cases[f])
+    harness.run_selected(bench, ap, cases, args.funcs)
     bench.finish()
     bench.report(tables(bench), f"N={args.n:,} K={args.k} float32 ({data['bytes'] / 1e9:.2f} GB)")
     return 0

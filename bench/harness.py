@@ -150,6 +150,28 @@ def add_args(ap: argparse.ArgumentParser, peer: str) -> None:
                     help="run labelsift where it is imported from instead of a private copy taken at the start")
 
 
+def case_parser(doc: str, case_names: list[str], peer: str, sizes: dict) -> argparse.ArgumentParser:
+    """A case file's parser: its integer sizes (``{"n": 200_000}`` gives ``--n``; ``n_datalab`` gives
+    ``--n-datalab``), ``--seed``, ``--funcs`` (a comma-separated subset of ``case_names``) and the
+    harness's own options."""
+    ap = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    for name, default in sizes.items():
+        ap.add_argument("--" + name.replace("_", "-"), type=int, default=default)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--funcs", default=",".join(case_names),
+                    help="comma-separated subset of: " + ",".join(case_names))
+    add_args(ap, peer)
+    return ap
+
+
+def run_selected(bench: "Bench", ap: argparse.ArgumentParser, cases: dict, funcs: str) -> None:
+    """Run the cases named in ``funcs`` (``--funcs``), in that order; an unknown name is a usage error."""
+    for f in [f for f in funcs.split(",") if f]:
+        if f not in cases:
+            ap.error(f"unknown function {f!r}")
+        bench.run_case(cases[f])
+
+
 def settings_from_args(args: argparse.Namespace, peer: str) -> Settings:
     return Settings(repeat=args.repeat, out=args.out, data_dir=Path(args.data_dir), wait_quiet=args.wait_quiet,
                     snapshot=not args.no_snapshot, breakdown=args.breakdown,
