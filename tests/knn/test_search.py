@@ -245,3 +245,21 @@ def test_fused_kernel_without_avx2(tmp_path):
     got = np.load(tmp_path / "out.npy")
     np.testing.assert_array_equal(got[0], ref.search(X, k=7, metric="cosine")[0])
     np.testing.assert_array_equal(got[1], ref.search(X, k=7, metric="l2")[0])
+
+
+def test_fused_kernel_on_row_strided_views_and_tiny_sets():
+    rng = np.random.default_rng(12)
+    W = rng.integers(-3, 4, size=(90, 40)).astype(np.float32)
+    X = W[:, 5:22]  # unit column stride, row stride 40: the fused kernel reads it in place
+    assert X.strides == (160, 4)
+    for metric in ("cosine", "l2"):
+        i1, d1, info = search_metrics(X, k=9, metrics=(metric,), tile=(16, 16))[0]
+        assert info.symmetric and not info.float32_copy
+        np.testing.assert_array_equal(i1, ref.search(np.ascontiguousarray(X), k=9, metric=metric)[0])
+    for n in (2, 3, 7):
+        Y = rng.normal(size=(n, 3)).astype(np.float32)
+        for metric in ("cosine", "l2"):
+            i1, d1 = knn.search(Y, k=n - 1, metric=metric)
+            i2, d2 = ref.search(Y, k=n - 1, metric=metric)
+            np.testing.assert_array_equal(i1, i2)
+            np.testing.assert_array_equal(d1, d2)
