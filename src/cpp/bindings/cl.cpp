@@ -158,6 +158,44 @@ void bind_cl(py::module_& m) {
       py::arg("P"), py::arg("m"), py::arg("cls"), py::arg("vals"), py::arg("rest"), py::arg("nthreads") = 0);
 
   m.def(
+      "sketch_rows",
+      [](const py::array& P, const py::array& labels, int64_t mmin, int64_t cap, const py::object& floor, double tau,
+         const py::array& cls, const py::array& vals, const py::array& count, const py::array& rest,
+         const py::array& certified, int nthreads) {
+        const Mat M = as_mat(P);
+        if (mmin < 1 || cap < mmin) throw py::value_error("sketch_rows: need 1 <= mmin <= cap");
+        const int64_t cp = std::min(cap, M.k);
+        auto ok = [&](const py::array& a, py::ssize_t size, bool same_dtype) {
+          return a.ndim() >= 1 && a.size() == size && (a.flags() & py::array::c_style) && a.writeable() &&
+                 (!same_dtype || a.dtype().is(P.dtype()) || a.dtype().equal(P.dtype()));
+        };
+        if (!py::isinstance<py::array_t<int32_t>>(cls) || !py::isinstance<py::array_t<int32_t>>(count) ||
+            !py::isinstance<py::array_t<uint8_t>>(certified) || !ok(cls, M.n * cp, false) ||
+            !ok(vals, M.n * cp, true) || !ok(count, M.n, false) || !ok(rest, M.n, true) || !ok(certified, M.n, false))
+          throw py::value_error("sketch_rows: bad output arrays");
+        const int64_t* y = in_ptr<int64_t>(labels, M.n, "labels");
+        for (int64_t i = 0; i < M.n; ++i)
+          if (y[i] < 0 || y[i] >= M.k) throw py::value_error("sketch_rows: label out of range");
+        const double* fl = nullptr;
+        py::array_t<double> fa;
+        if (!floor.is_none()) {
+          fa = py::array_t<double, py::array::c_style | py::array::forcecast>(floor);
+          if (fa.size() != M.k) throw py::value_error("sketch_rows: floor needs K entries");
+          fl = fa.data();
+        }
+        int32_t* c = static_cast<int32_t*>(const_cast<void*>(cls.data()));
+        void* v = const_cast<void*>(vals.data());
+        int32_t* n = static_cast<int32_t*>(const_cast<void*>(count.data()));
+        void* r = const_cast<void*>(rest.data());
+        uint8_t* ce = static_cast<uint8_t*>(const_cast<void*>(certified.data()));
+        py::gil_scoped_release nogil;
+        sketch_rows(M, y, mmin, cap, fl, tau, c, v, n, r, ce, nthreads);
+      },
+      py::arg("P"), py::arg("labels"), py::arg("mmin"), py::arg("cap"), py::arg("floor"), py::arg("tau"),
+      py::arg("cls"), py::arg("vals"), py::arg("count"), py::arg("rest"), py::arg("certified"),
+      py::arg("nthreads") = 0);
+
+  m.def(
       "round_rows",
       [](const py::array& values, int nthreads) {
         if (!py::isinstance<py::array_t<double>>(values) || values.ndim() != 2 ||

@@ -66,6 +66,16 @@ void round_rows(const double* values, int64_t rows, int64_t n, int64_t* out, int
 // m >= K). Values are written in the input dtype. Rows must be valid (no NaN).
 void top_m_rows(const Mat& P, int64_t m, int32_t* cls, void* vals, void* rest, int nthreads);
 
+// The adaptive sketch of each row (see sketch_wanted in cl/row_math.h): the
+// classes kept are the stable top-mmin plus every wanted class, at most `cap`
+// of them (the largest), written in (value desc, class asc) order as
+// cls/vals[i * min(cap, K) + t] for t < count[i]; rest[i] is the largest value
+// of a class left out other than the given label (-inf when none);
+// certified[i] = 1 when every class left out (the given label aside) is
+// below its floor (floor may be null: then only when nothing is left out).
+void sketch_rows(const Mat& P, const int64_t* labels, int64_t mmin, int64_t cap, const double* floor, double tau,
+                 int32_t* cls, void* vals, int32_t* count, void* rest, uint8_t* certified, int nthreads);
+
 // For every given class k: the `num[k]` rows of that class with the lowest
 // value (ties: lower index) get mask = 1. `tied` (optional, K entries): 1
 // where a row left out has the same value as the last one chosen (equal

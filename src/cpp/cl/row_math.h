@@ -14,6 +14,16 @@
 
 namespace ls {
 
+// The adaptive sketch (one read of the dump): a class j != y of a row is
+// "wanted" when it may still matter once the pass is over -- it may pass its
+// class's threshold (v >= floor_j, a proven lower bound of the final cut), or
+// its margin v - P[y] may still win a prune selection (v - g >= tau, a
+// budget-driven level). Entries that are not wanted are only bounded (by the
+// row's largest left-out value), never needed exactly.
+LS_HD bool sketch_wanted(double v, double floor_j, double g, double tau) {
+  return v >= floor_j || v - g >= tau;
+}
+
 // ---------------------------------------------------------------------------
 // Per-row quantities. A row is read as value(k) = Num<S>::load(row[k*stride]).
 // ---------------------------------------------------------------------------

@@ -92,6 +92,71 @@ def top_m_numpy(P: np.ndarray, m: int, cls_dtype) -> tuple[np.ndarray, np.ndarra
 
 
 # ---------------------------------------------------------------------------
+# The adaptive row sketch (groundwork of the one-read path)
+# ---------------------------------------------------------------------------
+def sketch_rows(P: np.ndarray, labels: np.ndarray, mmin: int, cap: int, floor=None, tau: float = np.inf):
+    """The adaptive sketch of each row, by the C++ kernel ``sketch_rows``
+    (any strides, no copy); :func:`sketch_rows_numpy` is its definition.
+
+    Returns ``(ptr, classes, values, rest, certified)``: row i keeps
+    ``classes[ptr[i]:ptr[i+1]]`` with their values (input dtype), in stable
+    descending order; ``rest`` the largest value of a class left out other
+    than the given label (-inf when none); ``certified`` whether every such
+    class is below its ``floor``.
+    """
+    B, K = P.shape
+    cp = min(int(cap), K)
+    y = np.ascontiguousarray(labels, dtype=np.int64)
+    cls = np.empty((B, cp), np.int32)
+    vals = np.empty((B, cp), P.dtype)
+    count = np.empty(B, np.int32)
+    rest = np.empty(B, P.dtype)
+    cert = np.empty(B, np.uint8)
+    fl = None if floor is None else np.ascontiguousarray(floor, dtype=np.float64)
+    core().sketch_rows(P, y, int(mmin), int(cap), fl, float(tau), cls, vals, count, rest, cert, threads(None))
+    keep = np.arange(cp)[None, :] < count[:, None]
+    ptr = np.zeros(B + 1, np.int64)
+    np.cumsum(count, out=ptr[1:])
+    return ptr, cls[keep], vals[keep], rest, cert.view(bool)
+
+
+def sketch_rows_numpy(P: np.ndarray, labels: np.ndarray, mmin: int, cap: int, floor=None, tau: float = np.inf):
+    """Definition of :func:`sketch_rows`, row by row.
+
+    Kept: the first ``mmin`` classes of a stable descending sort of the row,
+    plus every class j != y that is *wanted* (``P[j] >= floor[j]`` or
+    ``P[j] - P[y] >= tau``, in float64), then only the first ``cap`` of
+    those in that order. Without floors no left-out class is certified.
+    """
+    B, K = P.shape
+    y = np.asarray(labels, dtype=np.int64)
+    fl = np.full(K, np.inf) if floor is None else np.asarray(floor, dtype=np.float64)
+    ptr, cls, vals = [0], [], []
+    rest = np.full(B, -np.inf, dtype=P.dtype)
+    cert = np.ones(B, bool)
+    for i in range(B):
+        row = P[i]
+        v = row.astype(np.float64)
+        order = np.argsort(-v, kind="stable")
+        wanted = (v >= fl) | (v - v[y[i]] >= tau)
+        wanted[y[i]] = False
+        sel = np.zeros(K, bool)
+        sel[order[:mmin]] = True
+        sel |= wanted
+        kept = order[sel[order]][:cap]
+        cls.extend(kept.tolist())
+        vals.extend(row[kept].tolist())
+        ptr.append(ptr[-1] + len(kept))
+        out = np.ones(K, bool)
+        out[kept] = False
+        out[y[i]] = False
+        if out.any():
+            rest[i] = row[out].max()
+            cert[i] = floor is not None and bool((v[out] < fl[out]).all())
+    return (np.asarray(ptr, np.int64), np.asarray(cls, np.int32), np.asarray(vals, dtype=P.dtype), rest, cert)
+
+
+# ---------------------------------------------------------------------------
 # The answer
 # ---------------------------------------------------------------------------
 @dataclass

@@ -1,0 +1,92 @@
+"""The adaptive row sketch (C++ ``sketch_rows``, groundwork of the one-read
+path of issue 15) against its row-by-row NumPy definition, and the two
+bounds it promises on the full rows: every class left out (the given label
+aside) is at most ``rest``, and below its floor when ``certified``."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from labelsift._cl.sketch import sketch_rows, sketch_rows_numpy
+
+DTYPES = [np.float16, np.float32, np.float64]
+
+
+def _rows(seed, n, k, dtype, decimals):
+    rng = np.random.default_rng(seed)
+    P = rng.dirichlet(np.full(k, rng.choice([0.1, 1.0, 10.0])), n)
+    if decimals is not None:  # many exact ties
+        P = np.round(P, decimals)
+    return P.astype(dtype), rng.integers(0, k, n)
+
+
+def _check(P, y, mmin, cap, floor, tau):
+    got = sketch_rows(P, y, mmin, cap, floor, tau)
+    want = sketch_rows_numpy(P, y, mmin, cap, floor, tau)
+    for a, b, name in zip(got, want, ("ptr", "classes", "values", "rest", "certified")):
+        assert a.dtype == b.dtype or name in ("classes",), name
+        assert np.array_equal(a, b), name
+    ptr, cls, vals, rest, cert = got
+    # the promises, checked on the full rows
+    v64 = P.astype(np.float64)
+    fl = np.full(P.shape[1], np.inf) if floor is None else np.asarray(floor, np.float64)
+    for i in range(len(P)):
+        out = np.ones(P.shape[1], bool)
+        out[cls[ptr[i]:ptr[i + 1]]] = False
+        out[y[i]] = False
+        assert ptr[i + 1] - ptr[i] >= min(mmin, P.shape[1])
+        assert ptr[i + 1] - ptr[i] <= min(cap, P.shape[1])
+        assert cls[ptr[i]] == np.argmax(v64[i])  # the argmax always kept first
+        if out.any():
+            assert v64[i][out].max() == float(rest[i])
+        if cert[i]:
+            assert floor is not None or not out.any()
+            assert (v64[i][out] < fl[out]).all()
+    return got
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 2**31), n=st.integers(1, 40), k=st.integers(2, 60), dtype=st.sampled_from(DTYPES),
+       decimals=st.sampled_from([None, 1, 2, 3]), mmin=st.integers(1, 6), extra=st.integers(0, 30),
+       use_floor=st.booleans(), tau=st.sampled_from([np.inf, -np.inf, 0.0, -0.05, 0.01, 0.2]))
+def test_kernel_equals_definition(seed, n, k, dtype, decimals, mmin, extra, use_floor, tau):
+    P, y = _rows(seed, n, k, dtype, decimals)
+    rng = np.random.default_rng(seed + 1)
+    floor = rng.uniform(0, 0.3, k) if use_floor else None
+    _check(P, y, mmin, mmin + extra, floor, tau)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_strided_view_read_in_place(dtype):
+    P, y = _rows(3, 50, 40, dtype, 2)
+    big = np.zeros((100, 80), dtype)
+    big[::2, ::2] = P
+    view = big[::2, ::2]
+    floor = np.full(40, 0.05)
+    a = _check(view, y, 2, 12, floor, 0.01)
+    b = sketch_rows(np.ascontiguousarray(view), y, 2, 12, floor, 0.01)
+    assert all(np.array_equal(u, v) for u, v in zip(a, b))
+
+
+def test_floors_and_cap_decide_certification():
+    P = np.array([[0.5, 0.2, 0.2, 0.1]], np.float32)
+    y = np.array([3])
+    # floors above every left-out value: certified; a class at its floor left out by the cap: not
+    ptr, cls, vals, rest, cert = sketch_rows(P, y, 1, 4, np.array([0.9, 0.25, 0.25, 0.9]), np.inf)
+    assert cls.tolist() == [0] and cert[0] and float(rest[0]) == np.float32(0.2)
+    ptr, cls, vals, rest, cert = sketch_rows(P, y, 1, 2, np.array([0.9, 0.2, 0.2, 0.9]), np.inf)
+    assert cls.tolist() == [0, 1] and not cert[0]  # class 2 (0.2 >= its floor) dropped by the cap
+    ptr, cls, vals, rest, cert = sketch_rows(P, y, 1, 8, None, 0.15)  # margins >= 0.15 wanted
+    assert cls.tolist() == [0] and not cert[0]  # 0.2 - 0.1 < 0.15; no floor: nothing certified
+
+
+def test_bad_arguments_are_refused():
+    P, y = _rows(0, 4, 5, np.float32, None)
+    with pytest.raises(ValueError, match="mmin"):
+        sketch_rows(P, y, 3, 2)
+    with pytest.raises(ValueError, match="label"):
+        sketch_rows(P, np.array([0, 1, 2, 7]), 1, 2)
+    with pytest.raises(ValueError, match="floor"):
+        sketch_rows(P, y, 1, 2, np.zeros(4))
