@@ -90,3 +90,54 @@ def test_bad_arguments_are_refused():
         sketch_rows(P, np.array([0, 1, 2, 7]), 1, 2)
     with pytest.raises(ValueError, match="floor"):
         sketch_rows(P, y, 1, 2, np.zeros(4))
+
+
+# ---------------------------------------------------------------------------
+# The certificate on CSR sketches, against the full rows
+# ---------------------------------------------------------------------------
+def _csr_sketch(P, y, mmin, cap, floor, tau):
+    from labelsift._cl.sketch import Sketch
+    ptr, cls, vals, rest, cert = sketch_rows(P, y, mmin, cap, floor, tau)
+    n, k = P.shape
+    return Sketch(np.arange(n, dtype=np.int64), y.astype(np.int64), P[np.arange(n), y].copy(), ptr,
+                  cls.astype(np.int64), vals, rest, cert, np.empty(0, np.int64), np.empty((0, k), P.dtype), k,
+                  P.dtype)
+
+
+def _true_guess_keep(P, y, cut):
+    from labelsift._cl.rules import confident_guess, given_beaten
+    v = P.astype(np.float64)
+    passes = v >= cut
+    guess = confident_guess(np.count_nonzero(passes, axis=1), np.argmax(passes, axis=1), np.argmax(v, axis=1))
+    nudged = (P[np.arange(len(P)), y] + np.asarray(1e-6, dtype=P.dtype)).astype(np.float64)
+    keep = ~given_beaten(np.arange(P.shape[1])[None, :], v, y, nudged)
+    return guess, keep
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 2**31), n=st.integers(1, 40), k=st.integers(2, 30), dtype=st.sampled_from(DTYPES),
+       decimals=st.sampled_from([None, 1, 2]), mmin=st.integers(1, 4), extra=st.integers(0, 8),
+       floors=st.sampled_from(["none", "at_cut", "below_cut"]), tau=st.sampled_from([np.inf, 0.0, 0.05]))
+def test_certificate_never_claims_a_wrong_answer(seed, n, k, dtype, decimals, mmin, extra, floors, tau):
+    from labelsift._cl.sketch import _guesses, _keeps, _min_unknown_cut
+    P, y = _rows(seed, n, k, dtype, decimals)
+    rng = np.random.default_rng(seed + 2)
+    cut = rng.uniform(0.0, 0.4, k)
+    floor = {"none": None, "at_cut": cut, "below_cut": cut * rng.uniform(0.2, 1.0, k)}[floors]
+    sk = _csr_sketch(P, y, mmin, mmin + extra, floor, tau)
+    guess, g_dec = _guesses(sk, cut)
+    keep, k_dec = _keeps(sk)
+    tg, tk = _true_guess_keep(P, y, cut)
+    assert np.array_equal(guess[g_dec], tg[g_dec])
+    assert np.array_equal(keep[k_dec], tk[k_dec])
+    assert g_dec[sk.cert].all()  # a certified row's guess is always decided
+    if floors == "at_cut" and mmin + extra >= k:  # no cap: every left-out class is below its cut
+        assert sk.cert.all()
+    # the smallest cut among unknown classes, against a direct computation
+    rows = np.arange(n)
+    got = _min_unknown_cut(sk, rows, cut)
+    for i in rows:
+        known = np.zeros(k, bool)
+        known[sk.ec[sk.ptr[i]:sk.ptr[i + 1]]] = True
+        known[y[i]] = True
+        assert got[i] == (cut[~known].min() if (~known).any() else np.inf)

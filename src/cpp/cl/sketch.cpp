@@ -12,6 +12,18 @@
 
 namespace ls {
 
+namespace {
+// -inf in a storage dtype (the "nothing left out" value of both sketches)
+template <class S>
+S neg_inf() {
+  if constexpr (std::is_same_v<S, half_t>) {
+    return half_t{0xfc00};
+  } else {
+    return S(-INFINITY);
+  }
+}
+}  // namespace
+
 void top_m_rows(const Mat& P, int64_t m, int32_t* cls, void* vals, void* rest, int nthreads) {
   require_host(P);
   dispatch(P.dtype, [&](auto tag) {
@@ -70,13 +82,7 @@ void top_m_rows(const Mat& P, int64_t m, int32_t* cls, void* vals, void* rest, i
           cls[i * m + t] = bc[t];
           vout[i * m + t] = bs[t];
         }
-        if (have_left) {
-          rout[i] = left_s;
-        } else if constexpr (std::is_same_v<S, half_t>) {
-          rout[i] = half_t{0xfc00};  // -inf
-        } else {
-          rout[i] = S(-INFINITY);
-        }
+        rout[i] = have_left ? left_s : neg_inf<S>();
       }
     }
   });
@@ -167,13 +173,7 @@ void sketch_rows(const Mat& P, const int64_t* labels, int64_t mmin, int64_t cap,
         }
         count[i] = int32_t(nk);
         certified[i] = cert ? 1 : 0;
-        if (have) {
-          rout[i] = left_s;
-        } else if constexpr (std::is_same_v<S, half_t>) {
-          rout[i] = half_t{0xfc00};  // -inf
-        } else {
-          rout[i] = S(-INFINITY);
-        }
+        rout[i] = have ? left_s : neg_inf<S>();
       }
     }
   });

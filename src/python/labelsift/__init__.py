@@ -9,6 +9,7 @@ import filter``. Exactly equal values are ordered as cleanlab orders them
 from ._common import openmp as _openmp  # noqa: F401  (first: the wait policy of labelsift's OpenMP runtime)
 from ._common.backend import backend_info
 from ._common.options import options
+from ._cl.oneread import read_report
 from .count import (
     calibrate_confident_joint,
     compute_confident_joint,
@@ -42,6 +43,7 @@ __all__ = [
     "noise",
     "num_label_issues",
     "options",
+    "read_report",
     "order_label_issues",
     "rank",
     "knn",

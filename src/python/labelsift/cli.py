@@ -152,6 +152,17 @@ def load_class_names(path, k: int) -> list:
 # ---------------------------------------------------------------------------
 # Progress: one bar per pass over the data
 # ---------------------------------------------------------------------------
+def _dump_bytes(paths) -> int:
+    """Bytes of the shard files (what the one-read decision looks at)."""
+    total = 0
+    for p in paths if isinstance(paths, (list, tuple)) else [paths]:
+        try:
+            total += os.path.getsize(p)
+        except (OSError, TypeError):
+            pass
+    return total
+
+
 def passes_for(args) -> int:
     """How many passes over the data the command makes (what the bars announce).
 
@@ -162,6 +173,9 @@ def passes_for(args) -> int:
     last bar then never opens.)
     """
     if args.command == "find-issues":
+        from ._cl.oneread import prefer_one_read
+        if args.filter_by == "prune_by_noise_rate" and prefer_one_read(_dump_bytes(args.pred_probs)):
+            return 1  # one read (the targeted re-reads are not passes; a fallback to two passes shows as extra)
         # thresholds (given-label values) + the row sweep; the noise-rate prune sweeps once more
         return 3 if args.filter_by in ("prune_by_noise_rate", "both") else 2
     if args.command == "noise-matrix":

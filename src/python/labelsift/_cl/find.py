@@ -17,7 +17,7 @@ from .._common.arrays import as_counts
 from .._common.checks import check_choice, no_multi_label
 from .._common.names import FILTER_BY, PRUNE_METHODS, SCORE_METHODS
 from .._common.options import resolve_ties
-from . import latent
+from . import latent, oneread
 from .passes import (Problem, calibrate, confident_pass, given_probs, margin_upper_bound, prepare, prune_by_class,
                      prune_by_noise_rate, prune_counts, row_pass)
 from .scores import argsort, quality_scores, score_kwargs
@@ -70,6 +70,13 @@ def find(labels, pred_probs, *, filter_by="prune_by_noise_rate", frac_noise=1.0,
         num_to_remove_per_class = params.count_vector(num_to_remove_per_class, pb.k, "num_to_remove_per_class")
     # max over the other classes: for the margin score, and for the prune
     # sweep's bound on every margin of a row (it lets it skip rows unread)
+    if (filter_by == "prune_by_noise_rate" and confident_joint is None and frac_noise == 1.0
+            and num_to_remove_per_class is None and int(min_examples_per_class) == 1):
+        if oneread.prefer_one_read(pb.n * pb.k * pb.dtype.itemsize, oneread.file_backed(pb)):
+            got = oneread.find(pb, ties, oneread.new_report(pb))
+            if got is not None:
+                mask, g, thresholds, rp = got
+                return Found(mask, pb, rp, g, thresholds, ties)
     want_margin = want_margin or filter_by in ("low_normalized_margin", "prune_by_noise_rate", "both")
     want_argmax = want_argmax or filter_by == "predicted_neq_given"
     g = thresholds = None

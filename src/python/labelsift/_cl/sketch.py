@@ -225,14 +225,22 @@ class NoiseEstimate:
 
 @dataclass
 class Sketch:
-    """All examples' sketches, sorted by id, plus the rows given in full."""
+    """All examples' sketches, sorted by id, as CSR entry lists, plus the rows given in full.
+
+    Row i keeps the entries ``ptr[i]:ptr[i+1]`` of ``ec``/``ev`` (classes and
+    values, stable descending order, the argmax first); ``rm`` bounds every
+    value left out of it (other than the given label's, which ``g`` holds);
+    ``cert[i]`` says every class left out is proven below its cut.
+    """
 
     ids: np.ndarray  # (N,) int64, ascending
     y: np.ndarray  # (N,) int64 given labels
     g: np.ndarray  # (N,) P[y], input dtype
-    tc: np.ndarray  # (N, m) int64 top classes
-    tv: np.ndarray  # (N, m) top values, input dtype
-    rm: np.ndarray  # (N,) left_out_max, input dtype
+    ptr: np.ndarray  # (N + 1,) int64
+    ec: np.ndarray  # (E,) int64 classes
+    ev: np.ndarray  # (E,) values, input dtype
+    rm: np.ndarray  # (N,) bound of the left-out values, input dtype
+    cert: np.ndarray  # (N,) bool
     fpos: np.ndarray  # positions (in ids) of the rows refine() gave in full
     frows: np.ndarray  # (len(fpos), K) those rows
     k: int
@@ -240,38 +248,82 @@ class Sketch:
 
     @classmethod
     def build(cls, parts, fid, frows, k, dtype) -> "Sketch":
+        """From the accumulator's top-m parts (every row m entries; left_out_max bounds the rest)."""
         ids, y32, g, tc, tv, rm = parts
-        return cls(ids, y32.astype(np.int64), np.ascontiguousarray(g), tc.astype(np.int64), tv, rm,
+        n, m = tc.shape
+        return cls(ids, y32.astype(np.int64), np.ascontiguousarray(g), np.arange(n + 1, dtype=np.int64) * m,
+                   tc.astype(np.int64).ravel(), tv.ravel(), rm, np.isneginf(rm.astype(np.float64)),
                    np.searchsorted(ids, fid), frows, k, dtype)
 
     @property
     def n(self) -> int:
         return len(self.ids)
 
-    def knows(self, c) -> np.ndarray:
-        """Rows whose sketch holds class c (in the top-m, or the given label)."""
-        return (self.tc == c).any(axis=1) | (self.y == c)
+    @property
+    def er(self) -> np.ndarray:
+        """The row of each entry."""
+        return np.repeat(np.arange(self.n, dtype=np.int64), np.diff(self.ptr))
+
+    def row_any(self, entry_mask: np.ndarray) -> np.ndarray:
+        """Rows with at least one entry in ``entry_mask``."""
+        out = np.zeros(self.n, bool)
+        out[self.er[entry_mask]] = True
+        return out
+
+
+def _min_unknown_cut(sk: Sketch, rows: np.ndarray, cut: np.ndarray) -> np.ndarray:
+    """For the given rows: the smallest cut among the classes their sketch
+    does not know (neither an entry nor the given label); inf when none."""
+    if len(rows) == 0:
+        return np.empty(0)
+    rank = np.empty(sk.k, np.int64)
+    order = np.argsort(cut, kind="stable")
+    rank[order] = np.arange(sk.k)
+    counts = sk.ptr[rows + 1] - sk.ptr[rows]
+    local = np.repeat(np.arange(len(rows)), counts)
+    starts = np.repeat(sk.ptr[rows], counts)
+    ent = starts + (np.arange(len(local)) - np.repeat(np.cumsum(counts) - counts, counts))
+    kr = np.concatenate([rank[sk.ec[ent]], rank[sk.y[rows]]])
+    kl = np.concatenate([local, np.arange(len(rows))])
+    o = np.lexsort((kr, kl))
+    kr, kl = kr[o], kl[o]
+    keep = np.ones(len(kr), bool)
+    keep[1:] = (kr[1:] != kr[:-1]) | (kl[1:] != kl[:-1])  # a class may be both an entry and the label
+    kr, kl = kr[keep], kl[keep]
+    first = np.searchsorted(kl, np.arange(len(rows)))
+    pos = np.arange(len(kr)) - first[kl]
+    gap = kr != pos  # the first known rank that is not its position: the smallest unknown rank is that position
+    mex = np.bincount(kl, minlength=len(rows)).astype(np.int64)  # no gap: every rank below the count is known
+    gi = np.flatnonzero(gap)
+    if len(gi):
+        firstgap = np.full(len(rows), np.iinfo(np.int64).max)
+        np.minimum.at(firstgap, kl[gi], pos[gi])
+        mex = np.minimum(mex, firstgap)
+    out = np.full(len(rows), np.inf)
+    has = mex < sk.k
+    out[has] = cut[order[mex[has]]]
+    return out
 
 
 def _guesses(sk: Sketch, cut: np.ndarray):
     """(confident guesses, which are proven) from the sketch; cut in float64."""
-    rows = np.arange(sk.n, dtype=np.int64)
-    tv64, g64, rm64 = sk.tv.astype(np.float64), sk.g.astype(np.float64), sk.rm.astype(np.float64)
-    pass_top = tv64 >= cut[sk.tc]
-    y_in_top = (sk.tc == sk.y[:, None]).any(axis=1)
+    er = sk.er
+    ev64, g64, rm64 = sk.ev.astype(np.float64), sk.g.astype(np.float64), sk.rm.astype(np.float64)
+    pass_e = ev64 >= cut[sk.ec]
+    y_in_top = sk.row_any(sk.ec == sk.y[er])
     pass_y = g64 >= cut[sk.y]
-    known_count = np.count_nonzero(pass_top, axis=1) + (pass_y & ~y_in_top)
-    single = np.where(pass_top.any(axis=1), sk.tc[rows, np.argmax(pass_top, axis=1)], sk.y)
-    amax = sk.tc[:, 0]  # the first index of the row maximum, always exact
+    known_count = np.bincount(er[pass_e], minlength=sk.n).astype(np.int64) + (pass_y & ~y_in_top)
+    single = sk.y.copy()
+    ip = np.flatnonzero(pass_e)
+    if len(ip):
+        rp = er[ip]
+        first = ip[np.r_[True, rp[1:] != rp[:-1]]]  # entries are in descending order within a row
+        single[er[first]] = sk.ec[first]
+    amax = sk.ec[sk.ptr[:-1]]  # the first index of the row maximum, always exact
     guess = confident_guess(known_count, single, amax)
-    # smallest cut among the classes a row's sketch does not know (top-m and y)
-    min_unknown_cut = np.full(sk.n, np.inf)
-    found = np.zeros(sk.n, bool)
-    for c in np.argsort(cut, kind="stable")[: min(sk.k, sk.tc.shape[1] + 2)]:
-        new = ~found & ~sk.knows(c)
-        min_unknown_cut[new] = cut[c]
-        found |= new
-    decided = (rm64 < min_unknown_cut) | (known_count >= 2) | ((known_count == 1) & (single == amax))
+    decided = sk.cert | (known_count >= 2) | ((known_count == 1) & (single == amax))
+    open_rows = np.flatnonzero(~decided)
+    decided[open_rows] = rm64[open_rows] < _min_unknown_cut(sk, open_rows, cut)
     if len(sk.fpos):  # refined rows: everything is known
         passes = sk.frows.astype(np.float64) >= cut
         guess[sk.fpos] = confident_guess(np.count_nonzero(passes, axis=1), np.argmax(passes, axis=1),
@@ -284,7 +336,9 @@ def _keeps(sk: Sketch):
     """(the unflagging test: given label still the argmax after + 1e-6, which are proven)."""
     nudged = (sk.g + np.asarray(1e-6, dtype=sk.dtype)).astype(np.float64)
     rm64 = sk.rm.astype(np.float64)
-    known_fail = given_beaten(sk.tc, sk.tv.astype(np.float64), sk.y, nudged)
+    er = sk.er
+    ye, pe, ev64 = sk.y[er], nudged[er], sk.ev.astype(np.float64)
+    known_fail = sk.row_any(((sk.ec < ye) & (ev64 >= pe)) | ((sk.ec > ye) & (ev64 > pe)))
     decided = known_fail | (rm64 != nudged)
     keep = ~known_fail & (rm64 <= nudged)  # a tie with left_out_max: kept (best answer)
     if len(sk.fpos):  # refined rows: every class is known

@@ -3,7 +3,7 @@
 For given class k and true class j with c = pcm[j, k] > 0, the selection is
 the c rows of class k with the largest margin P[j] - P[k] (in the dtype;
 ties by lower row = lower id). A margin is known when j is in the row's
-top-m (or the row was refined); otherwise it lies in
+sketch (or the row was refined); otherwise it lies in
 [floor - P[k], left_out_max - P[k]] (both rounded in the dtype, which keeps
 them bounds). A row is definitely selected when fewer than c other rows can
 beat its lowest possible margin, definitely not when c rows certainly beat
@@ -68,10 +68,12 @@ def count_better(A, Q, ids):
 def _known_entries(sk, by_given, pair_keys, pstart, pj, refined) -> _Known:
     """Margins the sketch knows: top-m classes of sketched rows, every active pair of a refined row."""
     K = sk.k
-    valid = (sk.tc != sk.y[:, None]) & (by_given[sk.y[:, None], sk.tc] > 0) & ~refined[:, None]
-    ei, es = np.nonzero(valid)
-    ep = np.searchsorted(pair_keys, sk.y[ei] * K + sk.tc[ei, es])
-    em = (sk.tv[ei, es] - sk.g[ei]).astype(np.float64)  # P[j] - P[k] in the dtype
+    er = sk.er
+    ye = sk.y[er]
+    valid = np.flatnonzero((sk.ec != ye) & (by_given[ye, sk.ec] > 0) & ~refined[er])
+    ei = er[valid]
+    ep = np.searchsorted(pair_keys, ye[valid] * K + sk.ec[valid])
+    em = (sk.ev[valid] - sk.g[ei]).astype(np.float64)  # P[j] - P[k] in the dtype
     if len(sk.fpos):
         yf = sk.y[sk.fpos]
         npf = pstart[yf + 1] - pstart[yf]
@@ -161,6 +163,47 @@ def _cleanlab_exact(sel: Selection, members, kn: _Known, p, cp, dtype) -> None:
     sel.best[chosen] = True
 
 
+def _strict_cut(sel: Selection, members, kn: _Known, p, cp, ub, lb) -> bool:
+    """``ties="cleanlab"``, some margin unknown: decided when the cp rows with
+    the highest lower bounds all strictly beat the upper bound of every other
+    row -- then no order among equal margins can change the set."""
+    s, e = kn.start[p], kn.start[p + 1]
+    loc = np.searchsorted(members, kn.rows[s:e])
+    hi, lo = ub[members], lb[members]
+    hi[loc] = lo[loc] = kn.margin[s:e]
+    if cp >= len(members):
+        return False
+    order = np.argsort(-lo, kind="stable")
+    chosen, rest = order[:cp], order[cp:]
+    if not lo[chosen].min() > hi[rest].max():
+        return False
+    sel.definite[members[chosen]] = True
+    sel.best[members[chosen]] = True
+    return True
+
+
+def _cleanlab_open(sel: Selection, members, kn: _Known, p, cp, ub, lb, est) -> bool:
+    """``ties="cleanlab"``, no strict cut yet: only the rows whose upper bound
+    reaches the cp-th highest lower bound stay open (every other row is beaten
+    by cp rows whatever the tie order), and the unknown ones among them are
+    the rows to read in full. False when every open row is already known
+    (equal margins at the cut: cleanlab's order needs the whole class)."""
+    s, e = kn.start[p], kn.start[p + 1]
+    loc = np.searchsorted(members, kn.rows[s:e])
+    hi, lo, best = ub[members], lb[members], est[members]
+    hi[loc] = lo[loc] = best[loc] = kn.margin[s:e]
+    unknown = np.ones(len(members), bool)
+    unknown[loc] = False
+    thr = np.partition(lo, len(lo) - cp)[len(lo) - cp]
+    open_ = hi >= thr
+    if not (open_ & unknown).any():
+        return False
+    sel.maybe[members[open_]] = True
+    sel.competing[members[open_ & unknown]] = True
+    sel.best[members[np.lexsort((members, -best))[:cp]]] = True
+    return True
+
+
 def _unsettled(sel: Selection, members, kn: _Known, p, cp, est) -> None:
     """``ties="cleanlab"``, some margin unknown and no strict cut: every row of
     the class stays open (their full rows settle it), best answer by id."""
@@ -210,7 +253,8 @@ def select_by_noise_rate(sk, pcm: np.ndarray, label_counts: np.ndarray, ties: st
                 _settle_pair(sel, members, kn, p, cap[p], ub, lb, est)
             elif exact_pairs[p]:
                 _cleanlab_exact(sel, members, kn, p, cap[p], sk.dtype)
-            else:
+            elif not (_strict_cut(sel, members, kn, p, cap[p], ub, lb)
+                      or _cleanlab_open(sel, members, kn, p, cap[p], ub, lb, est)):
                 _unsettled(sel, members, kn, p, cap[p], est)
     sel.maybe &= ~sel.definite
     return sel

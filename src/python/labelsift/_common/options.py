@@ -18,8 +18,12 @@ from __future__ import annotations
 import contextvars
 
 TIES = ("cleanlab", "lower_index")
+#: how find_label_issues reads a dump: "auto" (one read plus targeted re-reads
+#: for file-backed dumps -- memmaps, .npy paths, shard lists -- two passes for
+#: arrays in memory), "one" (always one read), "two" (always the two-pass plan)
+READS = ("auto", "one", "two")
 
-_global = {"ties": "cleanlab"}  # set by options(...) without a with-block: process-wide
+_global = {"ties": "cleanlab", "reads": "auto"}  # set by options(...) without a with-block: process-wide
 _scoped: contextvars.ContextVar = contextvars.ContextVar("labelsift_options", default=None)  # with-blocks
 
 
@@ -32,6 +36,17 @@ def _check_ties(ties) -> str:
     if ties not in TIES:
         raise ValueError(f"ties={ties!r} is not one of {', '.join(TIES)}")
     return ties
+
+
+def _check_reads(reads) -> str:
+    if reads not in READS:
+        raise ValueError(f"reads={reads!r} is not one of {', '.join(READS)}")
+    return reads
+
+
+def current_reads() -> str:
+    """The ``reads`` option now in force."""
+    return _current()["reads"]
 
 
 def resolve_ties(ties=None) -> str:
@@ -47,11 +62,15 @@ class options:
     * ``with labelsift.options(ties="lower_index"): ...`` sets it for the
       block only (per thread / asyncio task; the setting before the block
       comes back after it);
-    * ``labelsift.options()["ties"]`` reads the current value.
+    * ``labelsift.options()["ties"]`` reads the current value;
+    * ``reads="auto"|"one"|"two"``: how ``find_label_issues`` reads a dump
+      (see ``READS``); results are identical whichever is used.
     """
 
-    def __init__(self, *, ties=None):
+    def __init__(self, *, ties=None, reads=None):
         self._changes = {} if ties is None else {"ties": _check_ties(ties)}
+        if reads is not None:
+            self._changes["reads"] = _check_reads(reads)
         self._before = dict(_current())
         self._prior = _scoped.get()
         self._token = None

@@ -1,0 +1,190 @@
+"""One read of a file-backed dump for ``find_label_issues`` (default
+``filter_by="prune_by_noise_rate"``): a single sweep builds the adaptive
+sketch of every row (:func:`.sketch.sketch_rows`), the certificate of
+:mod:`.sketch` decides what it can, and only the rows it names are read
+again, in index order; at most three such rounds, then the two-pass plan.
+
+Floors: the labels are known before the sweep, so for every class j the
+final threshold t_j (the mean of P[i, y_i] over its n_j rows) is bounded
+below, at any point of the sweep, by (sum seen + unseen * PROB_LOW) / n_j;
+shrunk by a slack far above the rounding of the dtype's mean, minus the
+1e-6 of the cut, that bound is a floor no class below it can pass, so a row
+whose left-out classes are all below their floors has a proven guess.
+When more than a tenth of the rows would have to be held in full, the
+two-pass plan runs instead (it reads less than that many random rows, and
+holds none of them).
+``tau``: the margin level for prune selections, set from the first block so
+that rows keep about ``avg`` entries on average, raised when they keep more.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .._common.arrays import PROB_LOW
+from .._common.backend import core
+from .._common.options import current_reads
+from .._common.trace import stage
+from .passes import RowPass
+from .sketch import Sketch, result, sketch_rows
+
+MMIN, CAP, AVG = 2, 64, 16
+MAX_ROUNDS = 3
+#: the most rows held in full for re-reads (then the two-pass plan instead)
+REREAD_FRAC, REREAD_MIN_ROWS = 0.1, 4096
+
+#: what the last one-read call did (``labelsift.read_report()``)
+_LAST: dict = {}
+
+
+def new_report(pb) -> dict:
+    """A fresh report for a call over ``pb`` (it becomes the last one)."""
+    _LAST.clear()
+    _LAST.update(rows=pb.n, classes=pb.k, data_bytes=pb.n * pb.k * pb.dtype.itemsize, rows_reread=0,
+                 reread_bytes=0, entries_per_row=0.0, rounds=0, exact=False)
+    return _LAST
+
+
+def read_report() -> dict:
+    """What the last one-read ``find_label_issues`` did: rows, classes,
+    data_bytes (the N x K values), rows_reread and reread_bytes (the targeted
+    re-reads), entries_per_row (the sketch's mean size), rounds of re-reading,
+    and exact (False: it fell back to the two-pass plan). Empty before any."""
+    return dict(_LAST)
+
+
+def file_backed(pb) -> bool:
+    """Whether any segment of the dump is read from a mapped file."""
+    return any(f is not None for f in pb.probs.files)
+
+
+def available_memory() -> int:
+    """MemAvailable from /proc/meminfo, in bytes (0 where unknown)."""
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
+
+
+def prefer_one_read(nbytes: int, file_backed_: bool = True) -> bool:
+    """The ``reads`` option applied to a dump of ``nbytes``: "one" always,
+    "two" never, "auto" for a file-backed dump that the page cache cannot
+    hold (over half the available memory): a dump that fits is read again
+    from memory, and the two-pass plan holds no sketch."""
+    reads = current_reads()
+    if reads != "auto":
+        return reads == "one"
+    avail = available_memory()
+    return file_backed_ and avail > 0 and nbytes > avail // 2
+
+
+def _floors(sums, seen, counts, dtype):
+    slack = 1e-2 if dtype == np.float16 else 1e-4
+    with np.errstate(divide="ignore", invalid="ignore"):
+        lb = (sums + (counts - seen) * PROB_LOW) / counts
+    lb = np.where(counts > 0, np.maximum(lb, 2e-6), 2.0)
+    return lb * (1 - slack) - 1e-6 - 1e-7
+
+
+def find(pb, ties: str, stats=None):
+    """(mask, Found-like pieces) from one read, or None when the certificate
+    still leaves rows open after MAX_ROUNDS re-reads (the caller then runs
+    the two-pass plan)."""
+    counts = pb.label_counts().astype(np.float64)
+    sums = np.zeros(pb.k)
+    seen = np.zeros(pb.k)
+    lo, hi, tol = pb.bounds()
+    tau = -np.inf
+    parts = []
+    kept = 0
+    with stage("one_read_sketch"):
+        for row0, block in pb.probs.blocks():
+            m = len(block)
+            y = pb.labels[row0 : row0 + m]
+            pb.raise_row_error(block, row0, core().validate(block, y, lo, hi, tol, pb.nthreads))
+            floor = _floors(sums, seen, counts, pb.dtype)
+            if tau == -np.inf:  # the margin level from the block's first rows, before sketching it
+                lead = min(m, 4096)
+                lp, _, lv, _, _ = sketch_rows(block[:lead], y[:lead], MMIN, CAP, floor, -np.inf)
+                tau = _level(lp, lv, _given(block[:lead], y[:lead], pb), np.inf)
+            ptr, cls, vals, rest, cert = sketch_rows(block, y, MMIN, CAP, floor, tau)
+            g = _given(block, y, pb)
+            sums += np.bincount(y, weights=g.astype(np.float64), minlength=pb.k)
+            seen += np.bincount(y, minlength=pb.k)
+            parts.append((ptr, cls, vals, rest, cert, g))
+            kept += len(cls)
+            if kept > 1.5 * AVG * (row0 + m):  # over budget: raise the level for the rows to come
+                tau = max(tau, _level(ptr, vals, g, tau))
+    pb.validated = True
+    sk = _assemble(pb, parts)
+    if stats is not None:
+        stats["entries_per_row"] = len(sk.ec) / max(1, pb.n)
+        stats["rows_reread"] = 0
+    for _ in range(MAX_ROUNDS + 1):
+        est = result(sk, ties)
+        if est.exact:
+            if stats is not None:
+                stats["exact"] = True
+            return _found(pb, sk, est)
+        rows = np.flatnonzero(est.to_refine)
+        if len(rows) == 0 or _ == MAX_ROUNDS or len(sk.fpos) + len(rows) > max(REREAD_MIN_ROWS, REREAD_FRAC * pb.n):
+            return None  # too much left open: the two-pass plan reads less and holds no full rows
+        with stage("one_read_reread"):
+            full = np.empty((len(rows), pb.k), pb.dtype)
+            for pos, block, local in pb.probs.rows(rows):
+                full[pos] = block[local]
+        if stats is not None:
+            stats["rows_reread"] += len(rows)
+            stats["reread_bytes"] += full.nbytes
+            stats["rounds"] += 1
+        fpos = np.concatenate([sk.fpos, rows])
+        frows = np.concatenate([sk.frows, full])
+        o = np.argsort(fpos, kind="stable")
+        sk.fpos, sk.frows = fpos[o], frows[o]
+    return None
+
+
+def _given(block, y, pb) -> np.ndarray:
+    g = np.empty(len(block), pb.dtype)
+    core().gather_given(block, y, g, pb.nthreads)
+    return g
+
+
+def _level(ptr, vals, g, default) -> float:
+    """The margin P[j] - P[y] above which the rows of a block keep about AVG entries on average."""
+    er = np.repeat(np.arange(len(g)), np.diff(ptr))
+    margins = vals.astype(np.float64) - g[er].astype(np.float64)
+    want = AVG * len(g)
+    if len(margins) <= want:
+        return default
+    return float(np.partition(margins, len(margins) - 1 - want)[len(margins) - 1 - want])
+
+
+def _assemble(pb, parts) -> Sketch:
+    n = pb.n
+    ptr = np.zeros(n + 1, np.int64)
+    counts = np.concatenate([np.diff(p[0]) for p in parts]) if parts else np.zeros(0, np.int64)
+    np.cumsum(counts, out=ptr[1:])
+    cat = (lambda i, dt=None: np.concatenate([p[i] for p in parts]).astype(dt) if parts else np.empty(0, dt))
+    return Sketch(np.arange(n, dtype=np.int64), pb.labels, cat(5, pb.dtype), ptr, cat(1, np.int64),
+                  cat(2, pb.dtype), cat(3, pb.dtype), cat(4, bool), np.empty(0, np.int64),
+                  np.empty((0, pb.k), pb.dtype), pb.k, pb.dtype)
+
+
+def _found(pb, sk: Sketch, est):
+    """(mask, g, thresholds, RowPass with argmax, keep and max_other) from an exact sketch."""
+    from .sketch import _keeps
+    er = sk.er
+    other = sk.ec != sk.y[er]
+    mo = np.full(sk.n, -np.inf)
+    np.maximum.at(mo, er[other], sk.ev[other].astype(np.float64))  # the top-2 are always kept: exact
+    if len(sk.fpos):
+        fr = sk.frows.astype(np.float64).copy()
+        fr[np.arange(len(sk.fpos)), sk.y[sk.fpos]] = -np.inf
+        mo[sk.fpos] = fr.max(axis=1)
+    keep, _ = _keeps(sk)
+    rp = RowPass(argmax=sk.ec[sk.ptr[:-1]].astype(np.int32), keep=keep, max_other=mo)
+    return est.label_issues, sk.g, est.thresholds, rp

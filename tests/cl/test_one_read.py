@@ -1,0 +1,123 @@
+"""find_label_issues on file-backed dumps reads them once (issue 15): the
+adaptive sketch of every row, the certificate, targeted re-reads of the rows
+it names; the answer must equal the two-pass plan on the same data, which is
+the oracle here (``labelsift.options(reads="two")``), in both tie modes."""
+from __future__ import annotations
+
+import os
+import sys
+
+import numpy as np
+import pytest
+
+import labelsift
+import labelsift._common.arrays as arrays
+from support.data import flat_rows, grouped_softmax, real_dump, tie_heavy
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "bench"))
+from bench_sketch import flat_dump  # noqa: E402
+
+pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
+
+
+def _data(name):
+    if name == "flat_k200":
+        return flat_dump(6000, 200, seed=1)
+    if name == "flat_k10":
+        return flat_rows(3000, 10, seed=2)
+    if name == "peaked":
+        return grouped_softmax(5000, 40, np.float32, seed=3, noise=0.1)
+    if name == "ties":
+        p, y = tie_heavy(4, 3000, 12, 2)
+        return (y, p) if y.ndim == 1 else (p, y)
+    if name == "float16":
+        y, p = grouped_softmax(4000, 30, np.float32, seed=5, noise=0.2)
+        return y, p.astype(np.float16)
+    labels, probs = real_dump(name)
+    return labels, probs
+
+
+def _as(kind, P, tmp_path):
+    path = str(tmp_path / "p.npy")
+    np.save(path, P)
+    if kind == "path":
+        return path
+    if kind == "memmap":
+        return np.load(path, mmap_mode="r")
+    cuts = [0, len(P) // 3, len(P) // 3, len(P)]  # an empty shard too
+    paths = []
+    for t in range(3):
+        p = str(tmp_path / f"s{t}.npy")
+        np.save(p, P[cuts[t] : cuts[t + 1]])
+        paths.append(p)
+    return paths
+
+
+def _both(y, src, ties, **kw):
+    with labelsift.options(reads="two"):
+        want = labelsift.find_label_issues(y, src, ties=ties, **kw)
+    with labelsift.options(reads="one"):
+        got = labelsift.find_label_issues(y, src, ties=ties, **kw)
+    return got, want
+
+
+@pytest.mark.parametrize("name", ["flat_k200", "flat_k10", "peaked", "ties", "float16", "mnist"])
+@pytest.mark.parametrize("kind", ["path", "memmap", "shards"])
+@pytest.mark.parametrize("ties", ["cleanlab", "lower_index"])
+def test_one_read_equals_two_passes(name, kind, ties, tmp_path, monkeypatch):
+    y, P = _data(name)
+    monkeypatch.setattr(arrays, "BLOCK_BYTES", 256 << 10)  # many blocks: running floors and levels move
+    src = _as(kind, P, tmp_path)
+    got, want = _both(y, src, ties)
+    rep = labelsift.read_report()
+    assert got.dtype == want.dtype and np.array_equal(got, want)
+    assert rep["rows"] == len(y) and rep["exact"]
+    assert rep["rows_reread"] <= len(y) * rep["rounds"]
+    ranked, ranked_want = _both(y, src, ties, return_indices_ranked_by="normalized_margin")
+    assert np.array_equal(ranked, ranked_want)
+    # and the in-memory call (two passes) agrees
+    assert np.array_equal(labelsift.find_label_issues(y, np.asarray(P), ties=ties), want)
+
+
+def test_report_counts_the_reread_rows(tmp_path):
+    y, P = flat_dump(4000, 150, seed=7)
+    path = str(tmp_path / "p.npy")
+    np.save(path, P)
+    with labelsift.options(reads="one"):
+        labelsift.find_label_issues(y, path, ties="lower_index")
+    rep = labelsift.read_report()
+    assert rep["data_bytes"] == P.nbytes
+    assert rep["reread_bytes"] == rep["rows_reread"] * P.shape[1] * P.itemsize
+    assert 2 <= rep["entries_per_row"] <= 64
+
+
+def test_reads_option_is_checked_and_in_memory_arrays_can_ask_for_one_read():
+    y, P = grouped_softmax(2000, 20, np.float32, seed=8)
+    with pytest.raises(ValueError, match="reads"):
+        labelsift.options(reads="three")
+    with labelsift.options(reads="one"):
+        got = labelsift.find_label_issues(y, P)
+    assert labelsift.read_report()["rows"] == 2000
+    with labelsift.options(reads="two"):
+        assert np.array_equal(got, labelsift.find_label_issues(y, P))
+
+
+def test_a_bad_value_is_named_on_the_one_read_path(tmp_path):
+    y, P = grouped_softmax(3000, 20, np.float32, seed=9)
+    P[2345, 7] = np.nan
+    path = str(tmp_path / "p.npy")
+    np.save(path, P)
+    with pytest.raises(ValueError, match="2345"), labelsift.options(reads="one"):
+        labelsift.find_label_issues(y, path)
+
+
+def test_auto_reads_once_only_what_the_page_cache_cannot_hold(monkeypatch):
+    from labelsift._cl import oneread
+    monkeypatch.setattr(oneread, "available_memory", lambda: 8 << 30)
+    assert oneread.prefer_one_read(5 << 30)  # over half the available memory
+    assert not oneread.prefer_one_read(3 << 30)
+    assert not oneread.prefer_one_read(5 << 30, file_backed_=False)  # an array in memory
+    with labelsift.options(reads="one"):
+        assert oneread.prefer_one_read(1)
+    with labelsift.options(reads="two"):
+        assert not oneread.prefer_one_read(1 << 50)
