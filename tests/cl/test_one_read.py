@@ -66,7 +66,9 @@ def _both(y, src, ties, **kw):
 @pytest.mark.parametrize("ties", ["cleanlab", "lower_index"])
 def test_one_read_equals_two_passes(name, kind, ties, tmp_path, monkeypatch):
     y, P = _data(name)
+    from labelsift._cl import oneread
     monkeypatch.setattr(arrays, "BLOCK_BYTES", 256 << 10)  # many blocks: running floors and levels move
+    monkeypatch.setattr(oneread, "SLICE_BYTES", 48 << 10)  # several slices a block
     src = _as(kind, P, tmp_path)
     got, want = _both(y, src, ties)
     rep = labelsift.read_report()
@@ -111,13 +113,10 @@ def test_a_bad_value_is_named_on_the_one_read_path(tmp_path):
         labelsift.find_label_issues(y, path)
 
 
-def test_auto_reads_once_only_what_the_page_cache_cannot_hold(monkeypatch):
+def test_auto_keeps_the_two_pass_plan_for_now():
     from labelsift._cl import oneread
-    monkeypatch.setattr(oneread, "available_memory", lambda: 8 << 30)
-    assert oneread.prefer_one_read(5 << 30)  # over half the available memory
-    assert not oneread.prefer_one_read(3 << 30)
-    assert not oneread.prefer_one_read(5 << 30, file_backed_=False)  # an array in memory
+    assert not oneread.prefer_one_read()
     with labelsift.options(reads="one"):
-        assert oneread.prefer_one_read(1)
+        assert oneread.prefer_one_read()
     with labelsift.options(reads="two"):
-        assert not oneread.prefer_one_read(1 << 50)
+        assert not oneread.prefer_one_read()

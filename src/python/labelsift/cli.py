@@ -152,17 +152,6 @@ def load_class_names(path, k: int) -> list:
 # ---------------------------------------------------------------------------
 # Progress: one bar per pass over the data
 # ---------------------------------------------------------------------------
-def _dump_bytes(paths) -> int:
-    """Bytes of the shard files (what the one-read decision looks at)."""
-    total = 0
-    for p in paths if isinstance(paths, (list, tuple)) else [paths]:
-        try:
-            total += os.path.getsize(p)
-        except (OSError, TypeError):
-            pass
-    return total
-
-
 def passes_for(args) -> int:
     """How many passes over the data the command makes (what the bars announce).
 
@@ -174,7 +163,7 @@ def passes_for(args) -> int:
     """
     if args.command == "find-issues":
         from ._cl.oneread import prefer_one_read
-        if args.filter_by == "prune_by_noise_rate" and prefer_one_read(_dump_bytes(args.pred_probs)):
+        if args.filter_by == "prune_by_noise_rate" and prefer_one_read():
             return 1  # one read (the targeted re-reads are not passes; a fallback to two passes shows as extra)
         # thresholds (given-label values) + the row sweep; the noise-rate prune sweeps once more
         return 3 if args.filter_by in ("prune_by_noise_rate", "both") else 2

@@ -72,7 +72,7 @@ def find(labels, pred_probs, *, filter_by="prune_by_noise_rate", frac_noise=1.0,
     # sweep's bound on every margin of a row (it lets it skip rows unread)
     if (filter_by == "prune_by_noise_rate" and confident_joint is None and frac_noise == 1.0
             and num_to_remove_per_class is None and int(min_examples_per_class) == 1):
-        if oneread.prefer_one_read(pb.n * pb.k * pb.dtype.itemsize, oneread.file_backed(pb)):
+        if oneread.prefer_one_read():
             got = oneread.find(pb, ties, oneread.new_report(pb))
             if got is not None:
                 mask, g, thresholds, rp = got

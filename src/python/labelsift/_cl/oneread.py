@@ -29,6 +29,7 @@ from .sketch import Sketch, result, sketch_rows
 
 MMIN, CAP, AVG = 2, 64, 16
 MAX_ROUNDS = 3
+SLICE_BYTES = 1 << 20
 #: the most rows held in full for re-reads (then the two-pass plan instead)
 REREAD_FRAC, REREAD_MIN_ROWS = 0.1, 4096
 
@@ -52,33 +53,12 @@ def read_report() -> dict:
     return dict(_LAST)
 
 
-def file_backed(pb) -> bool:
-    """Whether any segment of the dump is read from a mapped file."""
-    return any(f is not None for f in pb.probs.files)
-
-
-def available_memory() -> int:
-    """MemAvailable from /proc/meminfo, in bytes (0 where unknown)."""
-    try:
-        with open("/proc/meminfo") as fh:
-            for line in fh:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    return 0
-
-
-def prefer_one_read(nbytes: int, file_backed_: bool = True) -> bool:
-    """The ``reads`` option applied to a dump of ``nbytes``: "one" always,
-    "two" never, "auto" for a file-backed dump that the page cache cannot
-    hold (over half the available memory): a dump that fits is read again
-    from memory, and the two-pass plan holds no sketch."""
-    reads = current_reads()
-    if reads != "auto":
-        return reads == "one"
-    avail = available_memory()
-    return file_backed_ and avail > 0 and nbytes > avail // 2
+def prefer_one_read() -> bool:
+    """The ``reads`` option: "one" reads once; "two" and "auto" run the
+    two-pass plan. ("auto" is meant to pick one read for dumps the page cache
+    cannot hold; it does not yet, because on such a dump this sweep still
+    reads the file about four times -- see bench/RESULTS.md.)"""
+    return current_reads() == "one"
 
 
 def _floors(sums, seen, counts, dtype):
@@ -98,25 +78,32 @@ def find(pb, ties: str, stats=None):
     seen = np.zeros(pb.k)
     lo, hi, tol = pb.bounds()
     tau = -np.inf
+    sub = max(1, SLICE_BYTES // max(1, pb.k * pb.dtype.itemsize))
     parts = []
     kept = 0
     with stage("one_read_sketch"):
         for row0, block in pb.probs.blocks():
-            m = len(block)
-            y = pb.labels[row0 : row0 + m]
-            pb.raise_row_error(block, row0, core().validate(block, y, lo, hi, tol, pb.nthreads))
             floor = _floors(sums, seen, counts, pb.dtype)
-            if tau == -np.inf:  # the margin level from the block's first rows, before sketching it
-                lead = min(m, 4096)
-                lp, _, lv, _, _ = sketch_rows(block[:lead], y[:lead], MMIN, CAP, floor, -np.inf)
-                tau = _level(lp, lv, _given(block[:lead], y[:lead], pb), np.inf)
-            ptr, cls, vals, rest, cert = sketch_rows(block, y, MMIN, CAP, floor, tau)
-            g = _given(block, y, pb)
-            sums += np.bincount(y, weights=g.astype(np.float64), minlength=pb.k)
-            seen += np.bincount(y, minlength=pb.k)
-            parts.append((ptr, cls, vals, rest, cert, g))
-            kept += len(cls)
-            if kept > 1.5 * AVG * (row0 + m):  # over budget: raise the level for the rows to come
+            # every kernel reads a slice right after the previous one did: the pages are read from the file
+            # once even when the page cache keeps nothing (a dump larger than memory evicts as it goes)
+            for a in range(0, len(block), sub):
+                sb = block[a : a + sub]
+                m = len(sb)
+                y = pb.labels[row0 + a : row0 + a + m]
+                pb.raise_row_error(sb, row0 + a, core().validate(sb, y, lo, hi, tol, pb.nthreads))
+                if tau == -np.inf:  # the margin level from the first rows
+                    lp, _, lv, _, _ = sketch_rows(sb, y, MMIN, CAP, floor, -np.inf)
+                    tau = _level(lp, lv, _given(sb, y, pb), np.inf)
+                ptr, cls, vals, rest, cert = sketch_rows(sb, y, MMIN, CAP, floor, tau)
+                g = _given(sb, y, pb)
+                parts.append((ptr, cls, vals, rest, cert, g))
+                kept += len(cls)
+            yb = pb.labels[row0 : row0 + len(block)]
+            gb = np.concatenate([p[5] for p in parts[-((len(block) + sub - 1) // sub):]])
+            sums += np.bincount(yb, weights=gb.astype(np.float64), minlength=pb.k)
+            seen += np.bincount(yb, minlength=pb.k)
+            if kept > 1.5 * AVG * (row0 + len(block)):  # over budget: raise the level for the rows to come
+                ptr, _, vals, _, _, g = parts[-1]
                 tau = max(tau, _level(ptr, vals, g, tau))
     pb.validated = True
     sk = _assemble(pb, parts)

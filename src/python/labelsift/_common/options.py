@@ -18,9 +18,8 @@ from __future__ import annotations
 import contextvars
 
 TIES = ("cleanlab", "lower_index")
-#: how find_label_issues reads a dump: "auto" (one read plus targeted re-reads
-#: for file-backed dumps -- memmaps, .npy paths, shard lists -- two passes for
-#: arrays in memory), "one" (always one read), "two" (always the two-pass plan)
+#: how find_label_issues reads a dump: "one" (one read plus targeted re-reads),
+#: "two" (the two-pass plan), "auto" (for now the two-pass plan)
 READS = ("auto", "one", "two")
 
 _global = {"ties": "cleanlab", "reads": "auto"}  # set by options(...) without a with-block: process-wide
