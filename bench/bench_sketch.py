@@ -47,7 +47,7 @@ def main():
             _, _, rest = top_m(P, 8, np.uint16)
             cnt, cert = np.full(a.n, 8), None
         else:
-            ptr, _, _, rest, cert = sketch_rows(P, y, 2, 64, floor, tau)
+            ptr, _, _, rest, cert, _ = sketch_rows(P, y, 2, 64, floor, tau)
             cnt = np.diff(ptr)
         dt = time.perf_counter() - t
         comp = np.mean((rest - g).astype(np.float64) >= a.cut) * 100

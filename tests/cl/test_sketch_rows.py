@@ -25,10 +25,11 @@ def _rows(seed, n, k, dtype, decimals):
 def _check(P, y, mmin, cap, floor, tau):
     got = sketch_rows(P, y, mmin, cap, floor, tau)
     want = sketch_rows_numpy(P, y, mmin, cap, floor, tau)
-    for a, b, name in zip(got, want, ("ptr", "classes", "values", "rest", "certified")):
+    for a, b, name in zip(got, want, ("ptr", "classes", "values", "rest", "certified", "given")):
         assert a.dtype == b.dtype or name in ("classes",), name
         assert np.array_equal(a, b), name
-    ptr, cls, vals, rest, cert = got
+    ptr, cls, vals, rest, cert, given = got
+    assert np.array_equal(given, P[np.arange(len(P)), y])
     # the promises, checked on the full rows
     v64 = P.astype(np.float64)
     fl = np.full(P.shape[1], np.inf) if floor is None else np.asarray(floor, np.float64)
@@ -74,11 +75,11 @@ def test_floors_and_cap_decide_certification():
     P = np.array([[0.5, 0.2, 0.2, 0.1]], np.float32)
     y = np.array([3])
     # floors above every left-out value: certified; a class at its floor left out by the cap: not
-    ptr, cls, vals, rest, cert = sketch_rows(P, y, 1, 4, np.array([0.9, 0.25, 0.25, 0.9]), np.inf)
+    ptr, cls, vals, rest, cert, _ = sketch_rows(P, y, 1, 4, np.array([0.9, 0.25, 0.25, 0.9]), np.inf)
     assert cls.tolist() == [0] and cert[0] and float(rest[0]) == np.float32(0.2)
-    ptr, cls, vals, rest, cert = sketch_rows(P, y, 1, 2, np.array([0.9, 0.2, 0.2, 0.9]), np.inf)
+    ptr, cls, vals, rest, cert, _ = sketch_rows(P, y, 1, 2, np.array([0.9, 0.2, 0.2, 0.9]), np.inf)
     assert cls.tolist() == [0, 1] and not cert[0]  # class 2 (0.2 >= its floor) dropped by the cap
-    ptr, cls, vals, rest, cert = sketch_rows(P, y, 1, 8, None, 0.15)  # margins >= 0.15 wanted
+    ptr, cls, vals, rest, cert, _ = sketch_rows(P, y, 1, 8, None, 0.15)  # margins >= 0.15 wanted
     assert cls.tolist() == [0] and not cert[0]  # 0.2 - 0.1 < 0.15; no floor: nothing certified
 
 
@@ -97,7 +98,7 @@ def test_bad_arguments_are_refused():
 # ---------------------------------------------------------------------------
 def _csr_sketch(P, y, mmin, cap, floor, tau):
     from labelsift._cl.sketch import Sketch
-    ptr, cls, vals, rest, cert = sketch_rows(P, y, mmin, cap, floor, tau)
+    ptr, cls, vals, rest, cert, _ = sketch_rows(P, y, mmin, cap, floor, tau)
     n, k = P.shape
     return Sketch(np.arange(n, dtype=np.int64), y.astype(np.int64), P[np.arange(n), y].copy(), ptr,
                   cls.astype(np.int64), vals, rest, cert, np.empty(0, np.int64), np.empty((0, k), P.dtype), k,

@@ -161,7 +161,7 @@ void bind_cl(py::module_& m) {
       "sketch_rows",
       [](const py::array& P, const py::array& labels, int64_t mmin, int64_t cap, const py::object& floor, double tau,
          const py::array& cls, const py::array& vals, const py::array& count, const py::array& rest,
-         const py::array& certified, int nthreads) {
+         const py::array& certified, const py::array& given, int nthreads) {
         const Mat M = as_mat(P);
         if (mmin < 1 || cap < mmin) throw py::value_error("sketch_rows: need 1 <= mmin <= cap");
         const int64_t cp = std::min(cap, M.k);
@@ -171,7 +171,8 @@ void bind_cl(py::module_& m) {
         };
         if (!py::isinstance<py::array_t<int32_t>>(cls) || !py::isinstance<py::array_t<int32_t>>(count) ||
             !py::isinstance<py::array_t<uint8_t>>(certified) || !ok(cls, M.n * cp, false) ||
-            !ok(vals, M.n * cp, true) || !ok(count, M.n, false) || !ok(rest, M.n, true) || !ok(certified, M.n, false))
+            !ok(vals, M.n * cp, true) || !ok(count, M.n, false) || !ok(rest, M.n, true) || !ok(certified, M.n, false) ||
+            !ok(given, M.n, true))
           throw py::value_error("sketch_rows: bad output arrays");
         const int64_t* y = in_ptr<int64_t>(labels, M.n, "labels");
         for (int64_t i = 0; i < M.n; ++i)
@@ -188,12 +189,13 @@ void bind_cl(py::module_& m) {
         int32_t* n = static_cast<int32_t*>(const_cast<void*>(count.data()));
         void* r = const_cast<void*>(rest.data());
         uint8_t* ce = static_cast<uint8_t*>(const_cast<void*>(certified.data()));
+        void* gv = const_cast<void*>(given.data());
         py::gil_scoped_release nogil;
-        sketch_rows(M, y, mmin, cap, fl, tau, c, v, n, r, ce, nthreads);
+        sketch_rows(M, y, mmin, cap, fl, tau, c, v, n, r, ce, gv, nthreads);
       },
       py::arg("P"), py::arg("labels"), py::arg("mmin"), py::arg("cap"), py::arg("floor"), py::arg("tau"),
       py::arg("cls"), py::arg("vals"), py::arg("count"), py::arg("rest"), py::arg("certified"),
-      py::arg("nthreads") = 0);
+      py::arg("given"), py::arg("nthreads") = 0);
 
   m.def(
       "round_rows",

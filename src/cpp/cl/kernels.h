@@ -72,9 +72,11 @@ void top_m_rows(const Mat& P, int64_t m, int32_t* cls, void* vals, void* rest, i
 // cls/vals[i * min(cap, K) + t] for t < count[i]; rest[i] is the largest value
 // of a class left out other than the given label (-inf when none);
 // certified[i] = 1 when every class left out (the given label aside) is
-// below its floor (floor may be null: then only when nothing is left out).
+// below its floor (floor may be null: then only when nothing is left out);
+// given[i] = P[i, labels[i]] (input dtype), read in the same sweep.
 void sketch_rows(const Mat& P, const int64_t* labels, int64_t mmin, int64_t cap, const double* floor, double tau,
-                 int32_t* cls, void* vals, int32_t* count, void* rest, uint8_t* certified, int nthreads);
+                 int32_t* cls, void* vals, int32_t* count, void* rest, uint8_t* certified, void* given,
+                 int nthreads);
 
 // For every given class k: the `num[k]` rows of that class with the lowest
 // value (ties: lower index) get mask = 1. `tied` (optional, K entries): 1

@@ -89,7 +89,7 @@ void top_m_rows(const Mat& P, int64_t m, int32_t* cls, void* vals, void* rest, i
 }
 
 void sketch_rows(const Mat& P, const int64_t* labels, int64_t mmin, int64_t cap, const double* floor, double tau,
-                 int32_t* cls, void* vals, int32_t* count, void* rest, uint8_t* certified, int nthreads) {
+                 int32_t* cls, void* vals, int32_t* count, void* rest, uint8_t* certified, void* given, int nthreads) {
   require_host(P);
   dispatch(P.dtype, [&](auto tag) {
     using S = decltype(tag);
@@ -97,6 +97,7 @@ void sketch_rows(const Mat& P, const int64_t* labels, int64_t mmin, int64_t cap,
     const S* base = static_cast<const S*>(P.data);
     S* vout = static_cast<S*>(vals);
     S* rout = static_cast<S*>(rest);
+    S* gout = static_cast<S*>(given);
     const int64_t K = P.k, mm = std::min(mmin, K), cp = std::min(cap, K);
     const int T = threads_for(nthreads, 3.0 * double(P.n) * double(K));
 #pragma omp parallel num_threads(T) if (T > 1)
@@ -110,7 +111,8 @@ void sketch_rows(const Mat& P, const int64_t* labels, int64_t mmin, int64_t cap,
       for (int64_t i = 0; i < P.n; ++i) {
         const S* row = base + i * P.s0;
         const int64_t y = labels[i];
-        const double g = double(Num<S>::load(row[y * P.s1]));
+        gout[i] = row[y * P.s1];
+        const double g = double(Num<S>::load(gout[i]));
         // 1. the stable top-mmin (ties: lower class first) and the wanted classes
         int64_t size = 0;
         cand.clear();

@@ -68,8 +68,6 @@ def find(labels, pred_probs, *, filter_by="prune_by_noise_rate", frac_noise=1.0,
     user_cj = None if own_joint else as_counts(confident_joint, pb.k, "confident_joint")
     if num_to_remove_per_class is not None:
         num_to_remove_per_class = params.count_vector(num_to_remove_per_class, pb.k, "num_to_remove_per_class")
-    # max over the other classes: for the margin score, and for the prune
-    # sweep's bound on every margin of a row (it lets it skip rows unread)
     if (filter_by == "prune_by_noise_rate" and confident_joint is None and frac_noise == 1.0
             and num_to_remove_per_class is None and int(min_examples_per_class) == 1):
         if oneread.prefer_one_read():
@@ -77,6 +75,8 @@ def find(labels, pred_probs, *, filter_by="prune_by_noise_rate", frac_noise=1.0,
             if got is not None:
                 mask, g, thresholds, rp = got
                 return Found(mask, pb, rp, g, thresholds, ties)
+    # max over the other classes: for the margin score, and for the prune
+    # sweep's bound on every margin of a row (it lets it skip rows unread)
     want_margin = want_margin or filter_by in ("low_normalized_margin", "prune_by_noise_rate", "both")
     want_argmax = want_argmax or filter_by == "predicted_neq_given"
     g = thresholds = None

@@ -84,6 +84,7 @@ def find(pb, ties: str, stats=None):
     with stage("one_read_sketch"):
         for row0, block in pb.probs.blocks():
             floor = _floors(sums, seen, counts, pb.dtype)
+            given = []
             # every kernel reads a slice right after the previous one did: the pages are read from the file
             # once even when the page cache keeps nothing (a dump larger than memory evicts as it goes)
             for a in range(0, len(block), sub):
@@ -92,15 +93,14 @@ def find(pb, ties: str, stats=None):
                 y = pb.labels[row0 + a : row0 + a + m]
                 pb.raise_row_error(sb, row0 + a, core().validate(sb, y, lo, hi, tol, pb.nthreads))
                 if tau == -np.inf:  # the margin level from the first rows
-                    lp, _, lv, _, _ = sketch_rows(sb, y, MMIN, CAP, floor, -np.inf)
-                    tau = _level(lp, lv, _given(sb, y, pb), np.inf)
-                ptr, cls, vals, rest, cert = sketch_rows(sb, y, MMIN, CAP, floor, tau)
-                g = _given(sb, y, pb)
-                parts.append((ptr, cls, vals, rest, cert, g))
-                kept += len(cls)
+                    lp, _, lv, _, _, lg = sketch_rows(sb, y, MMIN, CAP, floor, -np.inf)
+                    tau = _level(lp, lv, lg, np.inf)
+                part = sketch_rows(sb, y, MMIN, CAP, floor, tau)
+                parts.append(part)
+                given.append(part[5])
+                kept += len(part[1])
             yb = pb.labels[row0 : row0 + len(block)]
-            gb = np.concatenate([p[5] for p in parts[-((len(block) + sub - 1) // sub):]])
-            sums += np.bincount(yb, weights=gb.astype(np.float64), minlength=pb.k)
+            sums += np.bincount(yb, weights=np.concatenate(given).astype(np.float64), minlength=pb.k)
             seen += np.bincount(yb, minlength=pb.k)
             if kept > 1.5 * AVG * (row0 + len(block)):  # over budget: raise the level for the rows to come
                 ptr, _, vals, _, _, g = parts[-1]
@@ -109,7 +109,6 @@ def find(pb, ties: str, stats=None):
     sk = _assemble(pb, parts)
     if stats is not None:
         stats["entries_per_row"] = len(sk.ec) / max(1, pb.n)
-        stats["rows_reread"] = 0
     for _ in range(MAX_ROUNDS + 1):
         est = result(sk, ties)
         if est.exact:
@@ -134,12 +133,6 @@ def find(pb, ties: str, stats=None):
     return None
 
 
-def _given(block, y, pb) -> np.ndarray:
-    g = np.empty(len(block), pb.dtype)
-    core().gather_given(block, y, g, pb.nthreads)
-    return g
-
-
 def _level(ptr, vals, g, default) -> float:
     """The margin P[j] - P[y] above which the rows of a block keep about AVG entries on average."""
     er = np.repeat(np.arange(len(g)), np.diff(ptr))
@@ -162,8 +155,8 @@ def _assemble(pb, parts) -> Sketch:
 
 
 def _found(pb, sk: Sketch, est):
-    """(mask, g, thresholds, RowPass with argmax, keep and max_other) from an exact sketch."""
-    from .sketch import _keeps
+    """(mask, g, thresholds, RowPass with argmax and max_other) from an exact sketch (the mask already
+    holds the unflagging test)."""
     er = sk.er
     other = sk.ec != sk.y[er]
     mo = np.full(sk.n, -np.inf)
@@ -172,6 +165,5 @@ def _found(pb, sk: Sketch, est):
         fr = sk.frows.astype(np.float64).copy()
         fr[np.arange(len(sk.fpos)), sk.y[sk.fpos]] = -np.inf
         mo[sk.fpos] = fr.max(axis=1)
-    keep, _ = _keeps(sk)
-    rp = RowPass(argmax=sk.ec[sk.ptr[:-1]].astype(np.int32), keep=keep, max_other=mo)
+    rp = RowPass(argmax=sk.ec[sk.ptr[:-1]].astype(np.int32), max_other=mo)
     return est.label_issues, sk.g, est.thresholds, rp

@@ -98,11 +98,12 @@ def sketch_rows(P: np.ndarray, labels: np.ndarray, mmin: int, cap: int, floor=No
     """The adaptive sketch of each row, by the C++ kernel ``sketch_rows``
     (any strides, no copy); :func:`sketch_rows_numpy` is its definition.
 
-    Returns ``(ptr, classes, values, rest, certified)``: row i keeps
+    Returns ``(ptr, classes, values, rest, certified, given)``: row i keeps
     ``classes[ptr[i]:ptr[i+1]]`` with their values (input dtype), in stable
     descending order; ``rest`` the largest value of a class left out other
     than the given label (-inf when none); ``certified`` whether every such
-    class is below its ``floor``.
+    class is below its ``floor``; ``given`` is P[i, y_i] (input dtype), read
+    in the same sweep.
     """
     B, K = P.shape
     cp = min(int(cap), K)
@@ -112,12 +113,13 @@ def sketch_rows(P: np.ndarray, labels: np.ndarray, mmin: int, cap: int, floor=No
     count = np.empty(B, np.int32)
     rest = np.empty(B, P.dtype)
     cert = np.empty(B, np.uint8)
+    given = np.empty(B, P.dtype)
     fl = None if floor is None else np.ascontiguousarray(floor, dtype=np.float64)
-    core().sketch_rows(P, y, int(mmin), int(cap), fl, float(tau), cls, vals, count, rest, cert, threads(None))
+    core().sketch_rows(P, y, int(mmin), int(cap), fl, float(tau), cls, vals, count, rest, cert, given, threads(None))
     keep = np.arange(cp)[None, :] < count[:, None]
     ptr = np.zeros(B + 1, np.int64)
     np.cumsum(count, out=ptr[1:])
-    return ptr, cls[keep], vals[keep], rest, cert.view(bool)
+    return ptr, cls[keep], vals[keep], rest, cert.view(bool), given
 
 
 def sketch_rows_numpy(P: np.ndarray, labels: np.ndarray, mmin: int, cap: int, floor=None, tau: float = np.inf):
@@ -153,7 +155,8 @@ def sketch_rows_numpy(P: np.ndarray, labels: np.ndarray, mmin: int, cap: int, fl
         if out.any():
             rest[i] = row[out].max()
             cert[i] = floor is not None and bool((v[out] < fl[out]).all())
-    return (np.asarray(ptr, np.int64), np.asarray(cls, np.int32), np.asarray(vals, dtype=P.dtype), rest, cert)
+    return (np.asarray(ptr, np.int64), np.asarray(cls, np.int32), np.asarray(vals, dtype=P.dtype), rest, cert,
+            P[np.arange(B), y])
 
 
 # ---------------------------------------------------------------------------
