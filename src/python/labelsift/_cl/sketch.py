@@ -9,6 +9,7 @@ Per example: its id, given label ``y``, ``g = P[y]`` (input dtype), the
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -262,9 +263,9 @@ class Sketch:
     def n(self) -> int:
         return len(self.ids)
 
-    @property
+    @cached_property
     def er(self) -> np.ndarray:
-        """The row of each entry."""
+        """The row of each entry (``ptr`` never changes once built)."""
         return np.repeat(np.arange(self.n, dtype=np.int64), np.diff(self.ptr))
 
     def row_any(self, entry_mask: np.ndarray) -> np.ndarray:

@@ -66,7 +66,7 @@ def count_better(A, Q, ids):
 
 
 def _known_entries(sk, by_given, pair_keys, pstart, pj, refined) -> _Known:
-    """Margins the sketch knows: top-m classes of sketched rows, every active pair of a refined row."""
+    """Margins the sketch knows: the classes in each row's sketch, every active pair of a refined row."""
     K = sk.k
     er = sk.er
     ye = sk.y[er]
@@ -133,22 +133,42 @@ def _decided_fast(sk, kn: _Known, pk, cap, label_counts, ub, ties):
     return full | all_known | (has_kappa & beats), full, np.zeros(npairs, bool)
 
 
-def _settle_pair(sel: Selection, members, kn: _Known, p, cp, ub, lb, est) -> None:
+@dataclass
+class _Bounds:
+    """One pair's margins over the rows of its class (``members``, ascending
+    ids): known margins exact, unknown ones as [lo, hi] with ``best`` the
+    best-answer estimate."""
+
+    hi: np.ndarray
+    lo: np.ndarray
+    best: np.ndarray
+    unknown: np.ndarray  # bool
+
+    @classmethod
+    def of(cls, members, kn: _Known, p, ub, lb, est) -> "_Bounds":
+        s, e = kn.start[p], kn.start[p + 1]
+        loc = np.searchsorted(members, kn.rows[s:e])
+        hi, lo, best = ub[members], lb[members], est[members]
+        hi[loc] = lo[loc] = best[loc] = kn.margin[s:e]
+        unknown = np.ones(len(members), bool)
+        unknown[loc] = False
+        return cls(hi, lo, best, unknown)
+
+    def mark_best(self, sel: Selection, members, cp) -> None:
+        """The best answer: the cp best estimates, ties by id."""
+        sel.best[members[np.lexsort((members, -self.best))[:cp]]] = True
+
+
+def _settle_pair(sel: Selection, members, b: _Bounds, cp) -> None:
     """An undecided pair: bound every row of the class, mark what is proven."""
-    s, e = kn.start[p], kn.start[p + 1]
-    loc = np.searchsorted(members, kn.rows[s:e])
-    hi, lo, best = ub[members], lb[members], est[members]
-    hi[loc] = lo[loc] = best[loc] = kn.margin[s:e]
-    d_sel = count_better(hi, lo, members) < cp  # too few rows can beat its lowest margin
-    d_not = count_better(lo, hi, members) >= cp  # cp rows surely beat its highest margin
+    d_sel = count_better(b.hi, b.lo, members) < cp  # too few rows can beat its lowest margin
+    d_not = count_better(b.lo, b.hi, members) >= cp  # cp rows surely beat its highest margin
     sel.definite[members[d_sel]] = True
     maybe = ~d_sel & ~d_not
     if maybe.any():
         sel.maybe[members[maybe]] = True
-        unknown = np.ones(len(members), bool)
-        unknown[loc] = False
-        sel.competing[members[unknown & ~d_not]] = True
-    sel.best[members[np.lexsort((members, -best))[:cp]]] = True
+        sel.competing[members[b.unknown & ~d_not]] = True
+    b.mark_best(sel, members, cp)
 
 
 def _cleanlab_exact(sel: Selection, members, kn: _Known, p, cp, dtype) -> None:
@@ -163,56 +183,43 @@ def _cleanlab_exact(sel: Selection, members, kn: _Known, p, cp, dtype) -> None:
     sel.best[chosen] = True
 
 
-def _strict_cut(sel: Selection, members, kn: _Known, p, cp, ub, lb) -> bool:
+def _strict_cut(sel: Selection, members, b: _Bounds, cp) -> bool:
     """``ties="cleanlab"``, some margin unknown: decided when the cp rows with
     the highest lower bounds all strictly beat the upper bound of every other
     row -- then no order among equal margins can change the set."""
-    s, e = kn.start[p], kn.start[p + 1]
-    loc = np.searchsorted(members, kn.rows[s:e])
-    hi, lo = ub[members], lb[members]
-    hi[loc] = lo[loc] = kn.margin[s:e]
     if cp >= len(members):
         return False
-    order = np.argsort(-lo, kind="stable")
+    order = np.argsort(-b.lo, kind="stable")
     chosen, rest = order[:cp], order[cp:]
-    if not lo[chosen].min() > hi[rest].max():
+    if not b.lo[chosen].min() > b.hi[rest].max():
         return False
     sel.definite[members[chosen]] = True
     sel.best[members[chosen]] = True
     return True
 
 
-def _cleanlab_open(sel: Selection, members, kn: _Known, p, cp, ub, lb, est) -> bool:
+def _cleanlab_open(sel: Selection, members, b: _Bounds, cp) -> bool:
     """``ties="cleanlab"``, no strict cut yet: only the rows whose upper bound
     reaches the cp-th highest lower bound stay open (every other row is beaten
     by cp rows whatever the tie order), and the unknown ones among them are
     the rows to read in full. False when every open row is already known
     (equal margins at the cut: cleanlab's order needs the whole class)."""
-    s, e = kn.start[p], kn.start[p + 1]
-    loc = np.searchsorted(members, kn.rows[s:e])
-    hi, lo, best = ub[members], lb[members], est[members]
-    hi[loc] = lo[loc] = best[loc] = kn.margin[s:e]
-    unknown = np.ones(len(members), bool)
-    unknown[loc] = False
-    thr = np.partition(lo, len(lo) - cp)[len(lo) - cp]
-    open_ = hi >= thr
-    if not (open_ & unknown).any():
+    thr = np.partition(b.lo, len(b.lo) - cp)[len(b.lo) - cp]
+    open_ = b.hi >= thr
+    if not (open_ & b.unknown).any():
         return False
     sel.maybe[members[open_]] = True
-    sel.competing[members[open_ & unknown]] = True
-    sel.best[members[np.lexsort((members, -best))[:cp]]] = True
+    sel.competing[members[open_ & b.unknown]] = True
+    b.mark_best(sel, members, cp)
     return True
 
 
-def _unsettled(sel: Selection, members, kn: _Known, p, cp, est) -> None:
+def _unsettled(sel: Selection, members, b: _Bounds, cp) -> None:
     """``ties="cleanlab"``, some margin unknown and no strict cut: every row of
     the class stays open (their full rows settle it), best answer by id."""
-    s, e = kn.start[p], kn.start[p + 1]
-    best = est[members]
-    best[np.searchsorted(members, kn.rows[s:e])] = kn.margin[s:e]
     sel.maybe[members] = True
     sel.competing[members] = True
-    sel.best[members[np.lexsort((members, -best))[:cp]]] = True
+    b.mark_best(sel, members, cp)
 
 
 def select_by_noise_rate(sk, pcm: np.ndarray, label_counts: np.ndarray, ties: str) -> Selection:
@@ -249,12 +256,13 @@ def select_by_noise_rate(sk, pcm: np.ndarray, label_counts: np.ndarray, ties: st
         np.cumsum(label_counts, out=cstart[1:])
         for p in und:
             members = by_class[cstart[pk[p]] : cstart[pk[p] + 1]]
-            if ties != "cleanlab":
-                _settle_pair(sel, members, kn, p, cap[p], ub, lb, est)
-            elif exact_pairs[p]:
+            if ties == "cleanlab" and exact_pairs[p]:
                 _cleanlab_exact(sel, members, kn, p, cap[p], sk.dtype)
-            elif not (_strict_cut(sel, members, kn, p, cap[p], ub, lb)
-                      or _cleanlab_open(sel, members, kn, p, cap[p], ub, lb, est)):
-                _unsettled(sel, members, kn, p, cap[p], est)
+                continue
+            b = _Bounds.of(members, kn, p, ub, lb, est)
+            if ties != "cleanlab":
+                _settle_pair(sel, members, b, cap[p])
+            elif not (_strict_cut(sel, members, b, cap[p]) or _cleanlab_open(sel, members, b, cap[p])):
+                _unsettled(sel, members, b, cap[p])
     sel.maybe &= ~sel.definite
     return sel
