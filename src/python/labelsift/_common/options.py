@@ -31,16 +31,10 @@ def _current() -> dict:
     return _global if scoped is None else scoped
 
 
-def _check_ties(ties) -> str:
-    if ties not in TIES:
-        raise ValueError(f"ties={ties!r} is not one of {', '.join(TIES)}")
-    return ties
-
-
-def _check_reads(reads) -> str:
-    if reads not in READS:
-        raise ValueError(f"reads={reads!r} is not one of {', '.join(READS)}")
-    return reads
+def _check(name: str, value, choices) -> str:
+    if value not in choices:
+        raise ValueError(f"{name}={value!r} is not one of {', '.join(choices)}")
+    return value
 
 
 def current_reads() -> str:
@@ -50,7 +44,7 @@ def current_reads() -> str:
 
 def resolve_ties(ties=None) -> str:
     """The tie rule of a call: its ``ties=`` argument, else the current option."""
-    return _current()["ties"] if ties is None else _check_ties(ties)
+    return _current()["ties"] if ties is None else _check("ties", ties, TIES)
 
 
 class options:
@@ -67,9 +61,8 @@ class options:
     """
 
     def __init__(self, *, ties=None, reads=None):
-        self._changes = {} if ties is None else {"ties": _check_ties(ties)}
-        if reads is not None:
-            self._changes["reads"] = _check_reads(reads)
+        given = {"ties": (ties, TIES), "reads": (reads, READS)}
+        self._changes = {k: _check(k, v, choices) for k, (v, choices) in given.items() if v is not None}
         self._before = dict(_current())
         self._prior = _scoped.get()
         self._token = None
