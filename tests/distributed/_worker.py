@@ -1,0 +1,52 @@
+"""One rank of the gloo tests: runs every case of a pickled case list on its
+shard and pickles the results (or the errors) for the parent test."""
+import os
+import pickle
+import sys
+import traceback
+
+import numpy as np
+
+
+def main(rank: int, world: int, port: int, cases_path: str, out_dir: str) -> None:
+    import torch.distributed as dist
+
+    import labelsift.distributed as ld
+
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
+    with open(cases_path, "rb") as fh:
+        cases = pickle.load(fh)
+    results = []
+    ld.comm_report(reset=True)
+    for case in cases:
+        lo, hi = case["bounds"][rank], case["bounds"][rank + 1]
+        P = case["P"]
+        if isinstance(P, str):  # a .npy path: the rank reads its rows through a memmap
+            P = np.load(P, mmap_mode="r")
+        local_p = P[lo:hi]
+        local_y = case["labels"][lo:hi]
+        fn = getattr(ld, case["fn"]) if case["fn"] != "accumulator" else None
+        try:
+            if fn is None:
+                from labelsift.stream import ConfidentJointAccumulator
+                acc = ConfidentJointAccumulator(local_p.shape[1])
+                if hi > lo:
+                    acc.update(np.arange(lo, hi), local_y, np.asarray(local_p))
+                acc.all_reduce()
+                res = acc.result(ties=case["kwargs"].get("ties"))
+                out = ("ok", (res.label_issues, res.confident_joint, res.thresholds))
+            else:
+                out = ("ok", fn(local_y, local_p, **case["kwargs"]))
+        except Exception as exc:  # noqa: BLE001 - reported to the parent as data
+            out = ("err", (type(exc).__name__, str(exc), traceback.format_exc()))
+        results.append(out)
+    report = ld.comm_report()
+    with open(os.path.join(out_dir, f"rank{rank}.pkl.tmp"), "wb") as fh:
+        pickle.dump({"results": results, "report": report}, fh)
+    os.replace(os.path.join(out_dir, f"rank{rank}.pkl.tmp"), os.path.join(out_dir, f"rank{rank}.pkl"))
+    dist.barrier()
+    dist.destroy_process_group()
+
+
+if __name__ == "__main__":
+    main(int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5])
