@@ -16,18 +16,21 @@ def main(rank: int, world: int, port: int, cases_path: str, out_dir: str) -> Non
     dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
     with open(cases_path, "rb") as fh:
         cases = pickle.load(fh)
-    results = []
-    ld.comm_report(reset=True)
+    results, reports = [], []
     for case in cases:
+        ld.comm_report(reset=True)
         lo, hi = case["bounds"][rank], case["bounds"][rank + 1]
         P = case["P"]
         if isinstance(P, str):  # a .npy path: the rank reads its rows through a memmap
             P = np.load(P, mmap_mode="r")
         local_p = P[lo:hi]
         local_y = case["labels"][lo:hi]
-        fn = getattr(ld, case["fn"]) if case["fn"] != "accumulator" else None
+        fn = getattr(ld, case["fn"]) if case["fn"] != "accumulator" and "." not in case["fn"] else None
         try:
-            if fn is None:
+            if case["fn"].startswith("sinkhorn."):
+                import labelsift.sinkhorn as sk
+                out = ("ok", getattr(sk, case["fn"].split(".")[1])(local_p, group=True, **case["kwargs"]))
+            elif fn is None:
                 from labelsift.stream import ConfidentJointAccumulator
                 acc = ConfidentJointAccumulator(local_p.shape[1])
                 if hi > lo:
@@ -40,7 +43,8 @@ def main(rank: int, world: int, port: int, cases_path: str, out_dir: str) -> Non
         except Exception as exc:  # noqa: BLE001 - reported to the parent as data
             out = ("err", (type(exc).__name__, str(exc), traceback.format_exc()))
         results.append(out)
-    report = ld.comm_report()
+        reports.append(ld.comm_report())
+    report = reports
     with open(os.path.join(out_dir, f"rank{rank}.pkl.tmp"), "wb") as fh:
         pickle.dump({"results": results, "report": report}, fh)
     os.replace(os.path.join(out_dir, f"rank{rank}.pkl.tmp"), os.path.join(out_dir, f"rank{rank}.pkl"))

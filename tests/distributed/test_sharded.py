@@ -58,7 +58,7 @@ def test_joint_and_thresholds_match_single_process(prob, calibrate, ties):
     labels, P, bounds = prob
     ex = sharded.LocalExecutor(_shards(labels, P, bounds))
     w = sharded.place(ex)
-    cj, off = sharded.joint(ex, w, calibrate_=calibrate, ties=ties)
+    cj, off = sharded.joint(ex, w, calibrate_=calibrate, ties=ties, want_off=True)
     want_cj, want_off = labelsift.compute_confident_joint(labels, P, calibrate=calibrate, ties=ties,
                                                           return_indices_of_off_diagonals=True)
     assert _same(cj, want_cj) and _same(off, want_off)

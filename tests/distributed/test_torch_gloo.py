@@ -45,6 +45,11 @@ def _data(rng, n, k, dtype, coarse=False):
     return labels.astype(rng.choice([np.int64, np.int32, np.uint8])), P.astype(dtype)
 
 
+def _softmax(S):
+    e = np.exp(S - S.max(1, keepdims=True))
+    return (e / e.sum(1, keepdims=True)).astype(S.dtype)
+
+
 def _bounds(n, world, rng):
     cuts = np.sort(rng.integers(0, n, world - 1))
     cuts[0] = cuts[0] // 3  # uneven
@@ -93,6 +98,20 @@ def _case_list(tmp_path, world):
             add(d, "get_label_quality_scores", "local", method=m)
         add(d, "get_label_quality_scores", "local", method="normalized_margin", adjust_pred_probs=True)
     add(0, "find_label_issues", "local", path_=path)  # each rank reads its rows of a memmap
+    # Sinkhorn: labels (and SwAV's codes) of the rows, identical to one process's
+    srng = np.random.default_rng(world + 10)
+    S = srng.normal(size=(700, 9)).astype(np.float32)
+    for kw in ({"n_iter": 7}, {"mode": "sela", "n_iter": 21}, {"tol": 1e-4, "max_iter": 200},
+               {"kind": "probs", "lam": 10.0, "marginals": np.arange(1, 10) / 45.0, "n_iter": 4}):
+        cases.append({"labels": np.zeros(700, np.int64), "P": S if kw.get("kind") != "probs" else _softmax(S),
+                      "full": S if kw.get("kind") != "probs" else _softmax(S), "bounds": _bounds(700, world, rng),
+                      "fn": "sinkhorn.self_label", "kind": "local", "kwargs": kw})
+    cases.append({"labels": np.zeros(300, np.int64), "P": S[:300] / 4, "full": S[:300] / 4,
+                  "bounds": _bounds(300, world, rng), "fn": "sinkhorn.swav_codes", "kind": "local", "kwargs": {}})
+    # wide rows: what travels is O(N + K^2) per rank, far below the N x K values
+    yw, Pw = _data(rng, 20000, 100, np.float32)
+    cases.append({"labels": yw, "P": Pw, "full": Pw, "bounds": _bounds(20000, world, rng), "fn": "find_label_issues",
+                  "kind": "local", "kwargs": {}, "volume": True})
     # a bad value on one rank: every rank raises the single process's error
     y, P = datasets[0]
     bad = P.copy()
@@ -123,6 +142,9 @@ def _expected_call(case):
                 acc.merge(part)
         res = acc.result(ties=kw.get("ties"))
         return res.label_issues, res.confident_joint, res.thresholds
+    if case["fn"].startswith("sinkhorn."):
+        import labelsift.sinkhorn as sk
+        return getattr(sk, case["fn"].split(".")[1])(P, **kw)
     return getattr(labelsift, case["fn"])(y, P, **kw)
 
 
@@ -221,7 +243,9 @@ def test_cases_exercise_ties_and_empty_shards(gloo_run, monkeypatch):
 
 def test_communication_is_o_n_not_o_nk(gloo_run):
     cases, ranks = gloo_run
-    n_values = sum(len(c["labels"]) * c["full"].shape[1] for c in cases)
+    (i, case), = [(i, c) for i, c in enumerate(cases) if c.get("volume")]
+    n, k = case["full"].shape
     for rk in ranks:
-        assert rk["report"]["received_bytes"] > 0
-        assert rk["report"]["received_bytes"] < 8 * n_values  # far below the values' bytes x ranks
+        got = rk["report"][i]
+        assert 0 < got["received_bytes"] < 0.2 * n * k * 4, got  # the other ranks' rows of P would be (1 - 1/R) n k 4
+        assert got["sent_bytes"] < 0.2 * n * k * 4, got

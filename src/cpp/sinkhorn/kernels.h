@@ -60,6 +60,19 @@ int64_t pass(const PassArgs& a);
 // are log row weights): the initial column step of SeLa and SwAV. out: K values.
 void col_lse(const Mat& X, double lam, const double* lb, double lb0, double* out, int nthreads);
 
+// The same pass over given pieces of the rows (rows [starts[p], starts[p+1])
+// of X, p < npieces), each accumulated, row by row, into its own caller-
+// initialised partials acc/cmx [p * K, (p + 1) * K) -- no reduction. A chunk
+// whose rows are split between workers is continued exactly where another
+// worker left it (labelsift.sinkhorn with group=). colsum/colmax unused.
+int64_t pass_pieces(const PassArgs& a, const int64_t* starts, int64_t npieces, double* acc, double* cmx);
+
+// col_lse's pieces (running (max, scaled sum) per column, caller-initialised
+// M/S of npieces x K) and its fixed-order merge of nch chunk partials.
+void col_lse_pieces(const Mat& X, double lam, const double* lb, double lb0, const int64_t* starts, int64_t npieces,
+                    double* M, double* S, int nthreads);
+void lse_finish(const double* M, const double* S, int64_t nch, int64_t K, double* out);
+
 // exp of n values (sk_exp, or sk_exp_f when `single`: the float32-precision
 // exp of float32/float16 scores; tests and the benchmark's exp floor).
 void exp_values(const double* x, double* out, int64_t n, int isa, int nthreads, bool single = false);

@@ -156,33 +156,71 @@ int64_t pass(const PassArgs& a) {
   return (a.check && bad != std::numeric_limits<int64_t>::max()) ? bad : -1;
 }
 
+// The rows [i0, i1) of X pushed, in order, into one chunk's running
+// log-sum-exp (Mc, Sc): K columns.
+template <class St>
+static void lse_rows(const Mat& X, double lam, const double* lb, double lb0, int64_t i0, int64_t i1, double* Mc,
+                     double* Sc) {
+  const St* base = static_cast<const St*>(X.data);
+  const int64_t K = X.k;
+  for (int64_t i = i0; i < i1; ++i) {
+    const double lbi = lb ? lb[i] : lb0;
+    const St* row = base + i * X.s0;
+    for (int64_t k = 0; k < K; ++k) lse_push(lam * double(Num<St>::load(row[k * X.s1])) + lbi, Mc[k], Sc[k]);
+  }
+}
+
+int64_t pass_pieces(const PassArgs& a, const int64_t* starts, int64_t npieces, double* acc, double* cmx) {
+  require_host(a.X);
+  if (a.plan && a.plan_dtype != F32 && a.plan_dtype != F64) throw std::invalid_argument("plan must be float32/64");
+  const int64_t K = a.X.k;
+  const ChunkFn fn = chunk_fn(a.isa);
+  int64_t bad = std::numeric_limits<int64_t>::max();
+  const int T = threads_for(a.nthreads, 20.0 * double(a.X.n) * double(K));
+#pragma omp parallel num_threads(T) if (T > 1) reduction(min : bad)
+  {
+    std::vector<double> tb(size_t(K) + 8), eb(size_t(K) + 8);
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t c = 0; c < npieces; ++c) {
+      const int64_t b = fn(a, starts[c], starts[c + 1], &acc[size_t(c * K)], &cmx[size_t(c * K)], tb.data(),
+                           eb.data());
+      if (b >= 0) bad = std::min(bad, b);
+    }
+  }
+  return (a.check && bad != std::numeric_limits<int64_t>::max()) ? bad : -1;
+}
+
+void col_lse_pieces(const Mat& X, double lam, const double* lb, double lb0, const int64_t* starts, int64_t npieces,
+                    double* M, double* S, int nthreads) {
+  require_host(X);
+  const int64_t K = X.k;
+  const int T = threads_for(nthreads, 20.0 * double(X.n) * double(K));
+  dispatch(X.dtype, [&](auto tag) {
+    using St = decltype(tag);
+#pragma omp parallel for schedule(dynamic, 1) num_threads(T) if (T > 1)
+    for (int64_t c = 0; c < npieces; ++c)
+      lse_rows<St>(X, lam, lb, lb0, starts[c], starts[c + 1], &M[size_t(c * K)], &S[size_t(c * K)]);
+  });
+}
+
+void lse_finish(const double* M, const double* S, int64_t nch, int64_t K, double* out) {
+  for (int64_t k = 0; k < K; ++k) {
+    double m = -INFINITY, s = 0.0;
+    for (int64_t c = 0; c < nch; ++c) lse_merge(M[size_t(c * K + k)], S[size_t(c * K + k)], m, s);
+    out[k] = m + std::log(s);
+  }
+}
+
 void col_lse(const Mat& X, double lam, const double* lb, double lb0, double* out, int nthreads) {
   require_host(X);
   const int64_t N = X.n, K = X.k;
   const int64_t rpc = chunk_rows(N);
   const int64_t nch = (N + rpc - 1) / rpc;
   std::vector<double> M(size_t(nch * K), -INFINITY), S(size_t(nch * K), 0.0);
-  const int T = threads_for(nthreads, 20.0 * double(N) * double(K));
-  dispatch(X.dtype, [&](auto tag) {
-    using St = decltype(tag);
-    const St* base = static_cast<const St*>(X.data);
-#pragma omp parallel for schedule(dynamic, 1) num_threads(T) if (T > 1)
-    for (int64_t c = 0; c < nch; ++c) {
-      double* Mc = &M[size_t(c * K)];
-      double* Sc = &S[size_t(c * K)];
-      const int64_t i0 = c * rpc, i1 = std::min(N, i0 + rpc);
-      for (int64_t i = i0; i < i1; ++i) {
-        const double lbi = lb ? lb[i] : lb0;
-        const St* row = base + i * X.s0;
-        for (int64_t k = 0; k < K; ++k) lse_push(lam * double(Num<St>::load(row[k * X.s1])) + lbi, Mc[k], Sc[k]);
-      }
-    }
-  });
-  for (int64_t k = 0; k < K; ++k) {
-    double m = -INFINITY, s = 0.0;
-    for (int64_t c = 0; c < nch; ++c) lse_merge(M[size_t(c * K + k)], S[size_t(c * K + k)], m, s);
-    out[k] = m + std::log(s);
-  }
+  std::vector<int64_t> starts(size_t(nch + 1));
+  for (int64_t c = 0; c <= nch; ++c) starts[size_t(c)] = std::min(N, c * rpc);
+  col_lse_pieces(X, lam, lb, lb0, starts.data(), nch, M.data(), S.data(), nthreads);
+  lse_finish(M.data(), S.data(), nch, K, out);
 }
 
 // S selects the exp as the pass does: double -> sk_exp, float -> sk_exp_f.

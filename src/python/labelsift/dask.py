@@ -234,8 +234,10 @@ def compute_confident_joint(labels, pred_probs, *, thresholds=None, calibrate=Tr
                             return_indices_of_off_diagonals=False, n_jobs=None, ties=None, scheduler=None):
     calibrate = params.flag(calibrate, "calibrate")
     ex, w = _executor(labels, pred_probs, n_jobs, scheduler)
-    cj, off = sharded.joint(ex, w, thresholds=thresholds, calibrate_=calibrate, ties=resolve_ties(ties))
-    return (cj, off) if params.flag(return_indices_of_off_diagonals, "return_indices_of_off_diagonals") else cj
+    want_off = params.flag(return_indices_of_off_diagonals, "return_indices_of_off_diagonals")
+    cj, off = sharded.joint(ex, w, thresholds=thresholds, calibrate_=calibrate, ties=resolve_ties(ties),
+                            want_off=want_off)
+    return (cj, off) if want_off else cj
 
 
 def estimate_joint(labels, pred_probs, *, confident_joint=None, n_jobs=None, ties=None,

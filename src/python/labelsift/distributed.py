@@ -149,6 +149,47 @@ class TorchExecutor:
         return h.value
 
 
+class SinkhornComm:
+    """The communicator of :mod:`labelsift._sinkhorn.sharded` over a process group."""
+
+    def __init__(self, group=None):
+        self.torch, self.dist = _dist()
+        self.group = group
+        self.size = self.dist.get_world_size(group)
+        self.rank = self.dist.get_rank(group)
+        self.cuda = self.dist.get_backend(group) == "nccl"
+
+    def _global(self, r: int) -> int:
+        return r if self.group is None else self.dist.get_global_rank(self.group, r)
+
+    def allgather(self, obj):
+        out = [None] * self.size
+        self.dist.all_gather_object(out, obj, group=self.group)
+        mine = len(pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL))
+        _REPORT["sent_bytes"] += mine * (self.size - 1)
+        _REPORT["received_bytes"] += sum(len(pickle.dumps(o, protocol=pickle.HIGHEST_PROTOCOL)) for o in out) - mine
+        _REPORT["collectives"] += 1
+        return out
+
+    def send(self, dst: int, arr) -> None:
+        t = self.torch.from_numpy(np.array(arr, dtype=np.float64, copy=True))
+        if self.cuda:
+            t = t.cuda()
+        self.dist.send(t, self._global(dst), group=self.group)
+        _REPORT["sent_bytes"] += t.numel() * 8
+
+    def recv(self, src: int, size: int):
+        t = self.torch.empty(size, dtype=self.torch.float64, device="cuda" if self.cuda else "cpu")
+        self.dist.recv(t, self._global(src), group=self.group)
+        _REPORT["received_bytes"] += size * 8
+        return t.cpu().numpy()
+
+
+def sinkhorn_comm(group=None) -> SinkhornComm:
+    """For ``labelsift.sinkhorn.self_label`` / ``swav_codes`` with ``group=``."""
+    return SinkhornComm(group)
+
+
 def _rows_of(pred_probs) -> int:
     """The local row count, read from the input without reading its values."""
     if isinstance(pred_probs, np.ndarray) and pred_probs.ndim == 2 and len(pred_probs) == 0:
@@ -185,8 +226,10 @@ def compute_confident_joint(labels, pred_probs, *, thresholds=None, calibrate=Tr
     rows, when asked for, as global row numbers."""
     calibrate = params.flag(calibrate, "calibrate")
     ex, w, _ = _executor(labels, pred_probs, group, n_jobs)
-    cj, off = sharded.joint(ex, w, thresholds=thresholds, calibrate_=calibrate, ties=resolve_ties(ties))
-    return (cj, off) if params.flag(return_indices_of_off_diagonals, "return_indices_of_off_diagonals") else cj
+    want_off = params.flag(return_indices_of_off_diagonals, "return_indices_of_off_diagonals")
+    cj, off = sharded.joint(ex, w, thresholds=thresholds, calibrate_=calibrate, ties=resolve_ties(ties),
+                            want_off=want_off)
+    return (cj, off) if want_off else cj
 
 
 def estimate_joint(labels, pred_probs, *, confident_joint=None, group=None, n_jobs=None, ties=None) -> np.ndarray:

@@ -43,9 +43,31 @@ LOG_DOMAIN = ("auto", True, False)
 
 def _no_group_device(group, device) -> None:
     if group is not None:
-        raise NotImplementedError("group= (torch.distributed) is not available in this build yet")
+        raise NotImplementedError("group= (torch.distributed) is not available for this function")
+    _cpu_only(device)
+
+
+def _cpu_only(device) -> None:
     if device not in (None, "cpu"):
         raise ValueError(f"device={device!r}: only the CPU is available in this build")
+
+
+def _sharded(group, prepare):
+    """``prepare()`` on this rank, its error (if any rank has one) raised on
+    every rank; then the rank's :class:`ShardRows` over ``group``
+    (torch.distributed: ``True`` for the default group)."""
+    from ._cl.sharded import capture
+    from ._sinkhorn.sharded import ShardRows
+    from .distributed import sinkhorn_comm
+    comm = sinkhorn_comm(None if group is True else group)
+    got = capture(prepare)()
+    errs = comm.allgather(None if got[0] == "ok" else got[1])
+    for e in errs:
+        if e is not None:
+            raise e
+    pb = got[1]
+    pb.shard = ShardRows(comm, pb.n)
+    return pb
 
 
 def _iters(n_iter, what="n_iter", low=0):
@@ -127,8 +149,16 @@ def self_label(scores, *, kind="logits", lam=25.0, marginals=None, n_iter=None, 
         Called after every pass over the scores as ``callback(pass_index,
         error)`` (the L1 column error; SeLa's criterion where mode="sela"
         evaluates it), e.g. for a progress display.
-    group, device
-        Reserved for the distributed and GPU versions (not in this build).
+    group : torch.distributed process group, True (the default group) or None
+        Each rank passes its own consecutive rows (rank 0 the first ones;
+        an empty share is fine): labels, plan and row potentials for those
+        rows, column potentials and iteration counts replicated -- all
+        identical to the single-process run on the concatenated rows (the
+        column sums are added in the single process's chunk order, see
+        ``labelsift._sinkhorn.sharded``). Not with ``row_weights`` or
+        ``log_domain=False``.
+    device
+        Reserved for the GPU version (not in this build).
 
     Returns
     -------
@@ -136,18 +166,26 @@ def self_label(scores, *, kind="logits", lam=25.0, marginals=None, n_iter=None, 
     :class:`SinkhornResult` with ``return_info``. Torch input gives torch
     output.
     """
-    _no_group_device(group, device)
+    _cpu_only(device)
     if log_domain not in LOG_DOMAIN:
         raise ValueError(f"log_domain={log_domain!r} is not one of 'auto', True, False")
     if mode not in MODES:
         raise ValueError(f"mode={mode!r} is not one of {', '.join(MODES)}")
+    if group is not None and (row_weights is not None or log_domain is False):
+        raise NotImplementedError("group= works with the log-domain loop and uniform rows only "
+                                  "(no row_weights, no log_domain=False)")
     raw, to_caller = from_tensor(scores, "scores")
-    X = as_scores(raw, kind)
     lam = as_lam(lam)
     n_iter = _iters(n_iter, low=1 if mode == "sela" else 0)
     max_iter = _iters(max_iter, "max_iter", low=1)
     tol = _tol(tol)
-    pb = _problem(X, lam, marginals, row_weights, n_jobs, _isa)
+
+    def prepare():
+        X_ = as_scores(raw, kind, allow_empty=group is not None)
+        return _problem(X_, lam, marginals, row_weights, n_jobs, _isa)
+
+    pb = prepare() if group is None else _sharded(group, prepare)
+    X = pb.X
     f0 = None if init is None else as_potentials(init, pb.k)
     if log_domain is False:
         from .reference.sinkhorn import self_label_scaling
@@ -202,16 +240,23 @@ def swav_codes(scores, *, epsilon=0.05, n_iter=3, group=None, n_jobs=None, devic
     exponent is <= 0, so Q is finite where SwAV's overflows (epsilon too
     small, features not L2-normalised). Equal to SwAV's output (to rounding)
     where that is finite. Same dtype and type as the input (NumPy or torch
-    CPU tensor). ``group`` (torch.distributed) comes with that issue.
+    CPU tensor). ``group`` (a torch.distributed group, or True for the
+    default one): each rank passes its batch, as SwAV's
+    ``distributed_sinkhorn`` does, and gets its rows of the codes --
+    identical to the single-process codes of the concatenated batches.
     """
-    _no_group_device(group, device)
+    _cpu_only(device)
     raw, to_caller = from_tensor(scores, "scores")
-    X = as_scores(raw, "logits")
     eps = as_lam(epsilon, "epsilon")
     n_iter = _iters(n_iter, low=1)
     if n_iter is None:
         raise ValueError("n_iter must be an integer >= 1 (SwAV's sinkhorn_iterations)")
-    pb = _problem(X, 1.0 / eps, None, None, n_jobs)
+
+    def prepare():
+        return _problem(as_scores(raw, "logits", allow_empty=group is not None), 1.0 / eps, None, None, n_jobs)
+
+    pb = prepare() if group is None else _sharded(group, prepare)
+    X = pb.X
     res = run(pb, mode="sela", n_iter=n_iter, start="uniform", want_plan=True,
               plan_dtype=np.float64 if X.dtype == np.float64 else np.float32, unit_rows=True)
     Q = res.plan if res.plan.dtype == X.dtype else res.plan.astype(X.dtype)

@@ -135,17 +135,29 @@ def _class_margins(sh: ShardProblem, k: int, js: np.ndarray):
 
 def step_candidates(sh: ShardProblem, ks, js, caps):
     """Per selection t = (ks[t], js[t], caps[t]): the shard's caps[t] + 1 best
-    rows by (margin desc, row asc) as (global rows, margins), best first."""
-    out = [None] * len(ks)
+    rows by (margin desc, row asc), best first, as three flat arrays
+    (candidates per selection, global rows, margins) -- one message however
+    many selections there are."""
+    counts = np.zeros(len(ks), np.int64)
+    rows_out, ms_out = [None] * len(ks), [None] * len(ks)
     for k in np.unique(ks):
         sel = np.flatnonzero(ks == k)
         rows, margins = _class_margins(sh, int(k), js[sel])
         for col, t in enumerate(sel):
             m = margins[:, col]
             order = np.lexsort((rows, -m))[: int(caps[t]) + 1]
-            out[t] = (rows[order] + sh.offset, m[order])
-    empty = (np.empty(0, np.int64), np.empty(0, sh.dtype))
-    return [empty if o is None else o for o in out]
+            rows_out[t], ms_out[t] = rows[order] + sh.offset, m[order]
+            counts[t] = len(order)
+    keep = [t for t in range(len(ks)) if rows_out[t] is not None]
+    cat = lambda xs, dt: np.concatenate(xs) if xs else np.empty(0, dt)  # noqa: E731
+    return counts, cat([rows_out[t] for t in keep], np.int64), cat([ms_out[t] for t in keep], sh.dtype)
+
+
+def _split(flat):
+    """The per-selection (rows, margins) of step_candidates' flat arrays."""
+    counts, rows, ms = flat
+    ends = np.cumsum(counts)
+    return np.split(rows, ends[:-1]), np.split(ms, ends[:-1])
 
 
 def step_tied_margins(sh: ShardProblem, ks, js):
@@ -271,12 +283,13 @@ def given_and_thresholds(ex, w: Whole, thresholds=None) -> Whole:
     return w
 
 
-def confident_rows(ex, w: Whole, *, argmax=False, margin=False, g=False):
-    """Exchange 2: (handle of the shards' Rows, raw confident joint, global off-diagonal rows)."""
+def confident_rows(ex, w: Whole, *, argmax=False, margin=False, g=False, want_off=False):
+    """Exchange 2: (handle of the shards' Rows, raw confident joint, global
+    off-diagonal rows -- gathered only when asked for, else None)."""
     cut = cut_from_thresholds(w.thresholds, w.k, w.dtype)
     rows = ex.each(step_rows, cut, argmax, margin, g, per_shard=(ex.shards,))
     counts = ex.sum_ints(rows, lambda r: r.counts)
-    off = np.concatenate(ex.gather(rows, lambda r: r.off))
+    off = np.concatenate(ex.gather(rows, lambda r: r.off)) if want_off else None
     return rows, joint_from_counts(counts, w.k), off
 
 
@@ -292,11 +305,11 @@ def prune_noise_rate(ex, w: Whole, pcm, min_examples, ties) -> np.ndarray:
     _, ks, js, caps = active_pairs(pcm, w.label_counts, min_examples)
     if len(ks) == 0:
         return np.empty(0, np.int64)
-    per_shard = ex.gather(ex.each(step_candidates, ks, js, caps, per_shard=(ex.shards,)))
+    per_shard = [_split(f) for f in ex.gather(ex.each(step_candidates, ks, js, caps, per_shard=(ex.shards,)))]
     flagged, tied = [], []
     for t in range(len(ks)):
-        rows = np.concatenate([p[t][0] for p in per_shard])
-        ms = np.concatenate([p[t][1] for p in per_shard])
+        rows = np.concatenate([p[0][t] for p in per_shard])
+        ms = np.concatenate([p[1][t] for p in per_shard])
         order = np.lexsort((rows, -ms))
         c = int(caps[t])
         if ties == "cleanlab" and len(order) > c and ms[order[c - 1]] == ms[order[c]]:
@@ -320,7 +333,7 @@ def find(ex, w: Whole, *, filter_by="prune_by_noise_rate", frac_noise=1.0, num_t
     own_joint = confident_joint is None or filter_by == "confident_learning"
     want_margin = filter_by == "low_normalized_margin" or rank_by == "normalized_margin"
     given_and_thresholds(ex, w)
-    rows, cj_raw, off = confident_rows(ex, w, argmax=filter_by == "predicted_neq_given", margin=want_margin, g=True)
+    rows, cj_raw, _ = confident_rows(ex, w, argmax=filter_by == "predicted_neq_given", margin=want_margin, g=True)
     if filter_by in PRUNE_METHODS:
         cj = calibrate(cj_raw, w.label_counts, ties) if own_joint else confident_joint
         pcm = prune_counts(cj.T, min_examples_per_class, ties, frac_noise=frac_noise)
@@ -338,7 +351,7 @@ def find(ex, w: Whole, *, filter_by="prune_by_noise_rate", frac_noise=1.0, num_t
             flagged = by_rate if flagged is None else np.intersect1d(flagged, by_rate)
         masks = ex.each(step_mask_kept, flagged, per_shard=(ex.shards, rows))
     elif filter_by == "confident_learning":
-        masks = ex.each(step_mask_kept, off, per_shard=(ex.shards, rows))
+        masks = ex.each(_off_diagonal_mask, per_shard=(ex.shards, rows))
     elif filter_by == "predicted_neq_given":
         masks = ex.each(_pred_neq_given, per_shard=(ex.shards, rows))
     else:  # low_self_confidence / low_normalized_margin
@@ -356,14 +369,20 @@ def find(ex, w: Whole, *, filter_by="prune_by_noise_rate", frac_noise=1.0, num_t
     return masks, ranked
 
 
+def _off_diagonal_mask(sh: ShardProblem, r: Rows):
+    mask = np.zeros(sh.n, bool)
+    mask[r.off - sh.offset] = True
+    return mask & ~r.keep
+
+
 def _pred_neq_given(sh: ShardProblem, r: Rows):
     return (r.argmax != sh.labels) & ~r.keep
 
 
-def joint(ex, w: Whole, *, thresholds=None, calibrate_=True, ties="cleanlab"):
-    """(confident joint calibrated or raw, global off-diagonal rows)."""
+def joint(ex, w: Whole, *, thresholds=None, calibrate_=True, ties="cleanlab", want_off=False):
+    """(confident joint calibrated or raw, global off-diagonal rows or None)."""
     given_and_thresholds(ex, w, thresholds)
-    _, cj, off = confident_rows(ex, w)
+    _, cj, off = confident_rows(ex, w, want_off=want_off)
     return (calibrate(cj, w.label_counts, ties) if calibrate_ else cj), off
 
 

@@ -65,6 +65,8 @@ class Problem:
     b: Optional[np.ndarray]  # N row weights (float64, sums to 1) or None (uniform 1/N)
     nthreads: int
     isa: int = 0
+    #: the rows of one worker of several (.sharded.ShardRows), or None
+    shard: Optional[object] = None
 
     @property
     def n(self) -> int:
@@ -76,7 +78,7 @@ class Problem:
 
     @property
     def b0(self) -> float:
-        return 1.0 / self.n
+        return 1.0 / (self.n if self.shard is None else self.shard.n_total)
 
     def log_b(self) -> np.ndarray | None:
         return None if self.b is None else np.log(self.b)
@@ -89,6 +91,8 @@ def _raise_bad(pb: Problem, row: int, lam: float) -> None:
 
 def _pass(pb: Problem, f, *, lam=None, labels=None, g=None, plan=None, unit_rows=False, check=False):
     lam = pb.lam if lam is None else lam
+    if pb.shard is not None:
+        return pb.shard.pass_(pb, f, lam, labels, g, plan, unit_rows, check)
     colsum = np.empty(pb.k)
     colmax = np.empty(pb.k)
     bad = core().sk_pass(pb.X, lam, f, pb.b, pb.b0, colsum, colmax, labels, g, plan, unit_rows, check,
@@ -117,7 +121,10 @@ def first_column_step(pb: Problem, rows: str) -> tuple[np.ndarray, np.ndarray]:
     else:
         lb_arg = lb
     with stage("col_lse"):
-        lse = core().sk_col_lse(pb.X, pb.lam, lb_arg, float(np.log(pb.b0)), pb.nthreads)
+        if pb.shard is not None:
+            lse = pb.shard.col_lse(pb, pb.lam, lb_arg, float(np.log(pb.b0)))
+        else:
+            lse = core().sk_col_lse(pb.X, pb.lam, lb_arg, float(np.log(pb.b0)), pb.nthreads)
     f0 = np.log(pb.a) - lse
     if not np.isfinite(f0).all():  # a NaN/inf score, or lam * x overflowing: name it
         _pass(pb, np.zeros(pb.k), check=True)
@@ -162,7 +169,7 @@ def run(pb: Problem, *, mode: str = "fused", n_iter: int | None = None, tol: flo
         history.append(err)
         s_err = None
         if rule.checks_sela(j) and g_prev is not None:
-            s_err = sela_error(g_prev, g)
+            s_err = sela_error(g_prev, g, None if pb.shard is None else pb.shard.nansum)
             sela_hist.append((rule.count(j) - 1, s_err))
         if on_pass is not None:
             on_pass(j, err if s_err is None else s_err)

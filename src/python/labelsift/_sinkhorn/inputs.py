@@ -29,8 +29,9 @@ KERNEL_DTYPES = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64
 MARGINAL_SUM_TOL = 1e-6
 
 
-def as_scores(scores, kind: str, what: str = "scores") -> np.ndarray:
-    """The N x K array the kernels read (no copy unless a conversion is needed)."""
+def as_scores(scores, kind: str, what: str = "scores", allow_empty: bool = False) -> np.ndarray:
+    """The N x K array the kernels read (no copy unless a conversion is needed;
+    ``allow_empty``: 0 rows are fine -- one worker's share of a sharded run)."""
     if kind not in KINDS:
         raise ValueError(f"kind={kind!r} is not one of {', '.join(KINDS)}")
     if is_pathlike(scores):
@@ -40,7 +41,7 @@ def as_scores(scores, kind: str, what: str = "scores") -> np.ndarray:
     if a.dtype.kind not in "fiu" or a.dtype.kind == "c":
         raise TypeError(f"{what} must hold real numbers, got dtype {a.dtype}")
     n, k = a.shape
-    if n == 0:
+    if n == 0 and not allow_empty:
         raise ValueError(f"{what} is empty (0 rows)")
     if k == 0:
         raise ValueError(f"{what} has 0 columns")
@@ -71,10 +72,11 @@ def _log_probs(p: np.ndarray, what: str) -> np.ndarray:
     return out
 
 
-def describe_bad_row(a: np.ndarray, row: int, lam: float, what: str = "scores") -> str:
-    """The message for a row the kernel found non-finite."""
+def describe_bad_row(a: np.ndarray, row: int, lam: float, what: str = "scores", row_offset: int = 0) -> str:
+    """The message for a row the kernel found non-finite (named as row_offset + row)."""
     r = np.asarray(a[row], dtype=np.float64)
     nonfin = np.flatnonzero(~np.isfinite(r))
+    row = row_offset + row
     if len(nonfin):
         j = int(nonfin[0])
         return f"{what}[{row}, {j}] = {float(r[j])!r} is {'NaN' if np.isnan(r[j]) else 'infinite'}"

@@ -38,9 +38,11 @@ def l1_error(colsum: np.ndarray, a: np.ndarray) -> float:
     return float(np.sum(np.abs(colsum - a)))
 
 
-def sela_error(g_prev: np.ndarray, g_new: np.ndarray) -> float:
-    """SeLa's criterion nansum(|c / c_new - 1|), with c = exp(g) its sample scalings."""
-    return float(np.nansum(np.abs(np.exp(g_prev - g_new) - 1.0)))
+def sela_error(g_prev: np.ndarray, g_new: np.ndarray, nansum=None) -> float:
+    """SeLa's criterion nansum(|c / c_new - 1|), with c = exp(g) its sample
+    scalings (``nansum``: the sum over all workers' rows, when sharded)."""
+    terms = np.abs(np.exp(g_prev - g_new) - 1.0)
+    return float(np.nansum(terms)) if nansum is None else nansum(terms)
 
 
 @dataclass
