@@ -238,7 +238,15 @@ void bind_cl(py::module_& m) {
             uint8_t* td = out_ptr<uint8_t>(tied, self.num_selections(), "tied");
             self.finish(mk, td);
           },
-          py::arg("mask"), py::arg("tied") = py::none());
+          py::arg("mask"), py::arg("tied") = py::none())
+      .def("kept", [](const TopCSelector& self) {
+        py::array_t<int64_t> sizes(self.num_selections());
+        const int64_t m = self.num_kept();
+        py::array_t<double> keys(m);
+        py::array_t<int64_t> rows(m);
+        self.kept(sizes.mutable_data(), keys.mutable_data(), rows.mutable_data());
+        return py::make_tuple(sizes, keys, rows);
+      });
 }
 
 }  // namespace ls

@@ -104,6 +104,11 @@ class TopCSelector {
   void finish(uint8_t* mask, uint8_t* tied = nullptr) const;
   int64_t n_total() const { return n_total_; }
   int64_t num_selections() const { return int64_t(caps_.size()); }
+  // What the selections hold (each in heap order, not sorted): sizes[h], and
+  // the (key, row) of every kept candidate, selection after selection
+  // (num_kept() of them) -- the local candidates of a sharded selection.
+  int64_t num_kept() const;
+  void kept(int64_t* sizes, double* keys, int64_t* rows) const;
 
  private:
   void push(int64_t h, const Cand& c);

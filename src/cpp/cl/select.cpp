@@ -219,4 +219,22 @@ void TopCSelector::finish(uint8_t* mask, uint8_t* tied) const {
   }
 }
 
+int64_t TopCSelector::num_kept() const {
+  int64_t t = 0;
+  for (int64_t s : size_) t += s;
+  return t;
+}
+
+void TopCSelector::kept(int64_t* sizes, double* keys, int64_t* rows) const {
+  int64_t o = 0;
+  for (size_t h = 0; h < size_.size(); ++h) {
+    sizes[h] = size_[h];
+    const Cand* heap = pool_.data() + start_[h];
+    for (int64_t t = 0; t < size_[h]; ++t, ++o) {
+      keys[o] = heap[t].key;
+      rows[o] = heap[t].idx;
+    }
+  }
+}
+
 }  // namespace ls

@@ -79,9 +79,10 @@ def describe(sh: ShardProblem):
 
 
 def step_given(sh: ShardProblem):
-    """(g, labels, all finite) of the shard."""
+    """(g, labels in the narrowest integer type that holds K classes, all finite) of the shard."""
     g = given_probs(sh)
-    return g, sh.labels, bool(np.isfinite(g).all())
+    small = np.uint8 if sh.k <= 256 else np.uint16 if sh.k <= 65536 else np.int64
+    return g, sh.labels.astype(small), bool(np.isfinite(g).all())
 
 
 def step_validate(sh: ShardProblem):
@@ -133,31 +134,25 @@ def _class_margins(sh: ShardProblem, k: int, js: np.ndarray):
     return rows, vals[:, 1:] - vals[:, :1]
 
 
-def step_candidates(sh: ShardProblem, ks, js, caps):
+def step_candidates(sh: ShardProblem, rws: Rows, ks, js, caps):
     """Per selection t = (ks[t], js[t], caps[t]): the shard's caps[t] + 1 best
-    rows by (margin desc, row asc), best first, as three flat arrays
-    (candidates per selection, global rows, margins) -- one message however
-    many selections there are."""
-    counts = np.zeros(len(ks), np.int64)
-    rows_out, ms_out = [None] * len(ks), [None] * len(ks)
-    for k in np.unique(ks):
-        sel = np.flatnonzero(ks == k)
-        rows, margins = _class_margins(sh, int(k), js[sel])
-        for col, t in enumerate(sel):
-            m = margins[:, col]
-            order = np.lexsort((rows, -m))[: int(caps[t]) + 1]
-            rows_out[t], ms_out[t] = rows[order] + sh.offset, m[order]
-            counts[t] = len(order)
-    keep = [t for t in range(len(ks)) if rows_out[t] is not None]
-    cat = lambda xs, dt: np.concatenate(xs) if xs else np.empty(0, dt)  # noqa: E731
-    return counts, cat([rows_out[t] for t in keep], np.int64), cat([ms_out[t] for t in keep], sh.dtype)
-
-
-def _split(flat):
-    """The per-selection (rows, margins) of step_candidates' flat arrays."""
-    counts, rows, ms = flat
-    ends = np.cumsum(counts)
-    return np.split(rows, ends[:-1]), np.split(ms, ends[:-1])
+    rows by (margin desc, row asc), best first -- the single process's
+    selection kernel (``TopCSelector``) on the shard's rows -- as three flat
+    arrays (candidates per selection, global rows, margins in the dtype), one
+    message however many selections there are."""
+    k = sh.k
+    offsets = np.zeros(k + 1, dtype=np.int64)
+    np.cumsum(np.bincount(ks, minlength=k), out=offsets[1:])
+    counts = np.bincount(sh.labels, minlength=k).astype(np.int64)
+    sel = core().TopCSelector(sh.n, k, offsets.tolist(), js.tolist(), (np.asarray(caps) + 1).tolist(),
+                              counts.tolist())
+    ub = margin_upper_bound(sh, rws.g, rws.max_other) if rws.max_other is not None else None
+    for row0, block in sh.probs.blocks():
+        m = len(block)
+        sel.feed(block, sh.labels[row0 : row0 + m], row0, sh.nthreads, None if ub is None else ub[row0 : row0 + m])
+    sizes, keys, rows = sel.kept()
+    order = np.lexsort((rows, -keys, np.repeat(np.arange(len(sizes)), sizes)))
+    return sizes, rows[order] + sh.offset, keys[order].astype(sh.dtype)  # (margins are values of the dtype)
 
 
 def step_tied_margins(sh: ShardProblem, ks, js):
@@ -275,7 +270,7 @@ def given_and_thresholds(ex, w: Whole, thresholds=None) -> Whole:
     check_kxk_memory(w.k)
     got = ex.gather(ex.each(step_given, per_shard=(ex.shards,)))
     w.g = np.concatenate([g for g, _, _ in got])
-    w.labels = np.concatenate([y for _, y, _ in got])
+    w.labels = np.concatenate([y for _, y, _ in got]).astype(np.int64)
     if not all(ok for _, _, ok in got):
         ex.gather(ex.each(step_validate, per_shard=(ex.shards,)))  # raises, naming the first bad row
     w.label_counts = np.bincount(w.labels, minlength=w.k).astype(np.int64)
@@ -300,24 +295,30 @@ class _Global:
         self.n, self.k, self.labels, self.nthreads = w.n, w.k, w.labels, threads(None)
 
 
-def prune_noise_rate(ex, w: Whole, pcm, min_examples, ties) -> np.ndarray:
+def prune_noise_rate(ex, w: Whole, rws, pcm, min_examples, ties) -> np.ndarray:
     """Exchanges 3-4: the flagged global rows of prune by noise rate (ascending)."""
     _, ks, js, caps = active_pairs(pcm, w.label_counts, min_examples)
     if len(ks) == 0:
         return np.empty(0, np.int64)
-    per_shard = [_split(f) for f in ex.gather(ex.each(step_candidates, ks, js, caps, per_shard=(ex.shards,)))]
-    flagged, tied = [], []
-    for t in range(len(ks)):
-        rows = np.concatenate([p[0][t] for p in per_shard])
-        ms = np.concatenate([p[1][t] for p in per_shard])
-        order = np.lexsort((rows, -ms))
-        c = int(caps[t])
-        if ties == "cleanlab" and len(order) > c and ms[order[c - 1]] == ms[order[c]]:
-            tied.append(t)
-        else:
-            flagged.append(rows[order[:c]])
-    if tied:
-        tied = np.array(tied)
+    flats = ex.gather(ex.each(step_candidates, ks, js, caps, per_shard=(ex.shards, rws)))
+    nsel = len(ks)
+    sel = np.concatenate([np.repeat(np.arange(nsel), f[0]) for f in flats])
+    rows = np.concatenate([f[1] for f in flats])
+    ms = np.concatenate([f[2] for f in flats]).astype(np.float64)
+    order = np.lexsort((rows, -ms, sel))  # per selection: margin desc, row asc
+    sel, rows, ms = sel[order], rows[order], ms[order]
+    counts = np.bincount(sel, minlength=nsel)
+    first = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    caps = np.asarray(caps, np.int64)
+    take = (np.arange(len(sel)) - first[sel]) < caps[sel]
+    tied = np.zeros(nsel, bool)
+    if ties == "cleanlab":  # equal margins straddle the cut: the c-th and (c+1)-th best are equal
+        over = np.flatnonzero((counts > caps) & (caps > 0))
+        tied[over] = ms[first[over] + caps[over] - 1] == ms[first[over] + caps[over]]
+        take &= ~tied[sel]
+    flagged = [rows[take]]
+    tied = np.flatnonzero(tied)
+    if len(tied):
         got = ex.gather(ex.each(step_tied_margins, ks[tied], js[tied], per_shard=(ex.shards,)))
         for u, t in enumerate(tied):
             rows = np.concatenate([p[u][0] for p in got])
@@ -331,7 +332,8 @@ def find(ex, w: Whole, *, filter_by="prune_by_noise_rate", frac_noise=1.0, num_t
     """find_label_issues over the shards (arguments already checked):
     (handle of the per-shard masks, ranked global rows or None)."""
     own_joint = confident_joint is None or filter_by == "confident_learning"
-    want_margin = filter_by == "low_normalized_margin" or rank_by == "normalized_margin"
+    # max over the other classes: for the margin score, and the prune sweep's bound on every margin of a row
+    want_margin = filter_by in ("low_normalized_margin", "prune_by_noise_rate", "both") or rank_by == "normalized_margin"
     given_and_thresholds(ex, w)
     rows, cj_raw, _ = confident_rows(ex, w, argmax=filter_by == "predicted_neq_given", margin=want_margin, g=True)
     if filter_by in PRUNE_METHODS:
@@ -347,7 +349,7 @@ def find(ex, w: Whole, *, filter_by="prune_by_noise_rate", frac_noise=1.0, num_t
             flagged = np.flatnonzero(prune_by_class(_Global(w), w.g, pcm, w.label_counts, min_examples_per_class,
                                                     ties))
         if filter_by in ("prune_by_noise_rate", "both"):
-            by_rate = prune_noise_rate(ex, w, pcm, min_examples_per_class, ties)
+            by_rate = prune_noise_rate(ex, w, rows, pcm, min_examples_per_class, ties)
             flagged = by_rate if flagged is None else np.intersect1d(flagged, by_rate)
         masks = ex.each(step_mask_kept, flagged, per_shard=(ex.shards, rows))
     elif filter_by == "confident_learning":
