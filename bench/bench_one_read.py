@@ -71,8 +71,16 @@ def main():
     ap.add_argument("--path", default="/tmp/labelsift_one_read.npy")
     ap.add_argument("--ties", default="lower_index")
     ap.add_argument("--reads", default="two,one", help="which plans to run, in order")
+    ap.add_argument("--keep", action="store_true", help="keep the dump (and reuse one of the same shape)")
     a = ap.parse_args()
-    labels = write(a.path, a.n, a.k, a.kind)
+    lpath = a.path + ".labels.npy"
+    if a.keep and os.path.exists(a.path) and os.path.exists(lpath) and \
+            np.load(a.path, mmap_mode="r").shape == (a.n, a.k):
+        labels = np.load(lpath)
+    else:
+        labels = write(a.path, a.n, a.k, a.kind)
+        if a.keep:
+            np.save(lpath, labels)
     size = os.path.getsize(a.path)
     res = {}
     for reads in a.reads.split(","):
@@ -88,7 +96,8 @@ def main():
                                               f"{extra['entries_per_row']:.1f} entries/row" if extra else ""))
     if len(res) == 2:
         print("identical:", np.array_equal(res["one"], res["two"]))
-    os.unlink(a.path)
+    if not a.keep:
+        os.unlink(a.path)
 
 
 if __name__ == "__main__":

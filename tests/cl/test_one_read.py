@@ -120,3 +120,26 @@ def test_auto_keeps_the_two_pass_plan_for_now():
         assert oneread.prefer_one_read()
     with labelsift.options(reads="two"):
         assert not oneread.prefer_one_read()
+
+
+@pytest.mark.parametrize("kind", ["path", "shards"])
+def test_rereads_in_small_batches_and_the_memory_fallback(tmp_path, monkeypatch, kind):
+    """Re-reads fetch the named rows in batches (each next batch asked for
+    ahead, no read-around); a re-read that would hold more rows than the
+    memory share allows falls back to the two-pass plan -- same mask."""
+    from labelsift._cl import oneread
+    y, P = flat_dump(6000, 200, seed=11)
+    src = _as(kind, P, tmp_path)
+    monkeypatch.setattr(oneread, "REREAD_BATCH", 7)
+    with labelsift.options(reads="two"):
+        want = labelsift.find_label_issues(y, src)
+    with labelsift.options(reads="one"):
+        got = labelsift.find_label_issues(y, src)
+    rep = labelsift.read_report()
+    assert rep["rows_reread"] > 7 and rep["exact"]
+    assert np.array_equal(got, want)
+    monkeypatch.setattr(oneread, "REREAD_MIN_ROWS", 1)
+    monkeypatch.setattr(oneread, "REREAD_FRAC", 1e-9)
+    with labelsift.options(reads="one"):
+        got = labelsift.find_label_issues(y, src)
+    assert not labelsift.read_report()["exact"] and np.array_equal(got, want)

@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._common.arrays import PROB_LOW
+import mmap
+
+from .._common.arrays import PROB_LOW, _available_memory, _mmap_of, _prefetch
 from .._common.backend import core
 from .._common.options import current_reads
 from .._common.trace import stage
@@ -30,8 +32,10 @@ from .sketch import Sketch, result, sketch_rows
 MMIN, CAP, AVG = 2, 64, 16
 MAX_ROUNDS = 3
 SLICE_BYTES = 1 << 20
-#: the most rows held in full for re-reads (then the two-pass plan instead)
-REREAD_FRAC, REREAD_MIN_ROWS = 0.1, 4096
+#: the most rows held in full for re-reads, as a share of the rows and of the
+#: memory available when the call starts (then the two-pass plan instead:
+#: re-reading half the rows at random costs about what a second sweep does)
+REREAD_FRAC, REREAD_MIN_ROWS, REREAD_MEMORY_FRAC = 0.5, 4096, 0.4
 
 #: what the last one-read call did (``labelsift.read_report()``)
 _LAST: dict = {}
@@ -110,18 +114,18 @@ def find(pb, ties: str, stats=None):
     if stats is not None:
         stats["entries_per_row"] = len(sk.ec) / max(1, pb.n)
     for _ in range(MAX_ROUNDS + 1):
-        est = result(sk, ties)
+        est = result(sk, ties, with_latent=False)
         if est.exact:
             if stats is not None:
                 stats["exact"] = True
             return _found(pb, sk, est)
         rows = np.flatnonzero(est.to_refine)
-        if len(rows) == 0 or _ == MAX_ROUNDS or len(sk.fpos) + len(rows) > max(REREAD_MIN_ROWS, REREAD_FRAC * pb.n):
+        if len(rows) == 0 or _ == MAX_ROUNDS or len(sk.fpos) + len(rows) > _max_held_rows(pb):
             return None  # too much left open: the two-pass plan reads less and holds no full rows
-        with stage("one_read_reread"):
+        with stage("one_read_reread"), _random_access(pb):
             full = np.empty((len(rows), pb.k), pb.dtype)
             for pos, block, local in pb.probs.rows(rows):
-                full[pos] = block[local]
+                _reread(block, local, full, pos)
         if stats is not None:
             stats["rows_reread"] += len(rows)
             stats["reread_bytes"] += full.nbytes
@@ -131,6 +135,57 @@ def find(pb, ties: str, stats=None):
         o = np.argsort(fpos, kind="stable")
         sk.fpos, sk.frows = fpos[o], frows[o]
     return None
+
+
+def _max_held_rows(pb) -> int:
+    """How many full rows the re-reads may hold: a share of the rows, and of
+    the memory available now (after the sweep the page cache holding the
+    dump is reclaimable, so it counts as available)."""
+    most = int(max(REREAD_MIN_ROWS, REREAD_FRAC * pb.n))
+    avail = _available_memory()
+    if avail is None:
+        return most
+    return min(most, max(REREAD_MIN_ROWS, int(REREAD_MEMORY_FRAC * avail) // (pb.k * pb.dtype.itemsize)))
+
+
+class _random_access:
+    """While re-reading scattered rows of memory-mapped segments, no
+    read-around: a page fault reads that page, not the ~128 KB around it
+    (which would read most of the file again for rows a few pages long)."""
+
+    def __init__(self, pb):
+        self.maps = [m for m in (_mmap_of(s) for s in pb.probs.segments) if m is not None and hasattr(m, "madvise")]
+
+    def _advise(self, how):
+        for m in self.maps:
+            try:
+                m.madvise(how)
+            except (OSError, ValueError):  # pragma: no cover - only a hint
+                pass
+
+    def __enter__(self):
+        self._advise(mmap.MADV_RANDOM)
+        return self
+
+    def __exit__(self, *exc):
+        self._advise(mmap.MADV_NORMAL)
+        return False
+
+
+REREAD_BATCH = 1024
+
+
+def _reread(block, local, out, pos) -> None:
+    """out[pos] = block[local], asking the OS for each next batch of rows
+    while this one is copied (async reads of just those rows' pages: many
+    requests in flight instead of one page fault at a time)."""
+    def ask(lo):
+        for r in local[lo : lo + REREAD_BATCH]:
+            _prefetch(block[r : r + 1])
+    ask(0)
+    for a in range(0, len(local), REREAD_BATCH):
+        ask(a + REREAD_BATCH)
+        out[pos[a : a + REREAD_BATCH]] = block[local[a : a + REREAD_BATCH]]
 
 
 def _level(ptr, vals, g, default) -> float:
@@ -161,9 +216,16 @@ def _found(pb, sk: Sketch, est):
     other = sk.ec != sk.y[er]
     mo = np.full(sk.n, -np.inf)
     np.maximum.at(mo, er[other], sk.ev[other].astype(np.float64))  # the top-2 are always kept: exact
-    if len(sk.fpos):
-        fr = sk.frows.astype(np.float64).copy()
-        fr[np.arange(len(sk.fpos)), sk.y[sk.fpos]] = -np.inf
-        mo[sk.fpos] = fr.max(axis=1)
+    if len(sk.fpos):  # max over the other classes of the full rows, copying only rows whose label is a maximum
+        fr = sk.frows
+        yf = sk.y[sk.fpos]
+        top = fr.max(axis=1)
+        at_y = fr[np.arange(len(fr)), yf] == top
+        out = top.astype(np.float64)
+        if at_y.any():
+            sub = fr[at_y].copy()
+            sub[np.arange(len(sub)), yf[at_y]] = -np.inf
+            out[at_y] = sub.max(axis=1)
+        mo[sk.fpos] = out
     rp = RowPass(argmax=sk.ec[sk.ptr[:-1]].astype(np.int32), max_other=mo)
     return est.label_issues, sk.g, est.thresholds, rp

@@ -329,7 +329,7 @@ def _guesses(sk: Sketch, cut: np.ndarray):
     open_rows = np.flatnonzero(~decided)
     decided[open_rows] = rm64[open_rows] < _min_unknown_cut(sk, open_rows, cut)
     if len(sk.fpos):  # refined rows: everything is known
-        passes = sk.frows.astype(np.float64) >= cut
+        passes = sk.frows >= cut  # (float64 cut: the comparison promotes exactly, without a float64 copy)
         guess[sk.fpos] = confident_guess(np.count_nonzero(passes, axis=1), np.argmax(passes, axis=1),
                                          amax[sk.fpos])
         decided[sk.fpos] = True
@@ -346,14 +346,18 @@ def _keeps(sk: Sketch):
     decided = known_fail | (rm64 != nudged)
     keep = ~known_fail & (rm64 <= nudged)  # a tie with left_out_max: kept (best answer)
     if len(sk.fpos):  # refined rows: every class is known
-        keep[sk.fpos] = ~given_beaten(np.arange(sk.k)[None, :], sk.frows.astype(np.float64), sk.y[sk.fpos],
+        keep[sk.fpos] = ~given_beaten(np.arange(sk.k)[None, :], sk.frows, sk.y[sk.fpos],
                                       nudged[sk.fpos])
         decided[sk.fpos] = True
     return keep, decided
 
 
-def result(sk: Sketch, ties: str) -> NoiseEstimate:
-    """The in-memory algorithm on the sketch, with what is proven (see :mod:`labelsift.stream`)."""
+def result(sk: Sketch, ties: str, with_latent: bool = True) -> NoiseEstimate:
+    """The in-memory algorithm on the sketch, with what is proven (see :mod:`labelsift.stream`).
+
+    ``with_latent=False``: leave out py, the noise matrices and the joint
+    (None), which the label-issue mask does not need -- K x K work that
+    dominates at large K when the certificate runs more than once."""
     label_counts = np.bincount(sk.y, minlength=sk.k).astype(np.int64)
     thresholds = thresholds_from_given(sk.g, sk.y, sk.k, threads(None))  # exact
     cut = cut_from_thresholds(thresholds, sk.k, sk.dtype).astype(np.float64)  # compared exactly in float64
@@ -363,7 +367,10 @@ def result(sk: Sketch, ties: str) -> NoiseEstimate:
 
     cj_raw, _ = confident_joint_from_guesses(sk.y, guess.astype(np.int32), sk.k)
     cj = calibrate(cj_raw, label_counts, ties)
-    py, noise_matrix, inverse_noise_matrix = latent.estimate_latent(cj, label_counts, "cnt", True)
+    py = noise_matrix = inverse_noise_matrix = joint = None
+    if with_latent:
+        py, noise_matrix, inverse_noise_matrix = latent.estimate_latent(cj, label_counts, "cnt", True)
+        joint = latent.estimate_joint_from_calibrated(cj)
     pcm = prune_counts(cj.T, 1, ties)
     sel = select_by_noise_rate(sk, pcm, label_counts, ties)
 
@@ -382,7 +389,7 @@ def result(sk: Sketch, ties: str) -> NoiseEstimate:
     if num_uncertain == 0:
         to_refine[:] = False  # open selections whose outcome no flag depends on
     return NoiseEstimate(
-        thresholds=thresholds, confident_joint=cj, joint=latent.estimate_joint_from_calibrated(cj),
+        thresholds=thresholds, confident_joint=cj, joint=joint,
         noise_matrix=noise_matrix, inverse_noise_matrix=inverse_noise_matrix, py=py,
         label_issues=sel.best & ~keep, indices=sk.ids.copy(), exact=num_uncertain == 0,
         num_uncertain=num_uncertain, uncertain=uncertain, counts_exact=counts_exact, to_refine=to_refine,
