@@ -63,14 +63,14 @@ def find(labels, pred_probs, *, filter_by="prune_by_noise_rate", frac_noise=1.0,
          n_jobs=None, ties="cleanlab") -> Found:
     """The mask of ``find_label_issues`` (arguments already checked) and the
     per-row results computed on the way."""
-    pb = prepare(labels, pred_probs, n_jobs)
+    pb = prepare(labels, pred_probs, n_jobs, device_ok=True)
     own_joint = confident_joint is None or filter_by == "confident_learning"
     user_cj = None if own_joint else as_counts(confident_joint, pb.k, "confident_joint")
     if num_to_remove_per_class is not None:
         num_to_remove_per_class = params.count_vector(num_to_remove_per_class, pb.k, "num_to_remove_per_class")
     if (filter_by == "prune_by_noise_rate" and confident_joint is None and frac_noise == 1.0
             and num_to_remove_per_class is None and int(min_examples_per_class) == 1):
-        if oneread.prefer_one_read():
+        if oneread.prefer_one_read() and not pb.on_device:
             got = oneread.find(pb, ties, oneread.new_report(pb))
             if got is not None:
                 mask, g, thresholds, rp = got
@@ -151,9 +151,18 @@ def find_label_issues(labels, pred_probs, *, return_indices_ranked_by=None, rank
     if verbose:
         print(f"Number of label issues found: {int(found.mask.sum())}")
     if return_indices_ranked_by is None:
-        return found.mask
+        return _to_caller(found, found.mask)
     idx, _ = ranked_issues(found, return_indices_ranked_by, rank_by_kwargs)
-    return idx
+    return _to_caller(found, idx)
+
+
+def _to_caller(found: Found, result):
+    """A result of a call on a CUDA pred_probs in the caller's type (torch in,
+    torch out; CuPy in, CuPy out; NumPy for other producers)."""
+    if not found.pb.on_device:
+        return result
+    from .._common.cuda_arrays import to_caller
+    return to_caller(found.pb.probs.arr, result)
 
 
 def ranked_issues(found: Found, rank_by: str, rank_by_kwargs=None):
