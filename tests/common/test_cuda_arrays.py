@@ -220,3 +220,21 @@ def test_public_api_without_gpu_says_why():
     # a function without a GPU path keeps the host-only error
     with pytest.raises(TypeError, match="no GPU path"):
         labelsift.rank.get_label_quality_scores(y, P)
+
+
+class GradLike:
+    """Raises RuntimeError for the interface (as torch does for tensors that
+    require grad) but offers CUDA DLPack."""
+
+    @property
+    def __cuda_array_interface__(self):
+        raise RuntimeError("Can't get __cuda_array_interface__ on Variable that requires grad")
+
+    def __dlpack_device__(self):
+        return (2, 0)
+
+
+def test_interface_that_raises_falls_back_to_dlpack():
+    assert ca.is_cuda_array(GradLike())
+    with pytest.raises(AttributeError):  # parse went on to DLPack (which this fake lacks)
+        ca.parse(GradLike())

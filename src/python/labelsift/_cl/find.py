@@ -40,7 +40,8 @@ def _check_args(filter_by, frac_noise, num_to_remove_per_class, min_examples_per
     no_multi_label(multi_label)
     check_choice(filter_by, FILTER_BY, "filter_by")
     if device not in (None, "cpu"):
-        raise ValueError(f"device={device!r}: only the CPU is available in this build")
+        raise ValueError(f"device={device!r}: moving host inputs to a GPU is not implemented; pass pred_probs "
+                         "as a CUDA array (torch, CuPy) to run on its device (device=None)")
     frac_noise = params.real(frac_noise, "frac_noise", lo=0.0, hi=1.0)
     min_examples_per_class = params.integer(min_examples_per_class, "min_examples_per_class", lo=0)
     if filter_by not in PRUNE_METHODS and (frac_noise != 1.0 or num_to_remove_per_class is not None):

@@ -93,13 +93,12 @@ def is_cuda_array(x) -> bool:
     """Whether ``x`` is device memory the CUDA path can read."""
     if isinstance(x, np.ndarray):
         return False
-    if hasattr(type(x), "__cuda_array_interface__") or hasattr(x, "__cuda_array_interface__"):
-        try:
-            x.__cuda_array_interface__  # torch raises for CPU tensors, for instance
-        except (AttributeError, TypeError, RuntimeError, ValueError):
-            pass
-        else:
-            return True
+    try:
+        x.__cuda_array_interface__  # torch raises for CPU tensors and tensors that require grad
+    except Exception:  # noqa: BLE001 - any failure: not readable this way (DLPack may still be)
+        pass
+    else:
+        return True
     dev = _dlpack_device(x)
     return dev is not None and dev[0] in (DLPACK_CUDA, DLPACK_CUDA_MANAGED)
 
@@ -268,8 +267,16 @@ def parse_dlpack(x, what: str = "array") -> CudaArray:
 
 
 def parse(x, what: str = "array") -> CudaArray:
-    """The one reader of device arrays: the interface when there is one, else DLPack."""
-    if hasattr(x, "__cuda_array_interface__"):
+    """The one reader of device arrays: the interface when there is one, else
+    DLPack. A torch tensor that requires grad is read through ``detach()``
+    (same memory; torch refuses both protocols otherwise)."""
+    if framework_of(x) == "torch" and getattr(x, "requires_grad", False):
+        x = x.detach()
+    try:
+        has_cai = hasattr(x, "__cuda_array_interface__")
+    except Exception:  # noqa: BLE001 - a property that raises something else than AttributeError
+        has_cai = False
+    if has_cai:
         return parse_cai(x, what)
     return parse_dlpack(x, what)
 
