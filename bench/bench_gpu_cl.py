@@ -107,6 +107,11 @@ def main() -> int:
             write()
             continue
         res[f"{name}_s"] = t
+        from labelsift._common import trace
+        with trace.recording() as stages:  # where the time goes (device passes vs host work)
+            fn()
+            torch.cuda.synchronize()
+        res[f"{name}_stages_s"] = dict(stages)
         if name == "find_label_issues":
             res["find_label_issues_vs_two_read_floor"] = t / (2 * t_sum)
             res["issues_found"] = int(out.sum().item())

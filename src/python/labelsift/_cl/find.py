@@ -78,7 +78,9 @@ def find(labels, pred_probs, *, filter_by="prune_by_noise_rate", frac_noise=1.0,
                 return Found(mask, pb, rp, g, thresholds, ties)
     # max over the other classes: for the margin score, and for the prune
     # sweep's bound on every margin of a row (it lets it skip rows unread)
-    want_margin = want_margin or filter_by in ("low_normalized_margin", "prune_by_noise_rate", "both")
+    # (the device's prune selections rank exact margins and need no bound)
+    needs_bound = filter_by in ("prune_by_noise_rate", "both") and not pb.on_device
+    want_margin = want_margin or filter_by == "low_normalized_margin" or needs_bound
     want_argmax = want_argmax or filter_by == "predicted_neq_given"
     g = thresholds = None
     if own_joint or filter_by.startswith("low_"):
@@ -120,7 +122,7 @@ def _prune(pb: Problem, filter_by, cj, g, rp, frac_noise, num_to_remove_per_clas
     if filter_by in ("prune_by_class", "both"):
         mask = prune_by_class(pb, g, pcm, label_counts, min_examples, ties)
     if filter_by in ("prune_by_noise_rate", "both"):
-        ub = margin_upper_bound(pb, g, rp.max_other)
+        ub = None if rp.max_other is None else margin_upper_bound(pb, g, rp.max_other)
         by_rate = prune_by_noise_rate(pb, pcm, label_counts, min_examples, ties, ub)
         mask = by_rate if filter_by == "prune_by_noise_rate" else (mask & by_rate)
     return mask
