@@ -4,9 +4,12 @@
 
 * ``reference`` -- labelsift.reference, plain NumPy (the oracle of the kernels);
 * ``cpu`` -- the public labelsift API (the compiled C++/OpenMP kernels);
-* ``cuda`` -- the CUDA kernels, marked ``gpu``.  labelsift has no CUDA path
-  of confident learning yet (``device="cuda"`` raises), so this one skips,
-  with the device query's reason when there is no usable GPU.
+* ``cuda`` -- the CUDA path, marked ``gpu``.  It always skips: the CUDA
+  path covers find_label_issues, compute_confident_joint and
+  get_confident_thresholds on CUDA arrays (tests/gpu/test_cuda_cl.py
+  compares them with the CPU path), not every name ``impl`` answers, and
+  ``device="cuda"`` for host inputs is not implemented; without a usable
+  GPU the reason says why.
 
 Every implementation answers the same module-level names
 (``impl.find_label_issues`` ...), so one test body checks them all.
@@ -31,12 +34,17 @@ def _compiled_reason():
     return None
 
 
+_CUDA_SCOPE = ("the CUDA path covers only find_label_issues, compute_confident_joint and "
+               "get_confident_thresholds on CUDA arrays (tested in tests/gpu/test_cuda_cl.py); "
+               "device='cuda' for host inputs raises ValueError")
+
+
 def _cuda_reason():
     info = labelsift.backend_info()
     if not info["cuda_available"]:
         why = info["cuda_reason"] or "the CUDA module is not built"
-        return f"no usable CUDA device ({why}); labelsift has no CUDA path of confident learning yet"
-    return "labelsift has no CUDA path of confident learning yet (device='cuda' raises ValueError)"
+        return f"no usable CUDA device ({why}); besides, {_CUDA_SCOPE}"
+    return _CUDA_SCOPE
 
 
 @pytest.fixture(params=["reference", "cpu", pytest.param("cuda", marks=pytest.mark.gpu)])

@@ -103,6 +103,51 @@ struct RowOps {
   }
 
 
+  // The part of the sweep over the classes k = k0, k0 + step, ... (< K): the
+  // same comparisons as sweep_row_scalar, for a row swept by `step` threads
+  // at once (the GPU's warp-per-row kernel); combine() merges the parts.
+  template <class C>
+  LS_HD static Seg sweep_row_part(const S* row, std::ptrdiff_t stride, int32_t k0, int32_t step, int32_t K,
+                                  int32_t y, const C* cut) {
+    Seg g;
+    g.vmax = -INFINITY;
+    g.imax = INT32_MAX;
+    g.vmin = INFINITY;
+    g.sum = V(0);
+    g.n_above = 0;
+    g.ipass = -1;
+    for (int32_t k = k0; k < K; k += step) {
+      const V v = N_::load(row[std::ptrdiff_t(k) * stride]);
+      if (k != y && v > g.vmax) {
+        g.vmax = v;
+        g.imax = k;
+      }
+      g.vmin = v < g.vmin ? v : g.vmin;
+      if (cut && C(v) >= cut[k]) {
+        g.n_above += 1;
+        g.ipass = k > g.ipass ? k : g.ipass;
+      }
+      g.sum += v;
+    }
+    return g;
+  }
+
+  // Two parts of one row's sweep (disjoint class sets) as one: the larger
+  // max (its first index on equal values), the smaller min, counts added,
+  // the largest passing index. Order-independent except for `sum`, which
+  // only feeds the tolerance test of validation (see Seg).
+  LS_HD static Seg combine(const Seg& a, const Seg& b) {
+    Seg g;
+    const bool take_b = b.vmax > a.vmax || (b.vmax == a.vmax && b.imax < a.imax);
+    g.vmax = take_b ? b.vmax : a.vmax;
+    g.imax = take_b ? b.imax : a.imax;
+    g.vmin = b.vmin < a.vmin ? b.vmin : a.vmin;
+    g.sum = a.sum + b.sum;
+    g.n_above = a.n_above + b.n_above;
+    g.ipass = b.ipass > a.ipass ? b.ipass : a.ipass;
+    return g;
+  }
+
   LS_HD static void locate_error(const S* row, std::ptrdiff_t stride, int64_t K, const Bounds& bd, RowResult& r) {
     const V lo = V(bd.lo), hi = V(bd.hi);
     for (int64_t k = 0; k < K; ++k) {

@@ -29,14 +29,23 @@ def _check_py_method(py_method) -> None:
 def get_confident_thresholds(labels, pred_probs, *, multi_label=False, n_jobs=None) -> np.ndarray:
     if multi_label:
         return _ml().get_confident_thresholds(labels, pred_probs, n_jobs)
-    pb = prepare(labels, pred_probs, n_jobs)
+    pb = prepare(labels, pred_probs, n_jobs, device_ok=True)
     validate(pb)
-    return thresholds_from_given(given_probs(pb), pb.labels, pb.k, pb.nthreads)
+    return _to_caller(pb, thresholds_from_given(given_probs(pb), pb.labels, pb.k, pb.nthreads))
 
 
-def _joint(labels, pred_probs, thresholds, calibrate_, n_jobs, ties):
+def _to_caller(pb, result):
+    """Results of a call on a CUDA pred_probs in the caller's type (torch in,
+    torch out; CuPy in, CuPy out; NumPy for other producers)."""
+    if not pb.on_device:
+        return result
+    from .._common.cuda_arrays import to_caller
+    return to_caller(pb.probs.arr, result)
+
+
+def _joint(labels, pred_probs, thresholds, calibrate_, n_jobs, ties, device_ok=False):
     """(Problem, confident joint calibrated or raw, ascending off-diagonal rows)."""
-    pb = prepare(labels, pred_probs, n_jobs)
+    pb = prepare(labels, pred_probs, n_jobs, device_ok=device_ok)
     _, _, _, cj, off = confident_pass(pb, thresholds)
     return pb, calibrate(cj, pb.label_counts(), resolve_ties(ties)) if calibrate_ else cj, off
 
@@ -49,8 +58,8 @@ def compute_confident_joint(labels, pred_probs, *, thresholds=None, calibrate_=T
         return _ml().compute_confident_joint(labels, pred_probs, thresholds=thresholds, calibrate_=calibrate_,
                                              return_indices_of_off_diagonals=return_indices_of_off_diagonals,
                                              n_jobs=n_jobs, ties=ties)
-    _, cj, off = _joint(labels, pred_probs, thresholds, calibrate_, n_jobs, ties)
-    return (cj, off) if return_indices_of_off_diagonals else cj
+    pb, cj, off = _joint(labels, pred_probs, thresholds, calibrate_, n_jobs, ties, device_ok=True)
+    return _to_caller(pb, (cj, off) if return_indices_of_off_diagonals else cj)
 
 
 def calibrate_confident_joint(confident_joint, labels, *, multi_label=False, ties=None) -> np.ndarray:
@@ -65,7 +74,7 @@ def estimate_joint(labels, pred_probs, *, confident_joint=None, multi_label=Fals
     if multi_label:
         return _ml().estimate_joint(labels, pred_probs, confident_joint=confident_joint, n_jobs=n_jobs, ties=ties)
     if confident_joint is None:
-        cal = compute_confident_joint(labels, pred_probs, calibrate_=True, n_jobs=n_jobs, ties=ties)
+        cal = _joint(labels, pred_probs, None, True, n_jobs, ties)[1]
     else:
         cj = as_counts(confident_joint, None, "confident_joint")
         if pred_probs is not None:  # not needed here, but never accepted unchecked

@@ -40,7 +40,8 @@ def _check_args(filter_by, frac_noise, num_to_remove_per_class, min_examples_per
     no_multi_label(multi_label)
     check_choice(filter_by, FILTER_BY, "filter_by")
     if device not in (None, "cpu"):
-        raise ValueError(f"device={device!r}: only the CPU is available in this build")
+        raise ValueError(f"device={device!r}: moving host inputs to a GPU is not implemented; pass pred_probs "
+                         "as a CUDA array (torch, CuPy) to run on its device (device=None)")
     frac_noise = params.real(frac_noise, "frac_noise", lo=0.0, hi=1.0)
     min_examples_per_class = params.integer(min_examples_per_class, "min_examples_per_class", lo=0)
     if filter_by not in PRUNE_METHODS and (frac_noise != 1.0 or num_to_remove_per_class is not None):
@@ -63,21 +64,23 @@ def find(labels, pred_probs, *, filter_by="prune_by_noise_rate", frac_noise=1.0,
          n_jobs=None, ties="cleanlab") -> Found:
     """The mask of ``find_label_issues`` (arguments already checked) and the
     per-row results computed on the way."""
-    pb = prepare(labels, pred_probs, n_jobs)
+    pb = prepare(labels, pred_probs, n_jobs, device_ok=True)
     own_joint = confident_joint is None or filter_by == "confident_learning"
     user_cj = None if own_joint else as_counts(confident_joint, pb.k, "confident_joint")
     if num_to_remove_per_class is not None:
         num_to_remove_per_class = params.count_vector(num_to_remove_per_class, pb.k, "num_to_remove_per_class")
     if (filter_by == "prune_by_noise_rate" and confident_joint is None and frac_noise == 1.0
             and num_to_remove_per_class is None and int(min_examples_per_class) == 1):
-        if oneread.prefer_one_read():
+        if oneread.prefer_one_read() and not pb.on_device:
             got = oneread.find(pb, ties, oneread.new_report(pb))
             if got is not None:
                 mask, g, thresholds, rp = got
                 return Found(mask, pb, rp, g, thresholds, ties)
     # max over the other classes: for the margin score, and for the prune
     # sweep's bound on every margin of a row (it lets it skip rows unread)
-    want_margin = want_margin or filter_by in ("low_normalized_margin", "prune_by_noise_rate", "both")
+    # (the device's prune selections rank exact margins and need no bound)
+    needs_bound = filter_by in ("prune_by_noise_rate", "both") and not pb.on_device
+    want_margin = want_margin or filter_by == "low_normalized_margin" or needs_bound
     want_argmax = want_argmax or filter_by == "predicted_neq_given"
     g = thresholds = None
     if own_joint or filter_by.startswith("low_"):
@@ -119,7 +122,7 @@ def _prune(pb: Problem, filter_by, cj, g, rp, frac_noise, num_to_remove_per_clas
     if filter_by in ("prune_by_class", "both"):
         mask = prune_by_class(pb, g, pcm, label_counts, min_examples, ties)
     if filter_by in ("prune_by_noise_rate", "both"):
-        ub = margin_upper_bound(pb, g, rp.max_other)
+        ub = None if rp.max_other is None else margin_upper_bound(pb, g, rp.max_other)
         by_rate = prune_by_noise_rate(pb, pcm, label_counts, min_examples, ties, ub)
         mask = by_rate if filter_by == "prune_by_noise_rate" else (mask & by_rate)
     return mask
@@ -151,9 +154,18 @@ def find_label_issues(labels, pred_probs, *, return_indices_ranked_by=None, rank
     if verbose:
         print(f"Number of label issues found: {int(found.mask.sum())}")
     if return_indices_ranked_by is None:
-        return found.mask
+        return _to_caller(found, found.mask)
     idx, _ = ranked_issues(found, return_indices_ranked_by, rank_by_kwargs)
-    return idx
+    return _to_caller(found, idx)
+
+
+def _to_caller(found: Found, result):
+    """A result of a call on a CUDA pred_probs in the caller's type (torch in,
+    torch out; CuPy in, CuPy out; NumPy for other producers)."""
+    if not found.pb.on_device:
+        return result
+    from .._common.cuda_arrays import to_caller
+    return to_caller(found.pb.probs.arr, result)
 
 
 def ranked_issues(found: Found, rank_by: str, rank_by_kwargs=None):

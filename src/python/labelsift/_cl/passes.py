@@ -24,6 +24,7 @@ import numpy as np
 from .._common.arrays import PROB_HIGH, PROB_LOW, OverProbs, Probs, as_labels, as_probs, check_kxk_memory, row_sum_tolerance
 from .._common.backend import core, threads
 from .._common.checks import raise_row_error
+from .._common.cuda_arrays import is_cuda_array
 from .._common.trace import stage
 from . import latent
 from .rules import active_pairs, confident_joint_from_guesses, eligible
@@ -38,6 +39,11 @@ class Problem(OverProbs):
     nthreads: int
     validated: bool = False
 
+    @property
+    def on_device(self) -> bool:
+        """Whether pred_probs lives on a CUDA device (the passes of .device run)."""
+        return getattr(self.probs, "device", "cpu") != "cpu"
+
     def label_counts(self) -> np.ndarray:
         return np.bincount(self.labels, minlength=self.k).astype(np.int64)
 
@@ -51,12 +57,21 @@ class Problem(OverProbs):
                         lambda r, c: f"pred_probs[{row0 + int(r)}, {c}]", row_sum_tolerance(self.dtype))
 
 
-def prepare(labels, pred_probs, n_jobs=None, *, labels_optional=False) -> Problem:
+def prepare(labels, pred_probs, n_jobs=None, *, labels_optional=False, device_ok=False) -> Problem:
     """Wrap the inputs (the conversion point) into a :class:`Problem`
     (``labels_optional``: None stands for all-zero labels, for a call that
-    only validates pred_probs)."""
+    only validates pred_probs). ``device_ok``: the caller has a CUDA path, so
+    a CUDA pred_probs stays on its device (labels may then be a CUDA array
+    too: they are copied to the host and validated there); elsewhere CUDA
+    arrays get the TypeError of ``arrays.host_array``."""
     with stage("prepare"):
-        probs = as_probs(pred_probs)
+        if device_ok and is_cuda_array(pred_probs):
+            from .device import DeviceProbs
+            probs = DeviceProbs.of(pred_probs)
+            if labels is not None and is_cuda_array(labels):
+                labels = probs.labels_to_host(labels)
+        else:
+            probs = as_probs(pred_probs)
         if labels is None and labels_optional:
             labels = np.zeros(probs.n, np.int64)
         y = as_labels(labels, probs.n, probs.k)
@@ -67,6 +82,9 @@ def validate(pb: Problem) -> None:
     """Check every value (one pass); skipped if a row pass already did."""
     if pb.validated:
         return
+    if pb.on_device:
+        from . import device
+        return device.validate(pb)
     with stage("validate"):
         lo, hi, tol = pb.bounds()
         for row0, block in pb.probs.blocks():
@@ -77,6 +95,9 @@ def validate(pb: Problem) -> None:
 
 def given_probs(pb: Problem) -> np.ndarray:
     """g[i] = P[i, y_i] in the input dtype."""
+    if pb.on_device:
+        from . import device
+        return device.given_probs(pb)
     with stage("given_probs"):
         g = np.empty(pb.n, dtype=pb.dtype)
         for row0, block in pb.probs.blocks():
@@ -149,6 +170,9 @@ class RowPass:
 
 def row_pass(pb: Problem, cut=None, *, argmax=False, keep=False, max_other=False) -> RowPass:
     """The one sweep over every value (validating it), with the outputs asked for."""
+    if pb.on_device:
+        from . import device
+        return device.row_pass(pb, cut, argmax=argmax, keep=keep, max_other=max_other)
     n = pb.n
     out = RowPass(
         guess=np.empty(n, np.int32) if cut is not None else None,
@@ -175,6 +199,9 @@ def confident_pass(pb: Problem, thresholds=None, *, argmax=False, keep=False, ma
     Returns (g or None, thresholds, RowPass, raw confident joint, ascending
     off-diagonal rows).
     """
+    if pb.on_device:
+        from . import device
+        return device.confident_pass(pb, thresholds, argmax=argmax, keep=keep, max_other=max_other)
     g = None
     check_kxk_memory(pb.k)
     if thresholds is None:
@@ -253,6 +280,9 @@ def prune_by_noise_rate(pb: Problem, pcm: np.ndarray, label_counts, min_examples
     where equal margins straddle the cut; with ``ties="cleanlab"`` those are
     redone with cleanlab's own call (:func:`_cleanlab_largest_margins`).
     """
+    if pb.on_device:
+        from . import device
+        return device.prune_by_noise_rate(pb, pcm, label_counts, min_examples_per_class, ties, ub)
     _, ks, js, caps = active_pairs(pcm, label_counts, min_examples_per_class)
     mask = np.zeros(pb.n, np.uint8)
     if len(ks) == 0:

@@ -10,8 +10,9 @@ nothing else converts or validates the shape and dtype of an input:
   (user-supplied K x K matrices), ``label_counts`` (labels to per-class
   counts);
 * ``host_array``: the one check for arrays that live on a GPU
-  (``__cuda_array_interface__``); until the GPU path lands they get a
-  ``TypeError`` saying how to move them to the host.
+  (``__cuda_array_interface__``) where a function has no GPU path: they get
+  a ``TypeError`` saying how to move them to the host. (The functions with
+  a GPU path read CUDA arrays through ``cuda_arrays``.)
 
 ``Probs`` Native float16/float32/float64 arrays (C-ordered, Fortran,
 strided, read-only, memmapped) are handed to the kernels as they are, with
@@ -138,8 +139,8 @@ def _readable_in_place(a: np.ndarray) -> bool:
     )
 
 
-#: Where a :class:`Probs` lives. Only host memory exists in this build;
-#: CUDA arrays (``__cuda_array_interface__`` / DLPack) will enter here.
+#: Where a host :class:`Probs` lives (CUDA arrays become
+#: ``_cl.device.DeviceProbs``, whose ``device`` is ``"cuda:N"``).
 HOST = "cpu"
 
 
@@ -334,7 +335,8 @@ def host_array(a, what: str):
     """``a`` unchanged, unless it lives on a GPU (the one check for that)."""
     if hasattr(a, "__cuda_array_interface__"):
         raise TypeError(
-            f"{what} is a CUDA array; the GPU path is not available in this build yet: "
+            f"{what} is a CUDA array; this function has no GPU path yet (find_label_issues, "
+            "compute_confident_joint and get_confident_thresholds have one): "
             "pass a NumPy array (cupy.asnumpy(x) or tensor.cpu().numpy())"
         )
     return a

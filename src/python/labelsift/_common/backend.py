@@ -36,6 +36,14 @@ def _cuda_state():
     return mod, q
 
 
+def cuda_module():
+    """The CUDA module (ImportError, with the reason, when it was not built)."""
+    mod, q = _cuda_state()
+    if mod is None:
+        raise ImportError(q["reason"])
+    return mod
+
+
 def available_cpus() -> int:
     """CPUs this process may run on (its affinity mask where the OS has one)."""
     try:
@@ -107,7 +115,8 @@ def backend_info() -> dict:
     Keys: ``cpu_threads`` (OpenMP threads used by default), ``cuda_built``
     (whether the CUDA module was compiled), ``cuda_available`` (a usable GPU
     was found), ``cuda_reason`` (why not, empty when available), and
-    ``cuda_devices`` (names, when available).
+    ``cuda_devices`` (names, when available), ``cuda_compute_capability``
+    and ``cuda_memory_bytes`` (one entry per device).
     """
     mod, q = _cuda_state()
     available = mod is not None and q.get("count", 0) > 0
@@ -117,5 +126,8 @@ def backend_info() -> dict:
         "cuda_available": available,
         "cuda_reason": "" if available else q.get("reason", ""),
         "cuda_devices": list(q.get("names", [])),
+        "cuda_compute_capability": list(q.get("compute_capability", [])),
+        "cuda_memory_bytes": list(q.get("memory_bytes", [])),
         "cuda_runtime_version": q.get("runtime_version", 0),
+        "cuda_driver_version": q.get("driver_version", 0),
     }

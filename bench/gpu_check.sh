@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# The GPU session's one script: build and install labelsift on the GPU
+# machine, run the `gpu` tests, run the GPU benchmark; everything under $OUT.
+#
+#   bash bench/gpu_check.sh            # $OUT set by the device tool (default ./gpu_out)
+#
+# Each step has its own timeout, shortened so that all of them together stay
+# under TOTAL_BUDGET seconds (default 500); a step that fails or times out is
+# recorded and the next one still runs. $OUT/summary.txt lists every step
+# with its exit code (124: timed out) and seconds.
+set -u
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+OUT="${OUT:-$REPO/gpu_out}"
+mkdir -p "$OUT"
+SUMMARY="$OUT/summary.txt"
+: > "$SUMMARY"
+TOTAL_BUDGET="${TOTAL_BUDGET:-500}"
+T0=$(date +%s)
+PY="${PYTHON:-python3}"
+
+# step NAME TIMEOUT CMD...  -- runs CMD with min(TIMEOUT, what is left), output in $OUT/NAME.log
+step() {
+  local name=$1 limit=$2
+  shift 2
+  local left=$(( TOTAL_BUDGET - ($(date +%s) - T0) ))
+  if (( left < limit )); then limit=$left; fi
+  if (( limit < 5 )); then
+    echo "$name: SKIPPED (time budget spent)" | tee -a "$SUMMARY"
+    return 0
+  fi
+  local s=$(date +%s)
+  # the steps are shell functions: run them in a child bash (exported below)
+  timeout --kill-after=5 "$limit" bash -c "$*" > "$OUT/$name.log" 2>&1
+  local rc=$?
+  local status=ok
+  (( rc == 124 || rc == 137 )) && status="TIMED OUT after ${limit}s"
+  (( rc != 0 && rc != 124 && rc != 137 )) && status=FAILED
+  echo "$name: $status (rc=$rc, $(( $(date +%s) - s ))s, log $name.log)" | tee -a "$SUMMARY"
+  tail -n 5 "$OUT/$name.log" | sed 's/^/    /'
+  return 0
+}
+
+env_report() {
+  echo "== date"; date -u
+  echo "== nvidia-smi"; nvidia-smi --query-gpu=name,driver_version,memory.total,compute_cap --format=csv 2>&1 || echo "nvidia-smi not found"
+  echo "== python"; "$PY" --version
+  echo "== nvcc"; (command -v nvcc || ls /usr/local/cuda/bin/nvcc) 2>&1; (nvcc --version || /usr/local/cuda/bin/nvcc --version) 2>&1 | tail -n 2
+  echo "== cmake"; (cmake --version 2>&1 | head -n 1) || echo "cmake: MISSING"
+  echo "== python packages (build needs numpy, pybind11, scikit_build_core; tests pytest; bench torch; optional cupy)"
+  for m in numpy pybind11 scikit_build_core pytest torch cupy hypothesis; do
+    "$PY" - "$m" <<'PYEOF'
+import importlib, sys
+m = sys.argv[1]
+try:
+    mod = importlib.import_module(m)
+    extra = ""
+    if m == "torch":
+        extra = f" cuda={mod.cuda.is_available()} torch.version.cuda={mod.version.cuda}"
+    print(f"{m}: {getattr(mod, '__version__', '?')}{extra}")
+except Exception as exc:
+    print(f"{m}: MISSING ({type(exc).__name__}: {exc})")
+PYEOF
+  done
+  echo "== CPUs"; nproc
+}
+
+build() {
+  export CMAKE_BUILD_PARALLEL_LEVEL="${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc)}"
+  cd "$REPO" && "$PY" -m pip install --no-build-isolation --no-deps -v . && \
+    cd /tmp && "$PY" -c "import labelsift, labelsift._cuda; print('installed', labelsift.__file__)"
+}
+
+info() {
+  cd /tmp && "$PY" -c "import json, labelsift; print(json.dumps(labelsift.backend_info(), indent=2))"
+}
+
+gpu_tests() {  # its output is $OUT/gpu_tests.log (the step's log)
+  cd /tmp && "$PY" -m pytest -m gpu -q -p no:cacheprovider -rs --maxfail=25 \
+    "$REPO/tests/gpu" "$REPO/tests/common/test_backend.py" "$REPO/tests/common/test_cuda_arrays.py"
+}
+
+bench() {
+  cd /tmp && "$PY" "$REPO/bench/bench_gpu_cl.py" --out "$OUT/gpu_bench.json" --budget 110
+}
+
+export REPO OUT PY
+export -f env_report build info gpu_tests bench
+
+step env 20 env_report
+step build 240 build
+step info 20 info
+step gpu_tests 180 gpu_tests
+step bench 120 bench
+echo "total: $(( $(date +%s) - T0 ))s" | tee -a "$SUMMARY"
+echo "== summary"; cat "$SUMMARY"

@@ -1,0 +1,127 @@
+"""An emulation of ``labelsift._cuda`` on host memory, for CPU tests of the
+CUDA path's Python side (tests/common/test_cuda_emulated.py) and for running
+the GPU suite's logic without a GPU (tests/common/test_gpu_suite_emulated.py
+with :mod:`support.cuda_emu_plugin`).
+
+The emulator implements the contract of each kernel binding (documented in
+src/cuda/cl/cuda_kernels.h) on host memory: "device pointers" are host
+addresses, the row pass is the CPU kernel, the confident counts and the
+pair margins are NumPy. It does not emulate CUDA errors.
+"""
+import ctypes
+
+import numpy as np
+import pytest
+
+from labelsift._common import cuda_arrays as ca
+from labelsift._common.backend import core
+
+DT = {0: np.dtype(np.float16), 1: np.dtype(np.float32), 2: np.dtype(np.float64)}
+
+
+def host_view(ptr, shape, strides, dtype):
+    """Host memory at address ``ptr`` as a NumPy view (strides in elements)."""
+    dtype = np.dtype(dtype)
+    a = ca.CudaArray(ptr, tuple(shape), tuple(strides), dtype, None, 0, "other", None)
+    lo, hi = ca.span(a)
+    if hi == lo:
+        return np.empty(shape, dtype)
+    raw = np.frombuffer((ctypes.c_char * ((hi - lo) * dtype.itemsize)).from_address(ptr + lo * dtype.itemsize),
+                        dtype)
+    return np.ndarray(shape, dtype, buffer=raw, offset=-lo * dtype.itemsize,
+                      strides=tuple(s * dtype.itemsize for s in strides))
+
+
+class Emu:
+    """labelsift._cuda's kernel bindings on host memory."""
+
+    calls = []
+
+    class DeviceBuffer:
+        def __init__(self, nbytes, device):
+            self.mem = np.zeros(max(int(nbytes), 1), np.uint8)
+            self.ptr = self.mem.ctypes.data
+            self.nbytes = nbytes
+            self.device = device
+
+    @staticmethod
+    def pointer_device(ptr):
+        return 0
+
+    @staticmethod
+    def copy_htod(dst, src, device, stream):
+        assert src.flags.c_contiguous
+        ctypes.memmove(dst, src.ctypes.data, src.nbytes)
+
+    @staticmethod
+    def copy_dtoh(dst, src, device, stream):
+        assert dst.flags.c_contiguous
+        ctypes.memmove(dst.ctypes.data, src, dst.nbytes)
+
+    @staticmethod
+    def memset(dst, value, nbytes, device, stream):
+        ctypes.memset(dst, value, nbytes)
+
+    @staticmethod
+    def gather_given(P, n, k, s0, s1, dtype, labels, out, device, stream):
+        Emu.calls.append("gather_given")
+        Pv = host_view(P, (n, k), (s0, s1), DT[dtype])
+        y = host_view(labels, (n,), (1,), np.int64)
+        host_view(out, (n,), (1,), DT[dtype])[:] = Pv[np.arange(n), y]
+
+    @staticmethod
+    def row_pass(P, n, k, s0, s1, dtype, labels, cut, cut_f32, guess, argmax, keep, max_other, cj, lo, hi, tol,
+                 device, stream):
+        Emu.calls.append("row_pass")
+        Pv = host_view(P, (n, k), (s0, s1), DT[dtype])
+        y = host_view(labels, (n,), (1,), np.int64)
+        c = None if cut == 0 else host_view(cut, (k,), (1,), np.float32 if cut_f32 else np.float64)
+        outs = [None if p == 0 else host_view(p, (n,), (1,), t)
+                for p, t in ((guess, np.int32), (argmax, np.int32), (keep, np.uint8), (max_other, np.float64))]
+        err = core().row_pass(Pv, np.ascontiguousarray(y), c, *outs, lo, hi, tol, 1)
+        if err[0] < 0 and cj:
+            g = outs[0]
+            counts = host_view(cj, (k * k,), (1,), np.uint64)
+            np.add.at(counts, (g[g >= 0].astype(np.int64) * k + y[g >= 0]).astype(np.int64), np.uint64(1))
+        return err
+
+    @staticmethod
+    def pair_margins(P, n, k, s0, s1, dtype, labels, rows, local, m, pair_off, cols, pair_base, out, device,
+                     stream):
+        Emu.calls.append("pair_margins")
+        Pv = host_view(P, (n, k), (s0, s1), DT[dtype])
+        y = host_view(labels, (n,), (1,), np.int64)
+        r = host_view(rows, (m,), (1,), np.int64)
+        loc = host_view(local, (m,), (1,), np.int64)
+        off = host_view(pair_off, (k + 1,), (1,), np.int64)
+        cl = host_view(cols, (off[-1],), (1,), np.int64)
+        base = host_view(pair_base, (off[-1],), (1,), np.int64)
+        total = int(max(base[-1] + 1, 1)) if off[-1] else 1
+        o = host_view(out, (total + m,), (1,), np.float64)  # bounds: checked below by the caller's sizes
+        for kk in range(k):
+            t = np.flatnonzero(y[r] == kk)
+            for q in range(off[kk], off[kk + 1]):
+                o[base[q] + loc[t]] = (Pv[r[t], cl[q]] - Pv[r[t], kk]).astype(np.float64)
+
+
+class FakeDeviceArray:
+    """A NumPy view exposed as a CUDA array (its host address as the pointer)."""
+
+    def __init__(self, view, stream=None, version=3):
+        self.view = view
+        self.__cuda_array_interface__ = {
+            "shape": view.shape, "strides": None if view.flags.c_contiguous else view.strides,
+            "typestr": view.dtype.str, "data": (view.__array_interface__["data"][0], False), "version": version,
+            "stream": stream}
+
+
+class TorchLike(FakeDeviceArray):
+    """Looks like a torch tensor to cuda_arrays (results come back as torch tensors)."""
+
+    def __init__(self, view):
+        torch = pytest.importorskip("torch")
+        super().__init__(view, stream=1)
+        self.device = torch.device("cpu")
+
+
+TorchLike.__module__ = "torch.fake"
