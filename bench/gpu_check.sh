@@ -83,13 +83,18 @@ bench() {
   cd /tmp && "$PY" "$REPO/bench/bench_gpu_cl.py" --out "$OUT/gpu_bench.json" --budget 110
 }
 
+nccl() {  # issue 13: labelsift.distributed and Sinkhorn group= over one NCCL rank
+  cd /tmp && "$PY" "$REPO/bench/nccl_check.py" --out "$OUT/nccl.json"
+}
+
 export REPO OUT PY
-export -f env_report build info gpu_tests bench
+export -f env_report build info gpu_tests bench nccl
 
 step env 20 env_report
 step build 240 build
 step info 20 info
 step gpu_tests 180 gpu_tests
+step nccl 40 nccl
 step bench 120 bench
 echo "total: $(( $(date +%s) - T0 ))s" | tee -a "$SUMMARY"
 echo "== summary"; cat "$SUMMARY"
