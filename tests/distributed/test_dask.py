@@ -49,6 +49,14 @@ def _check_all(y, P, X, **kw):
             assert ldk.num_label_issues(y, X, estimation_method=m, ties=ties, **kw) == \
                 labelsift.num_label_issues(y, P, estimation_method=m, ties=ties)
     assert _same(ldk.get_confident_thresholds(y, X, **kw), labelsift.get_confident_thresholds(y, P))
+    cj = labelsift.compute_confident_joint(y, P, calibrate=False) + 1  # a user's confident joint
+    assert _same(ldk.estimate_joint(y, X, confident_joint=cj, **kw), labelsift.estimate_joint(y, P, confident_joint=cj))
+    assert ldk.num_label_issues(y, X, confident_joint=cj, estimation_method="off_diagonal_custom", **kw) == \
+        labelsift.num_label_issues(y, P, confident_joint=cj, estimation_method="off_diagonal_custom")
+    assert _same(ldk.find_label_issues(y, X, confident_joint=cj, filter_by="both", **kw).compute(),
+                 labelsift.find_label_issues(y, P, confident_joint=cj, filter_by="both"))
+    with pytest.raises(ValueError, match="columns"):
+        ldk.estimate_joint(y, X, confident_joint=np.ones((P.shape[1] + 1,) * 2, np.int64), **kw)
     assert _same(ldk.compute_confident_joint(y, X, calibrate=False, **kw),
                  labelsift.compute_confident_joint(y, P, calibrate=False))
     for m in ("self_confidence", "normalized_margin", "confidence_weighted_entropy"):

@@ -25,15 +25,9 @@ import os
 
 import numpy as np
 
-from ._cl import find as _find
-from ._cl import latent, sharded
-from ._cl.counts import _check_py_method
-from ._cl.passes import calibrate as _calibrate
-from ._cl.scores import check_method, score_kwargs
+from ._cl import sharded
 from ._common import params
-from ._common.arrays import as_counts, is_pathlike, load_npy
-from ._common.names import ESTIMATION_METHODS
-from ._common.options import resolve_ties
+from ._common.arrays import is_pathlike, load_npy
 
 __all__ = [
     "from_npy_shards",
@@ -211,69 +205,45 @@ class DaskExecutor:
         return self.da.concatenate(parts)
 
 
-def _executor(labels, pred_probs, n_jobs, scheduler):
-    ex = DaskExecutor(labels, pred_probs, n_jobs, scheduler)
-    return ex, sharded.place(ex)
+def _opener(labels, pred_probs, n_jobs, scheduler):
+    def open_():
+        ex = DaskExecutor(labels, pred_probs, n_jobs, scheduler)
+        return ex, sharded.place(ex)
+    return open_
 
 
-def _square(matrix, w, what):
-    m = as_counts(matrix, None, what)
-    if m.shape[0] != w.k:
-        raise ValueError(f"{what} is {m.shape[0]} x {m.shape[0]} but pred_probs has {w.k} columns")
-    return m
+def _rows_array(ex, h, dtype):
+    if dtype is None:  # as the single process makes them (one small gather of each chunk's dtype)
+        dtype = ex.gather(h, lambda s: np.asarray(s).dtype)[0]
+    return ex.rows_array(h, dtype)
 
 
 def get_confident_thresholds(labels, pred_probs, *, n_jobs=None, scheduler=None) -> np.ndarray:
-    ex, w = _executor(labels, pred_probs, n_jobs, scheduler)
-    sharded.given_and_thresholds(ex, w)
-    ex.gather(ex.each(sharded.step_validate, per_shard=(ex.shards,)), lambda _: None)
-    return w.thresholds
+    return sharded.api_thresholds(_opener(labels, pred_probs, n_jobs, scheduler))
 
 
 def compute_confident_joint(labels, pred_probs, *, thresholds=None, calibrate=True,
                             return_indices_of_off_diagonals=False, n_jobs=None, ties=None, scheduler=None):
-    calibrate = params.flag(calibrate, "calibrate")
-    ex, w = _executor(labels, pred_probs, n_jobs, scheduler)
-    want_off = params.flag(return_indices_of_off_diagonals, "return_indices_of_off_diagonals")
-    cj, off = sharded.joint(ex, w, thresholds=thresholds, calibrate_=calibrate, ties=resolve_ties(ties),
-                            want_off=want_off)
-    return (cj, off) if want_off else cj
+    return sharded.api_confident_joint(_opener(labels, pred_probs, n_jobs, scheduler), thresholds, calibrate,
+                                       return_indices_of_off_diagonals, ties)
 
 
 def estimate_joint(labels, pred_probs, *, confident_joint=None, n_jobs=None, ties=None,
                    scheduler=None) -> np.ndarray:
-    ex, w = _executor(labels, pred_probs, n_jobs, scheduler)
-    ties = resolve_ties(ties)
-    if confident_joint is not None:
-        cal = _calibrate(_square(confident_joint, w, "confident_joint"), sharded.label_counts(ex), ties)
-    else:
-        cal, _ = sharded.joint(ex, w, calibrate_=True, ties=ties)
-    return latent.estimate_joint_from_calibrated(cal)
+    return sharded.api_estimate_joint(_opener(labels, pred_probs, n_jobs, scheduler), confident_joint, ties)
 
 
 def estimate_py_and_noise_matrices_from_probabilities(labels, pred_probs, *, thresholds=None,
                                                       converge_latent_estimates=True, py_method="cnt",
                                                       calibrate=True, n_jobs=None, ties=None, scheduler=None):
-    _check_py_method(py_method)
-    converge_latent_estimates = params.flag(converge_latent_estimates, "converge_latent_estimates")
-    calibrate = params.flag(calibrate, "calibrate")
-    ex, w = _executor(labels, pred_probs, n_jobs, scheduler)
-    cj, _ = sharded.joint(ex, w, thresholds=thresholds, calibrate_=calibrate, ties=resolve_ties(ties))
-    py, nm, inv = latent.estimate_latent(cj, w.label_counts, py_method, converge_latent_estimates)
-    return py, nm, inv, cj
+    return sharded.api_latent(_opener(labels, pred_probs, n_jobs, scheduler), thresholds, converge_latent_estimates,
+                              py_method, calibrate, ties)
 
 
 def num_label_issues(labels, pred_probs, *, confident_joint=None, estimation_method="off_diagonal", n_jobs=None,
                      ties=None, scheduler=None) -> int:
-    if not isinstance(estimation_method, str) or estimation_method not in ESTIMATION_METHODS:
-        raise ValueError(f"{estimation_method!r} is not a valid estimation method; choose one of {ESTIMATION_METHODS}")
-    if estimation_method == "off_diagonal_custom" and confident_joint is None:
-        raise ValueError("estimation_method='off_diagonal_custom' needs a confident_joint")
-    ex, w = _executor(labels, pred_probs, n_jobs, scheduler)
-    if estimation_method == "off_diagonal_custom":
-        confident_joint = _square(confident_joint, w, "confident_joint")
-    return sharded.num_label_issues(ex, w, confident_joint=confident_joint, estimation_method=estimation_method,
-                                    ties=resolve_ties(ties))
+    return sharded.api_num_label_issues(_opener(labels, pred_probs, n_jobs, scheduler), confident_joint,
+                                        estimation_method, ties)
 
 
 def find_label_issues(labels, pred_probs, *, return_indices_ranked_by=None, rank_by_kwargs=None,
@@ -281,30 +251,14 @@ def find_label_issues(labels, pred_probs, *, return_indices_ranked_by=None, rank
                       min_examples_per_class=1, confident_joint=None, n_jobs=None, ties=None, scheduler=None):
     """cleanlab's find_label_issues: a Dask boolean array (the rows' chunking),
     or with ``return_indices_ranked_by`` the ranked flagged rows (NumPy)."""
-    ties = resolve_ties(ties)
-    frac_noise, min_examples_per_class = _find._check_args(
-        filter_by, frac_noise, num_to_remove_per_class, min_examples_per_class, return_indices_ranked_by,
-        confident_joint, False, None)
-    rank_by_kwargs = score_kwargs(rank_by_kwargs, "rank_by_kwargs")
-    ex, w = _executor(labels, pred_probs, n_jobs, scheduler)
-    cj = None
-    if confident_joint is not None and filter_by != "confident_learning":
-        cj = _square(confident_joint, w, "confident_joint")
-    if num_to_remove_per_class is not None:
-        num_to_remove_per_class = params.count_vector(num_to_remove_per_class, w.k, "num_to_remove_per_class")
-    masks, ranked = sharded.find(
-        ex, w, filter_by=filter_by, frac_noise=frac_noise, num_to_remove_per_class=num_to_remove_per_class,
-        min_examples_per_class=int(min_examples_per_class), confident_joint=cj, ties=ties,
-        rank_by=return_indices_ranked_by, rank_by_kwargs=rank_by_kwargs)
-    return ranked if ranked is not None else ex.rows_array(masks, bool)
+    return sharded.api_find(_opener(labels, pred_probs, n_jobs, scheduler), _rows_array,
+                            return_indices_ranked_by=return_indices_ranked_by, rank_by_kwargs=rank_by_kwargs,
+                            filter_by=filter_by, frac_noise=frac_noise,
+                            num_to_remove_per_class=num_to_remove_per_class,
+                            min_examples_per_class=min_examples_per_class, confident_joint=confident_joint, ties=ties)
 
 
 def get_label_quality_scores(labels, pred_probs, *, method="self_confidence", adjust_pred_probs=False, n_jobs=None,
                              scheduler=None):
     """Label quality scores as a Dask array (the rows' chunking)."""
-    check_method(method, adjust_pred_probs)
-    ex, w = _executor(labels, pred_probs, n_jobs, scheduler)
-    adjust = params.flag(adjust_pred_probs, "adjust_pred_probs")
-    h = sharded.scores(ex, w, method=method, adjust_pred_probs=adjust)
-    dtypes = ex.gather(h, lambda s: np.asarray(s).dtype)  # as the single process makes them
-    return ex.rows_array(h, dtypes[0])
+    return sharded.api_scores(_opener(labels, pred_probs, n_jobs, scheduler), _rows_array, method, adjust_pred_probs)

@@ -28,16 +28,8 @@ import pickle
 
 import numpy as np
 
-from ._cl import find as _find
-from ._cl import latent
 from ._cl import sharded
-from ._cl.passes import calibrate as calibrate_joint
-from ._cl.counts import _check_py_method
-from ._cl.scores import check_method, score_kwargs
-from ._common import params
-from ._common.arrays import as_counts, as_probs
-from ._common.names import ESTIMATION_METHODS
-from ._common.options import resolve_ties
+from ._common.arrays import as_probs
 from ._common.tensors import from_tensor
 
 __all__ = [
@@ -197,78 +189,53 @@ def _rows_of(pred_probs) -> int:
     return as_probs(pred_probs).n
 
 
-def _executor(labels, pred_probs, group, n_jobs):
-    """(executor, Whole, to_caller) for the local rows; every rank checks every rank's input."""
-    x, to_caller = from_tensor(pred_probs, "pred_probs")
-    y, _ = from_tensor(labels, "labels")
-    ex = TorchExecutor(group, y, x, n_jobs)
-    return ex, sharded.place(ex), to_caller
+def _opener(labels, pred_probs, group, n_jobs):
+    """For the functions of :mod:`labelsift._cl.sharded`: (executor, Whole) of
+    the local rows, every rank checking every rank's input."""
+    def open_():
+        x, to_caller = from_tensor(pred_probs, "pred_probs")
+        y, _ = from_tensor(labels, "labels")
+        ex = TorchExecutor(group, y, x, n_jobs)
+        ex.to_caller = to_caller
+        return ex, sharded.place(ex)
+    return open_
 
 
-def _square(matrix, w, what):
-    m = as_counts(matrix, None, what)
-    if m.shape[0] != w.k:
-        raise ValueError(f"{what} is {m.shape[0]} x {m.shape[0]} but pred_probs has {w.k} columns")
-    return m
+def _local_rows(ex, h, dtype):
+    """This rank's per-row result, in the caller's type (torch in, torch out)."""
+    return ex.to_caller(ex.local(h))
 
 
 def get_confident_thresholds(labels, pred_probs, *, group=None, n_jobs=None) -> np.ndarray:
     """The per-class thresholds of all ranks' rows (replicated)."""
-    ex, w, _ = _executor(labels, pred_probs, group, n_jobs)
-    sharded.given_and_thresholds(ex, w)
-    ex.gather(ex.each(sharded.step_validate, per_shard=(ex.shards,)), lambda _: None)
-    return w.thresholds
+    return sharded.api_thresholds(_opener(labels, pred_probs, group, n_jobs))
 
 
 def compute_confident_joint(labels, pred_probs, *, thresholds=None, calibrate=True,
                             return_indices_of_off_diagonals=False, group=None, n_jobs=None, ties=None):
     """The confident joint of all ranks' rows (replicated); the off-diagonal
     rows, when asked for, as global row numbers."""
-    calibrate = params.flag(calibrate, "calibrate")
-    ex, w, _ = _executor(labels, pred_probs, group, n_jobs)
-    want_off = params.flag(return_indices_of_off_diagonals, "return_indices_of_off_diagonals")
-    cj, off = sharded.joint(ex, w, thresholds=thresholds, calibrate_=calibrate, ties=resolve_ties(ties),
-                            want_off=want_off)
-    return (cj, off) if want_off else cj
+    return sharded.api_confident_joint(_opener(labels, pred_probs, group, n_jobs), thresholds, calibrate,
+                                       return_indices_of_off_diagonals, ties)
 
 
 def estimate_joint(labels, pred_probs, *, confident_joint=None, group=None, n_jobs=None, ties=None) -> np.ndarray:
     """The joint distribution of (given, true) labels of all ranks' rows (replicated)."""
-    ex, w, _ = _executor(labels, pred_probs, group, n_jobs)
-    ties = resolve_ties(ties)
-    if confident_joint is not None:
-        cj = _square(confident_joint, w, "confident_joint")
-        cal = calibrate_joint(cj, sharded.label_counts(ex), ties)
-    else:
-        cal, _ = sharded.joint(ex, w, calibrate_=True, ties=ties)
-    return latent.estimate_joint_from_calibrated(cal)
+    return sharded.api_estimate_joint(_opener(labels, pred_probs, group, n_jobs), confident_joint, ties)
 
 
 def estimate_py_and_noise_matrices_from_probabilities(labels, pred_probs, *, thresholds=None,
                                                       converge_latent_estimates=True, py_method="cnt",
                                                       calibrate=True, group=None, n_jobs=None, ties=None):
     """(py, noise_matrix, inverse_noise_matrix, confident_joint), replicated."""
-    _check_py_method(py_method)
-    converge_latent_estimates = params.flag(converge_latent_estimates, "converge_latent_estimates")
-    calibrate = params.flag(calibrate, "calibrate")
-    ex, w, _ = _executor(labels, pred_probs, group, n_jobs)
-    cj, _ = sharded.joint(ex, w, thresholds=thresholds, calibrate_=calibrate, ties=resolve_ties(ties))
-    py, nm, inv = latent.estimate_latent(cj, w.label_counts, py_method, converge_latent_estimates)
-    return py, nm, inv, cj
+    return sharded.api_latent(_opener(labels, pred_probs, group, n_jobs), thresholds, converge_latent_estimates,
+                              py_method, calibrate, ties)
 
 
 def num_label_issues(labels, pred_probs, *, confident_joint=None, estimation_method="off_diagonal", group=None,
                      n_jobs=None, ties=None) -> int:
-    if not isinstance(estimation_method, str) or estimation_method not in ESTIMATION_METHODS:
-        raise ValueError(f"{estimation_method!r} is not a valid estimation method; choose one of {ESTIMATION_METHODS}")
-    if estimation_method == "off_diagonal_custom":
-        if confident_joint is None:
-            raise ValueError("estimation_method='off_diagonal_custom' needs a confident_joint")
-    ex, w, _ = _executor(labels, pred_probs, group, n_jobs)
-    if confident_joint is not None and estimation_method == "off_diagonal_custom":
-        confident_joint = _square(confident_joint, w, "confident_joint")
-    return sharded.num_label_issues(ex, w, confident_joint=confident_joint, estimation_method=estimation_method,
-                                    ties=resolve_ties(ties))
+    return sharded.api_num_label_issues(_opener(labels, pred_probs, group, n_jobs), confident_joint,
+                                        estimation_method, ties)
 
 
 def find_label_issues(labels, pred_probs, *, return_indices_ranked_by=None, rank_by_kwargs=None,
@@ -281,30 +248,14 @@ def find_label_issues(labels, pred_probs, *, return_indices_ranked_by=None, rank
     numbers ranked as the single process ranks them (the same array on
     every rank: write it from rank 0).
     """
-    ties = resolve_ties(ties)
-    frac_noise, min_examples_per_class = _find._check_args(
-        filter_by, frac_noise, num_to_remove_per_class, min_examples_per_class, return_indices_ranked_by,
-        confident_joint, False, None)
-    rank_by_kwargs = score_kwargs(rank_by_kwargs, "rank_by_kwargs")
-    ex, w, to_caller = _executor(labels, pred_probs, group, n_jobs)
-    cj = None
-    if confident_joint is not None and filter_by != "confident_learning":
-        cj = _square(confident_joint, w, "confident_joint")
-    if num_to_remove_per_class is not None:
-        num_to_remove_per_class = params.count_vector(num_to_remove_per_class, w.k, "num_to_remove_per_class")
-    masks, ranked = sharded.find(
-        ex, w, filter_by=filter_by, frac_noise=frac_noise, num_to_remove_per_class=num_to_remove_per_class,
-        min_examples_per_class=int(min_examples_per_class), confident_joint=cj, ties=ties,
-        rank_by=return_indices_ranked_by, rank_by_kwargs=rank_by_kwargs)
-    if ranked is not None:
-        return ranked
-    return to_caller(ex.local(masks))
+    return sharded.api_find(_opener(labels, pred_probs, group, n_jobs), _local_rows,
+                            return_indices_ranked_by=return_indices_ranked_by, rank_by_kwargs=rank_by_kwargs,
+                            filter_by=filter_by, frac_noise=frac_noise,
+                            num_to_remove_per_class=num_to_remove_per_class,
+                            min_examples_per_class=min_examples_per_class, confident_joint=confident_joint, ties=ties)
 
 
 def get_label_quality_scores(labels, pred_probs, *, method="self_confidence", adjust_pred_probs=False, group=None,
                              n_jobs=None) -> np.ndarray:
     """Label quality scores of this rank's rows (adjusted ones use all ranks' thresholds)."""
-    check_method(method, adjust_pred_probs)
-    ex, w, to_caller = _executor(labels, pred_probs, group, n_jobs)
-    h = sharded.scores(ex, w, method=method, adjust_pred_probs=params.flag(adjust_pred_probs, "adjust_pred_probs"))
-    return to_caller(ex.local(h))
+    return sharded.api_scores(_opener(labels, pred_probs, group, n_jobs), _local_rows, method, adjust_pred_probs)

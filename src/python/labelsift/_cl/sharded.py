@@ -37,14 +37,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .._common.arrays import Probs, as_2d, as_labels, as_probs, check_kxk_memory, kernel_dtype
+from .._common import params
+from .._common.arrays import Probs, as_2d, as_counts, as_labels, as_probs, check_kxk_memory, kernel_dtype
 from .._common.backend import core, threads
-from .._common.names import FILTER_BY, PRUNE_METHODS
+from .._common.names import ESTIMATION_METHODS, PRUNE_METHODS
+from .._common.options import resolve_ties
 from . import latent
 from .passes import (Problem, calibrate, cut_from_thresholds, given_probs, margin_upper_bound, prune_by_class,
                      prune_counts, row_pass, thresholds_from_given, validate)
 from .rules import active_pairs
-from .scores import argsort, quality_scores
+from .scores import argsort, check_method, quality_scores, score_kwargs
 
 
 # ---------------------------------------------------------------------------
@@ -452,3 +454,92 @@ def _rows(p) -> int:
     if isinstance(p, np.ndarray) and p.ndim == 2:
         return len(p)
     return as_probs(p).n
+
+
+# ---------------------------------------------------------------------------
+# The public functions of labelsift.distributed and labelsift.dask, once:
+# ``opener()`` returns (executor, Whole) for the caller's rows, ``per_row(ex,
+# handle, dtype)`` turns a per-shard result into the caller's per-row output
+# (this rank's array; a Dask array), dtype None for "as the results have it".
+# ---------------------------------------------------------------------------
+def square(matrix, w: Whole, what: str) -> np.ndarray:
+    m = as_counts(matrix, None, what)
+    if m.shape[0] != w.k:
+        raise ValueError(f"{what} is {m.shape[0]} x {m.shape[0]} but pred_probs has {w.k} columns")
+    return m
+
+
+def api_thresholds(opener) -> np.ndarray:
+    ex, w = opener()
+    given_and_thresholds(ex, w)
+    ex.gather(ex.each(step_validate, per_shard=(ex.shards,)), lambda _: None)
+    return w.thresholds
+
+
+def api_confident_joint(opener, thresholds, calibrate_, return_indices_of_off_diagonals, ties):
+    calibrate_ = params.flag(calibrate_, "calibrate")
+    want_off = params.flag(return_indices_of_off_diagonals, "return_indices_of_off_diagonals")
+    ex, w = opener()
+    cj, off = joint(ex, w, thresholds=thresholds, calibrate_=calibrate_, ties=resolve_ties(ties), want_off=want_off)
+    return (cj, off) if want_off else cj
+
+
+def api_estimate_joint(opener, confident_joint, ties) -> np.ndarray:
+    ex, w = opener()
+    ties = resolve_ties(ties)
+    if confident_joint is not None:
+        cal = calibrate(square(confident_joint, w, "confident_joint"), label_counts(ex), ties)
+    else:
+        cal, _ = joint(ex, w, calibrate_=True, ties=ties)
+    return latent.estimate_joint_from_calibrated(cal)
+
+
+def api_latent(opener, thresholds, converge_latent_estimates, py_method, calibrate_, ties):
+    if not isinstance(py_method, str) or py_method not in latent.PY_METHODS:
+        raise ValueError(f"py_method {py_method!r} should be in {list(latent.PY_METHODS)}")
+    converge_latent_estimates = params.flag(converge_latent_estimates, "converge_latent_estimates")
+    calibrate_ = params.flag(calibrate_, "calibrate")
+    ex, w = opener()
+    cj, _ = joint(ex, w, thresholds=thresholds, calibrate_=calibrate_, ties=resolve_ties(ties))
+    py, nm, inv = latent.estimate_latent(cj, w.label_counts, py_method, converge_latent_estimates)
+    return py, nm, inv, cj
+
+
+def api_num_label_issues(opener, confident_joint, estimation_method, ties) -> int:
+    if not isinstance(estimation_method, str) or estimation_method not in ESTIMATION_METHODS:
+        raise ValueError(f"{estimation_method!r} is not a valid estimation method; choose one of {ESTIMATION_METHODS}")
+    if estimation_method == "off_diagonal_custom" and confident_joint is None:
+        raise ValueError("estimation_method='off_diagonal_custom' needs a confident_joint")
+    ex, w = opener()
+    if estimation_method == "off_diagonal_custom":
+        confident_joint = square(confident_joint, w, "confident_joint")
+    return num_label_issues(ex, w, confident_joint=confident_joint, estimation_method=estimation_method,
+                            ties=resolve_ties(ties))
+
+
+def api_find(opener, per_row, *, return_indices_ranked_by, rank_by_kwargs, filter_by, frac_noise,
+             num_to_remove_per_class, min_examples_per_class, confident_joint, ties):
+    from .find import _check_args
+    ties = resolve_ties(ties)
+    frac_noise, min_examples_per_class = _check_args(
+        filter_by, frac_noise, num_to_remove_per_class, min_examples_per_class, return_indices_ranked_by,
+        confident_joint, False, None)
+    rank_by_kwargs = score_kwargs(rank_by_kwargs, "rank_by_kwargs")
+    ex, w = opener()
+    cj = None
+    if confident_joint is not None and filter_by != "confident_learning":
+        cj = square(confident_joint, w, "confident_joint")
+    if num_to_remove_per_class is not None:
+        num_to_remove_per_class = params.count_vector(num_to_remove_per_class, w.k, "num_to_remove_per_class")
+    masks, ranked = find(ex, w, filter_by=filter_by, frac_noise=frac_noise,
+                         num_to_remove_per_class=num_to_remove_per_class,
+                         min_examples_per_class=int(min_examples_per_class), confident_joint=cj, ties=ties,
+                         rank_by=return_indices_ranked_by, rank_by_kwargs=rank_by_kwargs)
+    return ranked if ranked is not None else per_row(ex, masks, np.dtype(bool))
+
+
+def api_scores(opener, per_row, method, adjust_pred_probs):
+    check_method(method, adjust_pred_probs)
+    ex, w = opener()
+    h = scores(ex, w, method=method, adjust_pred_probs=params.flag(adjust_pred_probs, "adjust_pred_probs"))
+    return per_row(ex, h, None)
