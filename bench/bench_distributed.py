@@ -25,7 +25,7 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(__file__))
-from bench_one_read import peaked_block  # noqa: E402
+from bench_one_read import write as write_dump  # noqa: E402
 
 RANK_SCRIPT = r'''
 import json, sys, time, numpy as np, torch.distributed as dist, labelsift.distributed as ld
@@ -52,18 +52,8 @@ def _port():
         return s.getsockname()[1]
 
 
-def write(path, lpath, n, k, block=20000):
-    out = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=(n, k))
-    labels = np.empty(n, np.int64)
-    rng = np.random.default_rng(0)
-    for a in range(0, n, block):
-        m = min(block, n - a)
-        y, p = peaked_block(rng, m, k)
-        out[a:a + m] = p
-        labels[a:a + m] = y
-    out.flush()
-    del out
-    np.save(lpath, labels)
+def write(path, lpath, n, k):
+    np.save(lpath, write_dump(path, n, k, "peaked"))
 
 
 def gloo(path, lpath, ranks, threads):

@@ -79,29 +79,8 @@ struct RowOps {
 
   template <class C>
   LS_HD static Seg sweep_row_scalar(const S* row, std::ptrdiff_t stride, int32_t K, int32_t y, const C* cut) {
-    Seg g;
-    g.vmax = -INFINITY;
-    g.imax = INT32_MAX;
-    g.vmin = INFINITY;
-    g.sum = V(0);
-    g.n_above = 0;
-    g.ipass = -1;
-    for (int32_t k = 0; k < K; ++k) {
-      const V v = N_::load(row[std::ptrdiff_t(k) * stride]);
-      if (k != y && v > g.vmax) {
-        g.vmax = v;
-        g.imax = k;
-      }
-      g.vmin = v < g.vmin ? v : g.vmin;
-      if (cut && C(v) >= cut[k]) {
-        g.n_above += 1;
-        g.ipass = k;
-      }
-      g.sum += v;
-    }
-    return g;
+    return sweep_row_part<C>(row, stride, 0, 1, K, y, cut);  // every class, in order
   }
-
 
   // The part of the sweep over the classes k = k0, k0 + step, ... (< K): the
   // same comparisons as sweep_row_scalar, for a row swept by `step` threads
