@@ -25,6 +25,9 @@ def main(rank: int, world: int, port: int, cases_path: str, out_dir: str) -> Non
             P = np.load(P, mmap_mode="r")
         local_p = P[lo:hi]
         local_y = case["labels"][lo:hi]
+        if case.get("torch"):  # torch CPU tensors in: the mask comes back as a tensor
+            import torch
+            local_p, local_y = torch.from_numpy(np.ascontiguousarray(local_p)), torch.from_numpy(local_y.copy())
         fn = getattr(ld, case["fn"]) if case["fn"] != "accumulator" and "." not in case["fn"] else None
         try:
             if case["fn"].startswith("sinkhorn."):
@@ -39,7 +42,12 @@ def main(rank: int, world: int, port: int, cases_path: str, out_dir: str) -> Non
                 res = acc.result(ties=case["kwargs"].get("ties"))
                 out = ("ok", (res.label_issues, res.confident_joint, res.thresholds))
             else:
-                out = ("ok", fn(local_y, local_p, **case["kwargs"]))
+                got = fn(local_y, local_p, **case["kwargs"])
+                if case.get("torch"):
+                    import torch
+                    assert isinstance(got, torch.Tensor), type(got)
+                    got = got.numpy()
+                out = ("ok", got)
         except Exception as exc:  # noqa: BLE001 - reported to the parent as data
             out = ("err", (type(exc).__name__, str(exc), traceback.format_exc()))
         results.append(out)

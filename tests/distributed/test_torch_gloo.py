@@ -98,6 +98,10 @@ def _case_list(tmp_path, world):
             add(d, "get_label_quality_scores", "local", method=m)
         add(d, "get_label_quality_scores", "local", method="normalized_margin", adjust_pred_probs=True)
     add(0, "find_label_issues", "local", path_=path)  # each rank reads its rows of a memmap
+    add(1, "find_label_issues", "local", filter_by="both")
+    cases[-1]["torch"] = True
+    add(1, "get_label_quality_scores", "local", method="normalized_margin")
+    cases[-1]["torch"] = True
     # Sinkhorn: labels (and SwAV's codes) of the rows, identical to one process's
     srng = np.random.default_rng(world + 10)
     S = srng.normal(size=(700, 9)).astype(np.float32)
