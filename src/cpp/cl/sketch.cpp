@@ -88,6 +88,10 @@ void top_m_rows(const Mat& P, int64_t m, int32_t* cls, void* vals, void* rest, i
   });
 }
 
+// The rows are validated before they come here (finite values): the sweeps
+// below are written without branches on the values, so that the compiler
+// vectorises them (the kept set, the largest left-out value and the
+// certificate are those of the row-by-row definition, sketch_rows_numpy).
 void sketch_rows(const Mat& P, const int64_t* labels, int64_t mmin, int64_t cap, const double* floor, double tau,
                  int32_t* cls, void* vals, int32_t* count, void* rest, uint8_t* certified, void* given, int nthreads) {
   require_host(P);
@@ -98,84 +102,110 @@ void sketch_rows(const Mat& P, const int64_t* labels, int64_t mmin, int64_t cap,
     S* vout = static_cast<S*>(vals);
     S* rout = static_cast<S*>(rest);
     S* gout = static_cast<S*>(given);
-    const int64_t K = P.k, mm = std::min(mmin, K), cp = std::min(cap, K);
+    const int64_t K = P.k, mm = std::min(mmin, K), cp = std::min(cap, K), s1 = P.s1;
     const int T = threads_for(nthreads, 3.0 * double(P.n) * double(K));
 #pragma omp parallel num_threads(T) if (T > 1)
     {
       std::vector<V> bv(mm + 1);
       std::vector<int32_t> bc(mm + 1);
-      std::vector<int32_t> cand;  // kept classes (top-mmin, then the wanted ones)
+      std::vector<int32_t> cand;  // kept classes (the wanted ones, then the rest of the top-mmin)
       cand.reserve(size_t(K));
       std::vector<uint8_t> mark(size_t(K), 0);
+      std::vector<double> fl(static_cast<size_t>(K), double(INFINITY));  // no floors: none is ever reached
+      if (floor) std::copy(floor, floor + K, fl.begin());
+      std::vector<V> v(static_cast<size_t>(K));
+      const double* flp = fl.data();
+      uint8_t* mk = mark.data();
+      V* vp = v.data();
 #pragma omp for schedule(static)
       for (int64_t i = 0; i < P.n; ++i) {
         const S* row = base + i * P.s0;
         const int64_t y = labels[i];
-        gout[i] = row[y * P.s1];
+        gout[i] = row[y * s1];
         const double g = double(Num<S>::load(gout[i]));
-        // 1. the stable top-mmin (ties: lower class first) and the wanted classes
-        int64_t size = 0;
-        cand.clear();
+        // 1. the values, and the wanted classes as a mask (y excluded below)
+        if (s1 == 1) {
+          for (int64_t k = 0; k < K; ++k) vp[k] = Num<S>::load(row[k]);
+        } else {
+          for (int64_t k = 0; k < K; ++k) vp[k] = Num<S>::load(row[k * s1]);
+        }
+        int64_t nw = 0;
         for (int64_t k = 0; k < K; ++k) {
-          const V v = Num<S>::load(row[k * P.s1]);
-          if (k != y && sketch_wanted(double(v), floor ? floor[k] : double(INFINITY), g, tau)) {
-            cand.push_back(int32_t(k));
-            mark[size_t(k)] = 1;
-          }
-          if (size == mm && !(v > bv[size - 1])) continue;
+          const double dv = double(vp[k]);
+          const uint8_t w = uint8_t((dv >= flp[k]) | (dv - g >= tau));
+          mk[k] = w;
+          nw += w;
+        }
+        nw -= mk[y];
+        mk[y] = 0;
+        // 2. the stable top-mmin (ties: lower class first)
+        int64_t size = 0;
+        for (int64_t k = 0; k < K; ++k) {
+          const V x = vp[k];
+          if (size == mm && !(x > bv[size - 1])) continue;
           int64_t pos = size < mm ? size++ : mm - 1;
-          while (pos > 0 && v > bv[pos - 1]) {
+          while (pos > 0 && x > bv[pos - 1]) {
             bv[pos] = bv[pos - 1];
             bc[pos] = bc[pos - 1];
             --pos;
           }
-          bv[pos] = v;
+          bv[pos] = x;
           bc[pos] = int32_t(k);
         }
+        cand.clear();
+        if (nw > 0) {
+          for (int64_t k = 0; k < K; ++k)
+            if (mk[k]) cand.push_back(int32_t(k));
+        }
         for (int64_t t = 0; t < size; ++t) {
-          if (!mark[size_t(bc[t])]) {
-            mark[size_t(bc[t])] = 1;
+          if (!mk[bc[t]]) {
+            mk[bc[t]] = 1;
             cand.push_back(bc[t]);
           }
         }
-        // 2. in (value desc, class asc) order, at most cap of them
-        auto before = [&](int32_t a, int32_t b) {
-          const V va = Num<S>::load(row[int64_t(a) * P.s1]), vb = Num<S>::load(row[int64_t(b) * P.s1]);
-          return va > vb || (va == vb && a < b);
-        };
+        // 3. in (value desc, class asc) order, at most cap of them
+        auto before = [&](int32_t a, int32_t b) { return vp[a] > vp[b] || (vp[a] == vp[b] && a < b); };
         int64_t nk = int64_t(cand.size());
         if (nk > cp) {
           std::nth_element(cand.begin(), cand.begin() + cp, cand.end(), before);
-          for (int64_t t = cp; t < nk; ++t) mark[size_t(cand[size_t(t)])] = 0;
+          for (int64_t t = cp; t < nk; ++t) mk[cand[size_t(t)]] = 0;
           nk = cp;
           cand.resize(size_t(cp));
         }
         std::sort(cand.begin(), cand.end(), before);
-        // 3. the largest value left out (the given label aside), and whether
+        // 4. the largest value left out (the given label aside), and whether
         //    every left-out class is proven below its floor
-        bool have = false, cert = true;
+        const uint8_t my = mk[y];
+        mk[y] = 1;
         V left = V(-INFINITY);
-        S left_s{};
+        int64_t nout = 0, above = 0;
         for (int64_t k = 0; k < K; ++k) {
-          if (k == y || mark[size_t(k)]) continue;
-          const S raw = row[k * P.s1];
-          const V v = Num<S>::load(raw);
-          if (!(floor && double(v) < floor[k])) cert = false;
-          if (!have || v > left) {
-            left = v;
-            left_s = raw;
-            have = true;
+          const int64_t out = 1 - int64_t(mk[k]);
+          const V x = out ? vp[k] : V(-INFINITY);
+          left = x > left ? x : left;
+          nout += out;
+          above += out & int64_t(!(double(vp[k]) < flp[k]));
+        }
+        mk[y] = my;
+        const bool cert = nout == 0 || (floor != nullptr && above == 0);
+        S left_s = neg_inf<S>();
+        if (nout > 0) {  // the stored value of the largest left-out entry (its first class)
+          for (int64_t k = 0; k < K; ++k) {
+            if (k != y && !mk[k] && vp[k] == left) {
+              left_s = row[k * s1];
+              break;
+            }
           }
         }
         for (int64_t t = 0; t < nk; ++t) {
           const int32_t c = cand[size_t(t)];
-          mark[size_t(c)] = 0;
+          mk[c] = 0;
           cls[i * cp + t] = c;
-          vout[i * cp + t] = row[int64_t(c) * P.s1];
+          vout[i * cp + t] = row[int64_t(c) * s1];
         }
         count[i] = int32_t(nk);
         certified[i] = cert ? 1 : 0;
-        rout[i] = have ? left_s : neg_inf<S>();
+        rout[i] = left_s;
       }
     }
   });
