@@ -143,3 +143,50 @@ def test_rereads_in_small_batches_and_the_memory_fallback(tmp_path, monkeypatch,
     with labelsift.options(reads="one"):
         got = labelsift.find_label_issues(y, src)
     assert not labelsift.read_report()["exact"] and np.array_equal(got, want)
+
+
+@pytest.mark.parametrize("name", ["flat_k200", "peaked", "ties", "float16"])
+@pytest.mark.parametrize("kind", ["path", "memmap", "shards"])
+def test_confident_joint_and_latent_from_one_read(name, kind, tmp_path):
+    """compute_confident_joint (raw and calibrated, with the off-diagonal
+    rows) and the latent estimates read the dump once (plus re-reads of the
+    rows whose confident guess the sketch cannot prove): the two-pass
+    plan's results, bit for bit."""
+    y, P = _data(name)
+    src = _as(kind, P, tmp_path)
+    for ties in ("cleanlab", "lower_index"):
+        for calibrate in (False, True):
+            with labelsift.options(reads="two"):
+                want = labelsift.compute_confident_joint(y, src, calibrate=calibrate, ties=ties,
+                                                         return_indices_of_off_diagonals=True)
+            with labelsift.options(reads="one"):
+                got = labelsift.compute_confident_joint(y, src, calibrate=calibrate, ties=ties,
+                                                        return_indices_of_off_diagonals=True)
+            assert labelsift.read_report()["exact"]
+            for a, b in zip(got, want):
+                assert a.dtype == b.dtype and a.flags.f_contiguous == b.flags.f_contiguous
+                assert np.array_equal(a, b)
+        with labelsift.options(reads="two"):
+            want = labelsift.estimate_py_and_noise_matrices_from_probabilities(y, src, ties=ties)
+        with labelsift.options(reads="one"):
+            got = labelsift.estimate_py_and_noise_matrices_from_probabilities(y, src, ties=ties)
+        assert all(np.array_equal(a, b) for a, b in zip(got, want))
+
+
+def test_confident_joint_one_read_rereads_open_guesses(tmp_path, monkeypatch):
+    """Flat rows leave guesses the floors cannot prove early in the sweep:
+    those rows are read again, and a cap too small for them falls back."""
+    from labelsift._cl import oneread
+    y, P = flat_dump(3000, 1000, seed=1)  # few rows per class: weak floors early in the sweep
+    src = _as("path", P, tmp_path)
+    with labelsift.options(reads="two"):
+        want = labelsift.compute_confident_joint(y, src, calibrate=False)
+    with labelsift.options(reads="one"):
+        got = labelsift.compute_confident_joint(y, src, calibrate=False)
+    rep = labelsift.read_report()
+    assert rep["exact"] and rep["rows_reread"] > 0 and np.array_equal(got, want)
+    monkeypatch.setattr(oneread, "REREAD_MIN_ROWS", 1)
+    monkeypatch.setattr(oneread, "REREAD_FRAC", 1e-9)
+    with labelsift.options(reads="one"):
+        got = labelsift.compute_confident_joint(y, src, calibrate=False)
+    assert not labelsift.read_report()["exact"] and np.array_equal(got, want)

@@ -8,10 +8,10 @@ import warnings
 import numpy as np
 
 from .._common import params
-from .._common.arrays import as_counts, as_probs, label_counts
+from .._common.arrays import HOST, as_counts, as_probs, label_counts
 from .._common.names import ESTIMATION_METHODS
 from .._common.options import resolve_ties
-from . import latent
+from . import latent, oneread
 from .passes import calibrate, confident_pass, given_probs, prepare, thresholds_from_given, validate
 from .scores import order_by_scores, quality_scores, score_kwargs
 
@@ -46,7 +46,13 @@ def _to_caller(pb, result):
 def _joint(labels, pred_probs, thresholds, calibrate_, n_jobs, ties, device_ok=False):
     """(Problem, confident joint calibrated or raw, ascending off-diagonal rows)."""
     pb = prepare(labels, pred_probs, n_jobs, device_ok=device_ok)
-    _, _, _, cj, off = confident_pass(pb, thresholds)
+    got = None
+    if thresholds is None and pb.probs.device == HOST and oneread.prefer_one_read():  # options(reads="one")
+        got = oneread.joint(pb, oneread.new_report(pb))
+    if got is not None:
+        cj, off, _ = got
+    else:
+        _, _, _, cj, off = confident_pass(pb, thresholds)
     return pb, calibrate(cj, pb.label_counts(), resolve_ties(ties)) if calibrate_ else cj, off
 
 

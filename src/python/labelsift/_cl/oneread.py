@@ -26,8 +26,9 @@ from .._common.arrays import PROB_LOW, _available_memory, _mmap_of, _prefetch
 from .._common.backend import core
 from .._common.options import current_reads
 from .._common.trace import stage
-from .passes import RowPass
-from .sketch import Sketch, result, sketch_rows
+from .passes import RowPass, cut_from_thresholds, thresholds_from_given
+from .rules import confident_joint_from_guesses
+from .sketch import Sketch, _guesses, result, sketch_rows
 
 MMIN, CAP, AVG = 2, 64, 16
 MAX_ROUNDS = 3
@@ -74,15 +75,14 @@ def _floors(sums, seen, counts, dtype):
     return lb * (1 - slack) - 1e-6 - 1e-7
 
 
-def find(pb, ties: str, stats=None):
-    """(mask, Found-like pieces) from one read, or None when the certificate
-    still leaves rows open after MAX_ROUNDS re-reads (the caller then runs
-    the two-pass plan)."""
+def _sweep(pb, margins: bool = True, stats=None) -> Sketch:
+    """The one sweep: validation and the adaptive sketch of every row
+    (``margins=False``: no margin entries, for the counts alone)."""
     counts = pb.label_counts().astype(np.float64)
     sums = np.zeros(pb.k)
     seen = np.zeros(pb.k)
     lo, hi, tol = pb.bounds()
-    tau = -np.inf
+    tau = -np.inf if margins else np.inf
     sub = max(1, SLICE_BYTES // max(1, pb.k * pb.dtype.itemsize))
     parts = []
     kept = 0
@@ -107,34 +107,71 @@ def find(pb, ties: str, stats=None):
             yb = pb.labels[row0 : row0 + len(block)]
             sums += np.bincount(yb, weights=np.concatenate(given).astype(np.float64), minlength=pb.k)
             seen += np.bincount(yb, minlength=pb.k)
-            if kept > 1.5 * AVG * (row0 + len(block)):  # over budget: raise the level for the rows to come
+            if margins and kept > 1.5 * AVG * (row0 + len(block)):  # over budget: raise the level from here on
                 ptr, _, vals, _, _, g = parts[-1]
                 tau = max(tau, _level(ptr, vals, g, tau))
     pb.validated = True
     sk = _assemble(pb, parts)
     if stats is not None:
         stats["entries_per_row"] = len(sk.ec) / max(1, pb.n)
-    for _ in range(MAX_ROUNDS + 1):
+    return sk
+
+
+def _refine(pb, sk: Sketch, rows: np.ndarray, stats=None) -> bool:
+    """Re-read ``rows`` in full into the sketch; False (nothing read) when
+    that would hold more full rows than allowed."""
+    if len(sk.fpos) + len(rows) > _max_held_rows(pb):
+        return False
+    with stage("one_read_reread"), _random_access(pb):
+        full = np.empty((len(rows), pb.k), pb.dtype)
+        for pos, block, local in pb.probs.rows(rows):
+            _reread(block, local, full, pos)
+    if stats is not None:
+        stats["rows_reread"] += len(rows)
+        stats["reread_bytes"] += full.nbytes
+        stats["rounds"] += 1
+    fpos = np.concatenate([sk.fpos, rows])
+    frows = np.concatenate([sk.frows, full])
+    o = np.argsort(fpos, kind="stable")
+    sk.fpos, sk.frows = fpos[o], frows[o]
+    return True
+
+
+def find(pb, ties: str, stats=None):
+    """(mask, Found-like pieces) from one read, or None when the certificate
+    still leaves rows open after MAX_ROUNDS re-reads (the caller then runs
+    the two-pass plan)."""
+    sk = _sweep(pb, True, stats)
+    for round_ in range(MAX_ROUNDS + 1):
         est = result(sk, ties, with_latent=False)
         if est.exact:
             if stats is not None:
                 stats["exact"] = True
             return _found(pb, sk, est)
         rows = np.flatnonzero(est.to_refine)
-        if len(rows) == 0 or _ == MAX_ROUNDS or len(sk.fpos) + len(rows) > _max_held_rows(pb):
+        if len(rows) == 0 or round_ == MAX_ROUNDS or not _refine(pb, sk, rows, stats):
             return None  # too much left open: the two-pass plan reads less and holds no full rows
-        with stage("one_read_reread"), _random_access(pb):
-            full = np.empty((len(rows), pb.k), pb.dtype)
-            for pos, block, local in pb.probs.rows(rows):
-                _reread(block, local, full, pos)
-        if stats is not None:
-            stats["rows_reread"] += len(rows)
-            stats["reread_bytes"] += full.nbytes
-            stats["rounds"] += 1
-        fpos = np.concatenate([sk.fpos, rows])
-        frows = np.concatenate([sk.frows, full])
-        o = np.argsort(fpos, kind="stable")
-        sk.fpos, sk.frows = fpos[o], frows[o]
+    return None
+
+
+def joint(pb, stats=None):
+    """(raw confident joint, ascending off-diagonal rows, thresholds) from
+    one read -- compute_confident_joint's counts need only the confident
+    guesses, so the sketch keeps no margin entries -- or None (then the
+    two-pass plan)."""
+    sk = _sweep(pb, False, stats)
+    thresholds = thresholds_from_given(sk.g, sk.y, sk.k, pb.nthreads)  # the two-pass plan's, exactly
+    cut = cut_from_thresholds(thresholds, sk.k, sk.dtype).astype(np.float64)
+    for round_ in range(MAX_ROUNDS + 1):
+        guess, decided = _guesses(sk, cut)
+        if decided.all():
+            if stats is not None:
+                stats["exact"] = True
+            cj, off = confident_joint_from_guesses(sk.y, guess.astype(np.int32), sk.k)
+            return cj, off, thresholds
+        rows = np.flatnonzero(~decided)
+        if round_ == MAX_ROUNDS or not _refine(pb, sk, rows, stats):
+            return None
     return None
 
 
