@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._common import params
+from .._common.arrays import HOST
 from .._common.backend import core
 from .._common.checks import raise_row_error
 from .._common.names import SCORE_METHODS
@@ -50,6 +51,10 @@ def quality_scores(pb: Problem, method: str, *, adjust_pred_probs=False, rows=No
     computed them (over all rows).
     """
     check_method(method, adjust_pred_probs)
+    if (rows is None and g is None and max_other is None and not adjust_pred_probs and not pb.validated
+            and pb.probs.device == HOST):
+        with stage("scores"):
+            return _scores_in_one_sweep(pb, method)
     if not (method == "normalized_margin" and not adjust_pred_probs and max_other is None and rows is None):
         validate(pb)  # (the max-other sweep of that case validates as it reads)
     with stage("scores"):
@@ -61,6 +66,32 @@ def quality_scores(pb: Problem, method: str, *, adjust_pred_probs=False, rows=No
         if method == "normalized_margin":
             return _normalized_margin(pb, gs, rows, max_other)
         return _confidence_weighted_entropy(pb, gs, rows)
+
+
+def _scores_in_one_sweep(pb: Problem, method: str) -> np.ndarray:
+    """All rows' scores reading each block once: validation (the row pass's,
+    for the margin), P[i, y_i] and the method's per-row sweep on the block
+    while it is in memory -- one read of a file-backed dump, not two or three."""
+    g = np.empty(pb.n, pb.dtype)
+    extra = None if method == "self_confidence" else np.empty(pb.n, np.float64)
+    lo, hi, tol = pb.bounds()
+    for row0, block in pb.probs.blocks():
+        sl = slice(row0, row0 + len(block))
+        y = pb.labels[sl]
+        core().gather_given(block, y, g[sl], pb.nthreads)
+        if method == "normalized_margin":  # max over the other classes; validates as it reads
+            err = core().row_pass(block, y, None, None, None, None, extra[sl], lo, hi, tol, pb.nthreads)
+        else:
+            err = core().validate(block, y, lo, hi, tol, pb.nthreads)
+        pb.raise_row_error(block, row0, err)
+        if method == "confidence_weighted_entropy":
+            core().xlogx_rows(block, None, extra[sl], pb.nthreads)
+    pb.validated = True
+    if method == "self_confidence":
+        return g
+    if method == "normalized_margin":
+        return _normalized_margin(pb, g, None, extra)
+    return _entropy_score(pb, g, extra)
 
 
 def _sel(rows):
@@ -100,6 +131,11 @@ def _normalized_margin(pb: Problem, gs, rows, max_other) -> np.ndarray:
 def _confidence_weighted_entropy(pb: Problem, gs, rows) -> np.ndarray:
     xs = np.empty(pb.n if rows is None else len(rows), np.float64)
     _rows_op(pb, rows, lambda b, r, y, o_: core().xlogx_rows(b, r, o_, pb.nthreads), xs)
+    return _entropy_score(pb, gs, xs)
+
+
+def _entropy_score(pb: Problem, gs, xs) -> np.ndarray:
+    """cleanlab's confidence-weighted entropy from P[i, y_i] and sum_k P log P (float64) per row."""
     xs = xs.astype(np.float32 if pb.dtype == np.float32 else np.float64)
     entropy = -xs / np.log(pb.k)
     sc = np.clip(gs, a_min=1e-6, a_max=None)
