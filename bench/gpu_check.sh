@@ -3,6 +3,8 @@
 # machine, run the `gpu` tests, run the GPU benchmark; everything under $OUT.
 #
 #   bash bench/gpu_check.sh            # $OUT set by the device tool (default ./gpu_out)
+#   STEPS="env build info sk_tests sk_bench" bash bench/gpu_check.sh   # only the named steps
+#     (sk_tests = tests/gpu/test_cuda_sinkhorn.py alone; in a full run gpu_tests covers it)
 #
 # Each step has its own timeout, shortened so that all of them together stay
 # under TOTAL_BUDGET seconds (default 500); a step that fails or times out is
@@ -19,9 +21,13 @@ T0=$(date +%s)
 PY="${PYTHON:-python3}"
 
 # step NAME TIMEOUT CMD...  -- runs CMD with min(TIMEOUT, what is left), output in $OUT/NAME.log
+STEPS="${STEPS:-}"
+OPTIONAL_STEPS="sk_tests"  # run only when named in STEPS (gpu_tests already covers them)
 step() {
   local name=$1 limit=$2
   shift 2
+  if [[ -n "$STEPS" && " $STEPS " != *" $name "* ]]; then return 0; fi
+  if [[ -z "$STEPS" && " $OPTIONAL_STEPS " == *" $name "* ]]; then return 0; fi
   local left=$(( TOTAL_BUDGET - ($(date +%s) - T0) ))
   if (( left < limit )); then limit=$left; fi
   if (( limit < 5 )); then
@@ -79,6 +85,14 @@ gpu_tests() {  # its output is $OUT/gpu_tests.log (the step's log)
     "$REPO/tests/gpu" "$REPO/tests/common/test_backend.py" "$REPO/tests/common/test_cuda_arrays.py"
 }
 
+sk_tests() {  # issue 12: the CUDA Sinkhorn against the CPU (also part of gpu_tests)
+  cd /tmp && "$PY" -m pytest -m gpu -q -p no:cacheprovider -rs --maxfail=10 "$REPO/tests/gpu/test_cuda_sinkhorn.py"
+}
+
+sk_bench() {  # issue 12: 1.28M x 3000 pass vs one read of S; swav_codes vs SwAV's loop
+  cd /tmp && "$PY" "$REPO/bench/bench_gpu_sinkhorn.py" --out "$OUT/gpu_sinkhorn.json" --budget 80
+}
+
 bench() {
   cd /tmp && "$PY" "$REPO/bench/bench_gpu_cl.py" --out "$OUT/gpu_bench.json" --budget 110
 }
@@ -88,12 +102,14 @@ nccl() {  # issue 13: labelsift.distributed and Sinkhorn group= over one NCCL ra
 }
 
 export REPO OUT PY
-export -f env_report build info gpu_tests bench nccl
+export -f env_report build info gpu_tests sk_tests sk_bench bench nccl
 
 step env 20 env_report
 step build 240 build
 step info 20 info
 step gpu_tests 180 gpu_tests
+step sk_tests 60 sk_tests
+step sk_bench 90 sk_bench
 step nccl 40 nccl
 step bench 120 bench
 echo "total: $(( $(date +%s) - T0 ))s" | tee -a "$SUMMARY"

@@ -6,7 +6,9 @@ with :mod:`support.cuda_emu_plugin`).
 The emulator implements the contract of each kernel binding (documented in
 src/cuda/cl/cuda_kernels.h) on host memory: "device pointers" are host
 addresses, the row pass is the CPU kernel, the confident counts and the
-pair margins are NumPy. It does not emulate CUDA errors.
+pair margins are NumPy; the Sinkhorn pass and column log-sum-exp are the
+CPU's sk_pass / sk_col_lse_pieces over the CPU's row chunks. It does not
+emulate CUDA errors.
 """
 import ctypes
 
@@ -102,6 +104,39 @@ class Emu:
             t = np.flatnonzero(y[r] == kk)
             for q in range(off[kk], off[kk + 1]):
                 o[base[q] + loc[t]] = (Pv[r[t], cl[q]] - Pv[r[t], kk]).astype(np.float64)
+
+
+    # ---- Sinkhorn (src/cuda/sinkhorn/sk_cuda.h): the CPU kernels on host views ----
+    @staticmethod
+    def sk_work_bytes(n, k):
+        return 64  # the emulated kernels keep nothing in the work buffer
+
+    @staticmethod
+    def sk_pass(X, n, k, s0, s1, dtype, lam, f, b, b0, colsum, colmax, labels, g, plan, plan_dtype, unit_rows,
+                check, work, work_bytes, device, stream):
+        Emu.calls.append("sk_pass")
+        assert work and work_bytes >= Emu.sk_work_bytes(n, k)
+        assert f.dtype == np.float64 and f.shape == (k,) and colsum.shape == (k,) and colmax.shape == (k,)
+        Xv = host_view(X, (n, k), (s0, s1), DT[dtype])
+        bv = None if b == 0 else np.ascontiguousarray(host_view(b, (n,), (1,), np.float64))
+        lv = None if labels == 0 else host_view(labels, (n,), (1,), np.int64)
+        gv = None if g == 0 else host_view(g, (n,), (1,), np.float64)
+        pv = None if plan == 0 else host_view(plan, (n, k), (k, 1), DT[plan_dtype])
+        return core().sk_pass(Xv, lam, f, bv, b0, colsum, colmax, lv, gv, pv, unit_rows, check, 0, 0)
+
+    @staticmethod
+    def sk_col_lse(X, n, k, s0, s1, dtype, lam, lb, lb0, M, S, work, work_bytes, device, stream):
+        Emu.calls.append("sk_col_lse")
+        assert work and work_bytes >= Emu.sk_work_bytes(n, k)
+        Xv = host_view(X, (n, k), (s0, s1), DT[dtype])
+        rpc = int(core().sk_chunk_rows(n))
+        nch = -(-n // rpc)
+        starts = np.minimum(np.arange(nch + 1, dtype=np.int64) * rpc, n)  # the CPU's chunks (sinkhorn/kernels.h)
+        assert M.shape == (nch * k,) and S.shape == (nch * k,)
+        M[:] = -np.inf
+        S[:] = 0.0
+        lbv = None if lb == 0 else np.ascontiguousarray(host_view(lb, (n,), (1,), np.float64))
+        core().sk_col_lse_pieces(Xv, lam, lbv, lb0, starts, M, S, 0)
 
 
 class FakeDeviceArray:

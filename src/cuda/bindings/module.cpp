@@ -11,9 +11,12 @@
 #include <pybind11/stl.h>
 
 #include <memory>
+#include <string>
 
 #include "cl/cuda_kernels.h"
 #include "common/device_query.h"
+#include "sinkhorn/kernels.h"
+#include "sinkhorn/sk_cuda.h"
 
 namespace py = pybind11;
 using ls::cuda::DevMat;
@@ -33,6 +36,13 @@ void* host_ptr(const py::array& a, bool writeable) {
   if (!(a.flags() & py::array::c_style)) throw py::value_error("labelsift._cuda: host array must be C-contiguous");
   if (writeable && !a.writeable()) throw py::value_error("labelsift._cuda: host array is read-only");
   return const_cast<void*>(a.data());
+}
+
+// A host float64 vector of n values (in: C-contiguous; out: also writeable).
+double* host_f64(const py::array& a, int64_t n, bool writeable, const char* what) {
+  if (a.dtype().kind() != 'f' || a.itemsize() != 8 || a.size() != n)
+    throw py::value_error(std::string("labelsift._cuda: ") + what + " must be " + std::to_string(n) + " float64 values");
+  return static_cast<double*>(host_ptr(a, writeable));
 }
 
 }  // namespace
@@ -133,4 +143,54 @@ PYBIND11_MODULE(_cuda, m) {
       py::arg("P"), py::arg("n"), py::arg("k"), py::arg("s0"), py::arg("s1"), py::arg("dtype"), py::arg("labels"),
       py::arg("rows"), py::arg("local"), py::arg("m"), py::arg("pair_off"), py::arg("cols"), py::arg("pair_base"),
       py::arg("out"), py::arg("device"), py::arg("stream"));
+  // ---- Sinkhorn (sinkhorn/sk_cuda.h) ----------------------------------------
+  m.def("sk_work_bytes", &ls::cuda::sk_work_bytes, py::arg("n"), py::arg("k"),
+        "Bytes of the work buffer sk_pass / sk_col_lse need for an (n, k) matrix.");
+  m.def(
+      "sk_pass",
+      [](uintptr_t X, int64_t n, int64_t k, int64_t s0, int64_t s1, int dtype, double lam, const py::array& f,
+         uintptr_t b, double b0, const py::array& colsum, const py::array& colmax, uintptr_t labels, uintptr_t g,
+         uintptr_t plan, int plan_dtype, bool unit_rows, bool check, uintptr_t work, size_t work_bytes, int device,
+         uintptr_t stream) {
+        ls::cuda::SkPassArgs a{};
+        a.X = dev_mat(X, n, k, s0, s1, dtype);
+        a.lam = lam;
+        a.f = host_f64(f, k, false, "f");
+        a.b = b;
+        a.b0 = b0;
+        a.colsum = host_f64(colsum, k, true, "colsum");
+        a.colmax = host_f64(colmax, k, true, "colmax");
+        a.labels = labels;
+        a.g = g;
+        a.plan = plan;
+        a.plan_dtype = plan_dtype;
+        a.plan_unit_rows = unit_rows;
+        a.check = check;
+        a.work = work;
+        a.work_bytes = work_bytes;
+        py::gil_scoped_release nogil;
+        return ls::cuda::sk_pass(a, device, stream);
+      },
+      py::arg("X"), py::arg("n"), py::arg("k"), py::arg("s0"), py::arg("s1"), py::arg("dtype"), py::arg("lam"),
+      py::arg("f"), py::arg("b"), py::arg("b0"), py::arg("colsum"), py::arg("colmax"), py::arg("labels"),
+      py::arg("g"), py::arg("plan"), py::arg("plan_dtype"), py::arg("unit_rows"), py::arg("check"),
+      py::arg("work"), py::arg("work_bytes"), py::arg("device"), py::arg("stream"),
+      "One fused Sinkhorn pass on the device (f, colsum, colmax: host float64 K-vectors; the rest device "
+      "pointers, 0 = not wanted); waits for the stream; returns the first non-finite row or -1.");
+  m.def(
+      "sk_col_lse",
+      [](uintptr_t X, int64_t n, int64_t k, int64_t s0, int64_t s1, int dtype, double lam, uintptr_t lb, double lb0,
+         const py::array& M, const py::array& S, uintptr_t work, size_t work_bytes, int device, uintptr_t stream) {
+        const DevMat D = dev_mat(X, n, k, s0, s1, dtype);
+        const int64_t rpc = ls::sk::chunk_rows(n);
+        const int64_t nch = (n + rpc - 1) / rpc;
+        double* mp = host_f64(M, nch * k, true, "M");
+        double* sp = host_f64(S, nch * k, true, "S");
+        py::gil_scoped_release nogil;
+        ls::cuda::sk_col_lse(D, lam, lb, lb0, mp, sp, work, work_bytes, device, stream);
+      },
+      py::arg("X"), py::arg("n"), py::arg("k"), py::arg("s0"), py::arg("s1"), py::arg("dtype"), py::arg("lam"),
+      py::arg("lb"), py::arg("lb0"), py::arg("M"), py::arg("S"), py::arg("work"), py::arg("work_bytes"),
+      py::arg("device"), py::arg("stream"),
+      "The column log-sum-exp pieces of the CPU's row chunks (M, S: host float64, nch x K), for sk_lse_finish.");
 }

@@ -84,11 +84,28 @@ def _plan_dtype(X: np.ndarray):
     return np.float64 if X.dtype == np.float64 else np.float32
 
 
-def _problem(X, lam, marginals, row_weights, n_jobs, isa=0) -> Problem:
+def _problem(X, lam, marginals, row_weights, n_jobs, isa=0, device=None) -> Problem:
     n, k = X.shape
     a = np.full(k, 1.0 / k) if marginals is None else as_distribution(marginals, k, "marginals")
     b = None if row_weights is None else as_distribution(row_weights, n, "row_weights")
-    return Problem(X, lam, a, b, threads(n_jobs), isa)
+    return Problem(X, lam, a, b, threads(n_jobs), isa, device=device)
+
+
+def _route(scores, device):
+    """The device scores for a CUDA array (see ``_sinkhorn.device.route``), or None."""
+    from ._sinkhorn.device import route
+    return route(scores, device)
+
+
+def _host_copy(ds):
+    """(host copy of device scores, its to_caller, None): the CPU path for a CUDA array."""
+    from ._common import cuda_arrays
+
+    return ds.host(), (lambda r: cuda_arrays.to_caller(ds.arr, r)), None
+
+
+def _same(x):
+    return x
 
 
 def _warn_unconverged(res: SinkhornResult, tol: float) -> None:
@@ -157,8 +174,18 @@ def self_label(scores, *, kind="logits", lam=25.0, marginals=None, n_iter=None, 
         column sums are added in the single process's chunk order, see
         ``labelsift._sinkhorn.sharded``). Not with ``row_weights`` or
         ``log_domain=False``.
-    device
-        Reserved for the GPU version (not in this build).
+    device : None, "cpu", "cuda" or "cuda:<index>"
+        ``scores`` as a CUDA array (torch, CuPy, anything with
+        ``__cuda_array_interface__`` or DLPack) run on its device and
+        stream (device None or "cuda"): the fused passes run there, only
+        K-vectors cross to the host between passes; labels and plan come
+        back as arrays of the caller's kind on that device. Labels, plan
+        and column potentials equal the CPU path's (the row potentials
+        within a few ulp: CUDA's log). ``kind="probs"``,
+        ``log_domain=False``, ``group=`` and ``device="cpu"`` read a host
+        copy of a CUDA array instead (same results, results in the
+        caller's type). Host scores with ``device="cuda"``: ValueError
+        (moving host scores to a GPU is not implemented).
 
     Returns
     -------
@@ -166,7 +193,7 @@ def self_label(scores, *, kind="logits", lam=25.0, marginals=None, n_iter=None, 
     :class:`SinkhornResult` with ``return_info``. Torch input gives torch
     output.
     """
-    _cpu_only(device)
+    ds = _route(scores, device)
     if log_domain not in LOG_DOMAIN:
         raise ValueError(f"log_domain={log_domain!r} is not one of 'auto', True, False")
     if mode not in MODES:
@@ -174,13 +201,20 @@ def self_label(scores, *, kind="logits", lam=25.0, marginals=None, n_iter=None, 
     if group is not None and (row_weights is not None or log_domain is False):
         raise NotImplementedError("group= works with the log-domain loop and uniform rows only "
                                   "(no row_weights, no log_domain=False)")
-    raw, to_caller = from_tensor(scores, "scores")
+    if ds is not None and (kind == "probs" or log_domain is False or group is not None or device == "cpu"):
+        raw, to_caller, ds = _host_copy(ds)  # no kernel for these: the CPU path on a host copy
+    elif ds is None:
+        raw, to_caller = from_tensor(scores, "scores")
     lam = as_lam(lam)
     n_iter = _iters(n_iter, low=1 if mode == "sela" else 0)
     max_iter = _iters(max_iter, "max_iter", low=1)
     tol = _tol(tol)
 
     def prepare():
+        if ds is not None:
+            if kind not in ("logits", "log_probs"):  # pragma: no cover - routed to the host above
+                raise AssertionError(kind)
+            return _problem(ds, lam, marginals, row_weights, n_jobs, _isa, device=ds)
         X_ = as_scores(raw, kind, allow_empty=group is not None)
         return _problem(X_, lam, marginals, row_weights, n_jobs, _isa)
 
@@ -198,6 +232,11 @@ def self_label(scores, *, kind="logits", lam=25.0, marginals=None, n_iter=None, 
                   want_plan=return_plan, plan_dtype=_plan_dtype(X), want_row_potentials=return_info,
                   on_pass=callback)
     _warn_unconverged(res, tol)
+    if ds is not None:  # the outputs are already of the caller's kind, on its device
+        res.labels = res.labels.result()
+        if res.plan is not None:
+            res.plan = res.plan.result()
+        to_caller = _same
     if return_info:
         res.labels = to_caller(res.labels)
         if res.plan is not None:
@@ -244,20 +283,29 @@ def swav_codes(scores, *, epsilon=0.05, n_iter=3, group=None, n_jobs=None, devic
     default one): each rank passes its batch, as SwAV's
     ``distributed_sinkhorn`` does, and gets its rows of the codes --
     identical to the single-process codes of the concatenated batches.
+    A CUDA array (torch/CuPy) runs on its device and stream and gets codes
+    of its kind there (``device``: as for :func:`self_label`).
     """
-    _cpu_only(device)
-    raw, to_caller = from_tensor(scores, "scores")
+    ds = _route(scores, device)
+    if ds is not None and (group is not None or device == "cpu"):
+        raw, to_caller, ds = _host_copy(ds)
+    elif ds is None:
+        raw, to_caller = from_tensor(scores, "scores")
     eps = as_lam(epsilon, "epsilon")
     n_iter = _iters(n_iter, low=1)
     if n_iter is None:
         raise ValueError("n_iter must be an integer >= 1 (SwAV's sinkhorn_iterations)")
 
     def prepare():
+        if ds is not None:
+            return _problem(ds, 1.0 / eps, None, None, n_jobs, device=ds)
         return _problem(as_scores(raw, "logits", allow_empty=group is not None), 1.0 / eps, None, None, n_jobs)
 
     pb = prepare() if group is None else _sharded(group, prepare)
     X = pb.X
     res = run(pb, mode="sela", n_iter=n_iter, start="uniform", want_plan=True,
               plan_dtype=np.float64 if X.dtype == np.float64 else np.float32, unit_rows=True)
+    if ds is not None:  # already the caller's kind, on its device
+        return res.plan.result(dtype=X.dtype)
     Q = res.plan if res.plan.dtype == X.dtype else res.plan.astype(X.dtype)
     return to_caller(Q)

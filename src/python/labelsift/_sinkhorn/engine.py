@@ -67,6 +67,8 @@ class Problem:
     isa: int = 0
     #: the rows of one worker of several (.sharded.ShardRows), or None
     shard: Optional[object] = None
+    #: the scores on a CUDA device (.device.DeviceScores; then X is that too), or None
+    device: Optional[object] = None
 
     @property
     def n(self) -> int:
@@ -93,6 +95,11 @@ def _pass(pb: Problem, f, *, lam=None, labels=None, g=None, plan=None, unit_rows
     lam = pb.lam if lam is None else lam
     if pb.shard is not None:
         return pb.shard.pass_(pb, f, lam, labels, g, plan, unit_rows, check)
+    if pb.device is not None:
+        colsum, colmax, bad = pb.device.pass_(f, lam, pb.b, pb.b0, labels, g, plan, unit_rows, check)
+        if check:
+            _raise_bad(pb, bad, lam)
+        return colsum, colmax
     colsum = np.empty(pb.k)
     colmax = np.empty(pb.k)
     bad = core().sk_pass(pb.X, lam, f, pb.b, pb.b0, colsum, colmax, labels, g, plan, unit_rows, check,
@@ -123,6 +130,8 @@ def first_column_step(pb: Problem, rows: str) -> tuple[np.ndarray, np.ndarray]:
     with stage("col_lse"):
         if pb.shard is not None:
             lse = pb.shard.col_lse(pb, pb.lam, lb_arg, float(np.log(pb.b0)))
+        elif pb.device is not None:
+            lse = pb.device.col_lse(pb.lam, lb_arg, float(np.log(pb.b0)))
         else:
             lse = core().sk_col_lse(pb.X, pb.lam, lb_arg, float(np.log(pb.b0)), pb.nthreads)
     f0 = np.log(pb.a) - lse
@@ -130,6 +139,11 @@ def first_column_step(pb: Problem, rows: str) -> tuple[np.ndarray, np.ndarray]:
         _pass(pb, np.zeros(pb.k), check=True)
         raise ValueError("scores: the first column step is not finite")  # pragma: no cover
     return f0, g0
+
+
+def _new_out(pb: Problem, shape, dtype):
+    """An output of the passes: a host array, or (device path) a device one."""
+    return np.empty(shape, dtype=dtype) if pb.device is None else pb.device.out(shape, dtype)
 
 
 def run(pb: Problem, *, mode: str = "fused", n_iter: int | None = None, tol: float = 1e-3, max_iter: int = 1000,
@@ -149,7 +163,7 @@ def run(pb: Problem, *, mode: str = "fused", n_iter: int | None = None, tol: flo
         f = np.zeros(pb.k)
     if mode != "sela":
         g_prev = None
-    labels = np.empty(pb.n, dtype=np.int64)
+    labels = _new_out(pb, pb.n, np.int64)
     g = np.empty(pb.n) if (mode == "sela" or want_row_potentials) else None
     # the pass known to be the last one (fixed iteration count) writes the plan itself
     final_j = None if n_iter is None else (n_iter if mode == "sela" else n_iter + 1)
@@ -160,7 +174,7 @@ def run(pb: Problem, *, mode: str = "fused", n_iter: int | None = None, tol: flo
         j += 1
         last = final_j is not None and j >= final_j
         if last and want_plan:
-            plan = np.empty((pb.n, pb.k), dtype=plan_dtype)
+            plan = _new_out(pb, (pb.n, pb.k), plan_dtype)
         with stage("pass"):
             colsum, colmax = _pass(pb, f, labels=labels, g=g, plan=plan if last else None, unit_rows=unit_rows,
                                    check=not checked)
@@ -182,7 +196,7 @@ def run(pb: Problem, *, mode: str = "fused", n_iter: int | None = None, tol: flo
     if want_plan and plan is None:
         # the loop stopped on tol: one more pass with the same potentials writes
         # the plan (the kernel is deterministic: it is the plan of the pass that stopped)
-        plan = np.empty((pb.n, pb.k), dtype=plan_dtype)
+        plan = _new_out(pb, (pb.n, pb.k), plan_dtype)
         with stage("output_pass"):
             _pass(pb, f, plan=plan, unit_rows=unit_rows)
     return SinkhornResult(labels=labels, col_potentials=f, n_iter=rule.count(j), error=err, history=history,
