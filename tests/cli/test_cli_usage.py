@@ -419,7 +419,7 @@ def test_passes_announced_equal_passes_made(dump, tmp_path, monkeypatch, case, c
     err = capsys.readouterr().err
     (bar,) = bars
     announced = cli.passes_for(cli._parser().parse_args(argv))
-    assert bar.passes == announced >= 2
+    assert bar.passes == announced >= 1
     assert bar.completed == announced, f"{case}: {bar.completed} passes made, {announced} announced"
     assert bar.n == 10_000
     for i in range(1, announced + 1):
@@ -441,7 +441,7 @@ def test_no_progress_switches(dump, monkeypatch, how, capsys, tmp_path):
 def test_progress_switch_forces_bars(dump, capsys):
     d, _, _ = dump
     assert main(["scores", *_args(d), "--progress"]) == 0
-    assert "pass 1/2" in capsys.readouterr().err
+    assert "pass 1/1" in capsys.readouterr().err  # scores read each block once
 
 
 # ---------------------------------------------------------------------------

@@ -168,10 +168,10 @@ def passes_for(args) -> int:
         # thresholds (given-label values) + the row sweep; the noise-rate prune sweeps once more
         return 3 if args.filter_by in ("prune_by_noise_rate", "both") else 2
     if args.command == "noise-matrix":
-        return 2  # thresholds + the row sweep
+        from ._cl.oneread import prefer_one_read
+        return 1 if prefer_one_read() else 2  # (one read, or) thresholds + the row sweep
     if args.command == "scores":
-        # validation or max-over-others sweep + given-label values; entropy sweeps once more
-        return 3 if args.method == "confidence_weighted_entropy" else 2
+        return 1  # every block: validation, given-label values and the method's sweep while it is in memory
     raise AssertionError(args.command)  # pragma: no cover
 
 
