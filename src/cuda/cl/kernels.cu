@@ -11,6 +11,7 @@
 //    then re-swept by one thread for its error code and column;
 //  * pair_margins: the margins the prune-by-noise-rate selections rank.
 // Built with --fmad=false: no contraction anywhere, as on the CPU.
+#include "common/checked.h"
 #include "cl/cuda_kernels.h"
 
 #include <cuda_runtime.h>
@@ -25,29 +26,6 @@ namespace ls {
 namespace cuda {
 
 namespace {
-
-void check(cudaError_t e, const char* what) {
-  if (e != cudaSuccess) {
-    cudaGetLastError();  // clear a non-sticky error so later calls can proceed
-    throw std::runtime_error(std::string("labelsift CUDA: ") + what + " failed: " + cudaGetErrorName(e) + ": " +
-                             cudaGetErrorString(e));
-  }
-}
-
-cudaStream_t as_stream(uintptr_t s) { return reinterpret_cast<cudaStream_t>(s); }
-
-// Makes `device` current for the scope (restores the previous one).
-struct DeviceScope {
-  int prev = -1;
-  explicit DeviceScope(int device) {
-    check(cudaGetDevice(&prev), "cudaGetDevice");
-    if (prev != device) check(cudaSetDevice(device), "cudaSetDevice");
-  }
-  ~DeviceScope() {
-    int cur = -1;
-    if (cudaGetDevice(&cur) == cudaSuccess && cur != prev && prev >= 0) cudaSetDevice(prev);
-  }
-};
 
 constexpr int kThreads = 256;
 constexpr int64_t kThreadRowMaxK = 16;

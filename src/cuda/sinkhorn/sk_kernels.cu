@@ -49,6 +49,7 @@
 // The column log-sum-exp (first column step of SeLa/SwAV) is the same walk
 // as 2: one thread a (chunk, column), lse_push over the chunk's rows in
 // order, exactly lse_rows of passes.cpp; the host merges with lse_finish.
+#include "common/checked.h"
 #include "sinkhorn/sk_cuda.h"
 
 #include <cuda_runtime.h>
@@ -66,28 +67,6 @@ namespace ls {
 namespace cuda {
 
 namespace {
-
-void check(cudaError_t e, const char* what) {
-  if (e != cudaSuccess) {
-    cudaGetLastError();
-    throw std::runtime_error(std::string("labelsift CUDA: ") + what + " failed: " + cudaGetErrorName(e) + ": " +
-                             cudaGetErrorString(e));
-  }
-}
-
-cudaStream_t as_stream(uintptr_t s) { return reinterpret_cast<cudaStream_t>(s); }
-
-struct DeviceScope {
-  int prev = -1;
-  explicit DeviceScope(int device) {
-    check(cudaGetDevice(&prev), "cudaGetDevice");
-    if (prev != device) check(cudaSetDevice(device), "cudaSetDevice");
-  }
-  ~DeviceScope() {
-    int cur = -1;
-    if (cudaGetDevice(&cur) == cudaSuccess && cur != prev && prev >= 0) cudaSetDevice(prev);
-  }
-};
 
 constexpr int kThreads = 256;
 constexpr unsigned kFull = 0xffffffffu;

@@ -27,11 +27,10 @@ import numpy as np
 
 from .._common.arrays import PROB_HIGH, PROB_LOW, check_kxk_memory, row_sum_tolerance
 from .._common.backend import backend_info, cuda_module
-from .._common.cuda_arrays import CudaArray, as_device_labels, as_device_probs, resolve_stream, span
+from .._common.cuda_arrays import DTYPE_CODE, CudaArray, DeviceMatrix, as_device_labels, as_device_probs, span
 from .._common.trace import stage
 from .rules import active_pairs
 
-DTYPE_CODE = {np.dtype(np.float16): 0, np.dtype(np.float32): 1, np.dtype(np.float64): 2}
 
 #: The most margins (float64) one batch of prune_by_noise_rate computes.
 MARGIN_BATCH = 1 << 26
@@ -50,17 +49,12 @@ def require_cuda(what: str = "pred_probs"):
     return cuda_module()
 
 
-class DeviceProbs:
+class DeviceProbs(DeviceMatrix):
     """pred_probs on a CUDA device (what a Problem's ``probs`` is on the device path)."""
 
     def __init__(self, arr: CudaArray):
-        self.cuda = require_cuda()
-        self.arr = arr
+        super().__init__(arr, require_cuda())
         self.n, self.k = arr.shape
-        self.dtype = arr.dtype
-        self.s0, self.s1 = arr.strides
-        self.dev = arr.device if arr.device is not None else int(self.cuda.pointer_device(arr.ptr))
-        self.stream = resolve_stream(arr)
         self.device = f"cuda:{self.dev}"
         self.on_block = None
         self._labels = None  # (host labels, their device buffer)
@@ -69,24 +63,6 @@ class DeviceProbs:
     @classmethod
     def of(cls, x, what: str = "pred_probs") -> "DeviceProbs":
         return cls(as_device_probs(x, what))
-
-    def desc(self):
-        return (self.arr.ptr, self.n, self.k, self.s0, self.s1, DTYPE_CODE[self.dtype])
-
-    # -- memory ------------------------------------------------------------
-    def alloc(self, nbytes: int):
-        return self.cuda.DeviceBuffer(int(nbytes), self.dev)
-
-    def upload(self, host: np.ndarray):
-        host = np.ascontiguousarray(host)
-        buf = self.alloc(host.nbytes)
-        self.cuda.copy_htod(buf.ptr, host, self.dev, self.stream)
-        return buf
-
-    def download(self, buf, n: int, dtype) -> np.ndarray:
-        out = np.empty(n, dtype)
-        self.cuda.copy_dtoh(out, buf.ptr, self.dev, self.stream)
-        return out
 
     def fetch(self, ptr: int, shape, strides, dtype) -> np.ndarray:
         """A host copy of a strided device array (strides in elements, any sign)."""

@@ -356,3 +356,39 @@ def to_caller(a: CudaArray, result):
 
 __all__ = ["CudaArray", "as_device_labels", "dltensor_fields", "as_device_probs", "is_cuda_array", "parse", "parse_cai",
            "parse_dlpack", "parse_dltensor", "resolve_stream", "span", "to_caller"]
+
+
+#: the dtype codes of the CUDA kernels' descriptors
+DTYPE_CODE = {np.dtype(np.float16): 0, np.dtype(np.float32): 1, np.dtype(np.float64): 2}
+
+
+class DeviceMatrix:
+    """What the device paths share about an N x K CUDA array: its descriptor
+    for the kernels (pointer, n, k, strides in elements, dtype code), its
+    device and the caller's stream, and buffers on that device. Subclasses
+    give ``n`` and ``k``."""
+
+    def __init__(self, arr: CudaArray, cuda):
+        self.cuda = cuda
+        self.arr = arr
+        self.dtype = arr.dtype
+        self.s0, self.s1 = arr.strides
+        self.dev = arr.device if arr.device is not None else int(cuda.pointer_device(arr.ptr))
+        self.stream = resolve_stream(arr)
+
+    def desc(self):
+        return (self.arr.ptr, self.n, self.k, self.s0, self.s1, DTYPE_CODE[self.dtype])
+
+    def alloc(self, nbytes: int):
+        return self.cuda.DeviceBuffer(int(nbytes), self.dev)
+
+    def upload(self, host: np.ndarray):
+        host = np.ascontiguousarray(host)
+        buf = self.alloc(host.nbytes)
+        self.cuda.copy_htod(buf.ptr, host, self.dev, self.stream)
+        return buf
+
+    def download(self, buf, n: int, dtype) -> np.ndarray:
+        out = np.empty(n, dtype)
+        self.cuda.copy_dtoh(out, buf.ptr, self.dev, self.stream)
+        return out

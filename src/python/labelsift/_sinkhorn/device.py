@@ -21,9 +21,8 @@ import sys
 import numpy as np
 
 from .._common.backend import core
-from .._common.cuda_arrays import CudaArray, parse, resolve_stream, span
+from .._common.cuda_arrays import DTYPE_CODE, CudaArray, DeviceMatrix, parse, span
 
-DTYPE_CODE = {np.dtype(np.float16): 0, np.dtype(np.float32): 1, np.dtype(np.float64): 2}
 KERNEL_DTYPES = tuple(DTYPE_CODE)
 
 
@@ -91,18 +90,13 @@ class DevOut:
         return host if dtype is None or np.dtype(dtype) == self.dtype else host.astype(dtype)
 
 
-class DeviceScores:
+class DeviceScores(DeviceMatrix):
     """Scores on a CUDA device: what a Problem's ``X`` is on the device path
     (``shape``, ``dtype`` and row access like an array)."""
 
     def __init__(self, arr: CudaArray):
-        self.cuda = require_cuda()
-        self.arr = arr
+        super().__init__(arr, require_cuda())
         self.shape = arr.shape
-        self.dtype = arr.dtype
-        self.s0, self.s1 = arr.strides
-        self.dev = arr.device if arr.device is not None else int(self.cuda.pointer_device(arr.ptr))
-        self.stream = resolve_stream(arr)
         self._work = None
         self._g = None
         self._b = None  # (host row weights, their device copy)
@@ -125,19 +119,6 @@ class DeviceScores:
 
     def __len__(self) -> int:
         return self.n
-
-    def desc(self):
-        return (self.arr.ptr, self.n, self.k, self.s0, self.s1, DTYPE_CODE[self.dtype])
-
-    # -- memory ------------------------------------------------------------
-    def alloc(self, nbytes: int):
-        return self.cuda.DeviceBuffer(int(nbytes), self.dev)
-
-    def upload(self, host: np.ndarray):
-        host = np.ascontiguousarray(host)
-        buf = self.alloc(host.nbytes)
-        self.cuda.copy_htod(buf.ptr, host, self.dev, self.stream)
-        return buf
 
     def work(self):
         if self._work is None:
