@@ -36,17 +36,7 @@ int64_t blocks_for(int64_t work_items, int64_t per_block) {
   return b < 1 ? 1 : (b > (int64_t(1) << 30) ? (int64_t(1) << 30) : b);
 }
 
-void check_launch(const char* what) { check(cudaGetLastError(), what); }
 
-template <class F>
-void dispatch_dtype(int dtype, F&& f) {
-  switch (dtype) {
-    case F16: f(half_t{}); break;
-    case F32: f(float{}); break;
-    case F64: f(double{}); break;
-    default: throw std::invalid_argument("labelsift CUDA: unsupported dtype code");
-  }
-}
 
 // ---------------------------------------------------------------------------
 template <class S>

@@ -72,15 +72,6 @@ constexpr int kThreads = 256;
 constexpr unsigned kFull = 0xffffffffu;
 constexpr unsigned long long kNoRow = ULLONG_MAX;
 
-template <class F>
-void dispatch_dtype(int dtype, F&& f) {
-  switch (dtype) {
-    case F16: f(half_t{}); break;
-    case F32: f(float{}); break;
-    case F64: f(double{}); break;
-    default: throw std::invalid_argument("labelsift CUDA: unsupported dtype code");
-  }
-}
 
 // The work buffer: [colsum K | colmax K | first_bad 1 | f K] doubles,
 // [m | w | lw | pw] N doubles each, [ok] N bytes (padded to 8), then the

@@ -27,7 +27,7 @@ import numpy as np
 
 from .._common.arrays import PROB_HIGH, PROB_LOW, check_kxk_memory, row_sum_tolerance
 from .._common.backend import backend_info, cuda_module
-from .._common.cuda_arrays import DTYPE_CODE, CudaArray, DeviceMatrix, as_device_labels, as_device_probs, span
+from .._common.cuda_arrays import DTYPE_CODE, CudaArray, DeviceMatrix, as_device_labels, as_device_probs
 from .._common.trace import stage
 from .rules import active_pairs
 
@@ -63,17 +63,6 @@ class DeviceProbs(DeviceMatrix):
     @classmethod
     def of(cls, x, what: str = "pred_probs") -> "DeviceProbs":
         return cls(as_device_probs(x, what))
-
-    def fetch(self, ptr: int, shape, strides, dtype) -> np.ndarray:
-        """A host copy of a strided device array (strides in elements, any sign)."""
-        a = CudaArray(ptr, tuple(shape), tuple(strides), np.dtype(dtype), None, self.dev, "other", None)
-        lo, hi = span(a)
-        raw = np.empty(hi - lo, a.dtype)
-        if hi > lo:
-            self.cuda.copy_dtoh(raw, ptr + lo * a.dtype.itemsize, self.dev, self.stream)
-        view = np.ndarray(a.shape, a.dtype, buffer=raw, offset=-lo * a.dtype.itemsize,
-                          strides=tuple(s * a.dtype.itemsize for s in a.strides))
-        return view.copy()
 
     def labels_ptr(self, labels: np.ndarray) -> int:
         """The int64 labels on the device (copied once per Problem)."""

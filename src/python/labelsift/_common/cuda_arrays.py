@@ -392,3 +392,14 @@ class DeviceMatrix:
         out = np.empty(n, dtype)
         self.cuda.copy_dtoh(out, buf.ptr, self.dev, self.stream)
         return out
+
+    def fetch(self, ptr: int, shape, strides, dtype) -> np.ndarray:
+        """A host copy of a strided device array (strides in elements, any sign)."""
+        a = CudaArray(ptr, tuple(shape), tuple(strides), np.dtype(dtype), None, self.dev, "other", None)
+        lo, hi = span(a)
+        raw = np.empty(hi - lo, a.dtype)
+        if hi > lo:
+            self.cuda.copy_dtoh(raw, ptr + lo * a.dtype.itemsize, self.dev, self.stream)
+        view = np.ndarray(a.shape, a.dtype, buffer=raw, offset=-lo * a.dtype.itemsize,
+                          strides=tuple(s * a.dtype.itemsize for s in a.strides))
+        return view.copy()

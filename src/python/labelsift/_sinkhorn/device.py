@@ -21,7 +21,7 @@ import sys
 import numpy as np
 
 from .._common.backend import core
-from .._common.cuda_arrays import DTYPE_CODE, CudaArray, DeviceMatrix, parse, span
+from .._common.cuda_arrays import DTYPE_CODE, CudaArray, DeviceMatrix, parse
 
 KERNEL_DTYPES = tuple(DTYPE_CODE)
 
@@ -125,17 +125,6 @@ class DeviceScores(DeviceMatrix):
             nb = int(self.cuda.sk_work_bytes(self.n, self.k))
             self._work = (self.alloc(nb), nb)
         return self._work
-
-    def fetch(self, ptr: int, shape, strides, dtype) -> np.ndarray:
-        """A host copy of a strided device array (strides in elements, any sign)."""
-        a = CudaArray(ptr, tuple(shape), tuple(strides), np.dtype(dtype), None, self.dev, "other", None)
-        lo, hi = span(a)
-        raw = np.empty(hi - lo, a.dtype)
-        if hi > lo:
-            self.cuda.copy_dtoh(raw, ptr + lo * a.dtype.itemsize, self.dev, self.stream)
-        view = np.ndarray(a.shape, a.dtype, buffer=raw, offset=-lo * a.dtype.itemsize,
-                          strides=tuple(s * a.dtype.itemsize for s in a.strides))
-        return view.copy()
 
     def __getitem__(self, i):
         """Row i as a host array (what the error messages read)."""
