@@ -12,32 +12,10 @@ Every result is compared with the CPU path with np.array_equal. The kernels
 themselves are compared with the CPU in tests/gpu/test_cuda_sinkhorn.py."""
 import numpy as np
 import pytest
-from support.cuda_emu import Emu, FakeDeviceArray, TorchLike
+from support.cuda_emu import FakeDeviceArray, TorchLike
+from support.device_arrays import host_view as layout
 
 from labelsift import sinkhorn
-
-
-@pytest.fixture
-def emulated(monkeypatch):
-    from labelsift._cl import device
-    monkeypatch.setattr(device, "backend_info", lambda: {"cuda_available": True, "cuda_reason": ""})
-    monkeypatch.setattr(device, "cuda_module", lambda: Emu)
-    Emu.calls = []
-    return Emu
-
-
-def layout(a, how):
-    if how == "C":
-        return np.ascontiguousarray(a)
-    if how == "F":
-        return np.asfortranarray(a)
-    if how == "strided":
-        base = np.zeros((2 * a.shape[0], 2 * a.shape[1] + 1), a.dtype)
-        v = base[::2, 1::2][:, : a.shape[1]]
-        v[...] = a
-        return v
-    base = np.ascontiguousarray(a[::-1])
-    return base[::-1]
 
 
 def scores(n, k, dtype, seed):

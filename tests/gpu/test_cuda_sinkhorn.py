@@ -32,6 +32,7 @@ import labelsift
 from labelsift import sinkhorn
 from labelsift._common.backend import core
 from labelsift._common.cuda_arrays import parse
+from support.device_arrays import host, to_device
 
 _INFO = labelsift.backend_info()
 _REASON = ("no usable CUDA device: " + (_INFO["cuda_reason"] or "the CUDA module is not built")
@@ -46,66 +47,6 @@ EPS = 2.0 ** -52
 
 def cuda():
     return __import__("labelsift._cuda", fromlist=["_cuda"])
-
-
-class RawDevice:
-    """A NumPy view's values in labelsift's own device memory behind
-    ``__cuda_array_interface__`` v3 (byte strides of the view)."""
-
-    def __init__(self, base: np.ndarray, view: np.ndarray):
-        c = cuda()
-        assert base.flags.c_contiguous
-        self.buf = c.DeviceBuffer(base.nbytes, 0)
-        c.copy_htod(self.buf.ptr, base, 0, 0)
-        offset = view.__array_interface__["data"][0] - base.__array_interface__["data"][0]
-        self.__cuda_array_interface__ = {
-            "shape": view.shape, "strides": None if view.flags.c_contiguous else view.strides,
-            "typestr": view.dtype.str, "data": (self.buf.ptr + offset, False), "version": 3, "stream": None}
-
-
-def layout(a, how):
-    if how == "C":
-        base = np.ascontiguousarray(a)
-        return base, base
-    if how == "F":
-        base = np.ascontiguousarray(a.T)
-        return base, base.T
-    if how == "strided":
-        base = np.zeros((2 * a.shape[0], 2 * a.shape[1] + 1), a.dtype)
-        base[::2, 1::2][:, : a.shape[1]] = a
-        return base, base[::2, 1::2][:, : a.shape[1]]
-    base = np.ascontiguousarray(a[::-1])
-    return base, base[::-1]
-
-
-def to_device(a, how="C", framework="raw"):
-    base, view = layout(a, how)
-    assert np.array_equal(view, a, equal_nan=True)
-    if framework == "raw":
-        return RawDevice(base, view)
-    if framework == "torch":
-        torch = pytest.importorskip("torch")
-        if not torch.cuda.is_available():
-            pytest.skip("torch has no CUDA here")
-        if how == "reversed":
-            pytest.skip("torch tensors have no negative strides")
-        d = torch.from_numpy(base).cuda()
-        return d.T if how == "F" else (d[::2, 1::2][:, : a.shape[1]] if how == "strided" else d)
-    if framework == "cupy":
-        cupy = pytest.importorskip("cupy")
-        d = cupy.asarray(base)
-        return d.T if how == "F" else (d[::2, 1::2][:, : a.shape[1]] if how == "strided"
-                                       else (d[::-1] if how == "reversed" else d))
-    raise ValueError(framework)
-
-
-def host(r):
-    mod = type(r).__module__.split(".")[0]
-    if mod == "torch":
-        return r.cpu().numpy()
-    if mod == "cupy":
-        return r.get()
-    return np.asarray(r)
 
 
 def same(a, b):

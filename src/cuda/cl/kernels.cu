@@ -226,7 +226,7 @@ void synchronize(int device, uintptr_t stream) {
 void gather_given(const DevMat& P, uintptr_t labels, uintptr_t out, int device, uintptr_t stream) {
   DeviceScope ds(device);
   if (P.n == 0) return;
-  dispatch_dtype(P.dtype, [&](auto tag) {
+  dispatch(P.dtype, [&](auto tag) {
     using S = decltype(tag);
     gather_k<S><<<unsigned(blocks_for(P.n, kThreads)), kThreads, 0, as_stream(stream)>>>(
         reinterpret_cast<const S*>(P.data), P.n, P.s0, P.s1, reinterpret_cast<const int64_t*>(labels),
@@ -245,7 +245,7 @@ DevRowError row_pass(const DevMat& P, uintptr_t labels, uintptr_t cut, bool cut_
   const int64_t* y = reinterpret_cast<const int64_t*>(labels);
   const Bounds bd{lo, hi, sum_tol};
   DevRowError e{-1, ROW_OK, -1};
-  dispatch_dtype(P.dtype, [&](auto tag) {
+  dispatch(P.dtype, [&](auto tag) {
     using S = decltype(tag);
     using V = typename Num<S>::V;
     if constexpr (std::is_same<V, float>::value) {
@@ -266,7 +266,7 @@ void pair_margins(const DevMat& P, uintptr_t labels, uintptr_t rows, uintptr_t l
                   uintptr_t stream) {
   DeviceScope ds(device);
   if (m == 0) return;
-  dispatch_dtype(P.dtype, [&](auto tag) {
+  dispatch(P.dtype, [&](auto tag) {
     using S = decltype(tag);
     pair_margins_k<S><<<unsigned(blocks_for(m, kThreads)), kThreads, 0, as_stream(stream)>>>(
         reinterpret_cast<const S*>(P.data), P.s0, P.s1, reinterpret_cast<const int64_t*>(labels),

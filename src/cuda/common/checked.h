@@ -6,8 +6,6 @@
 
 #include <cuda_runtime.h>
 
-#include "common/dtype.h"
-
 #include <cstdint>
 #include <stdexcept>
 #include <string>
@@ -42,17 +40,6 @@ struct DeviceScope {
 
 // After a kernel launch: its configuration error, if any.
 inline void check_launch(const char* what) { check(cudaGetLastError(), what); }
-
-// f(S{}) for the storage type of a descriptor's dtype code.
-template <class F>
-void dispatch_dtype(int dtype, F&& f) {
-  switch (dtype) {
-    case F16: f(half_t{}); break;
-    case F32: f(float{}); break;
-    case F64: f(double{}); break;
-    default: throw std::invalid_argument("labelsift CUDA: unsupported dtype code");
-  }
-}
 
 }  // namespace cuda
 }  // namespace ls

@@ -294,7 +294,7 @@ int64_t sk_pass(const SkPassArgs& a, int device, uintptr_t stream) {
   check(cudaMemcpyAsync(w.f, a.f, 8 * size_t(K), cudaMemcpyHostToDevice, st), "cudaMemcpyAsync (f)");
   check(cudaMemsetAsync(w.first_bad, 0xff, 8, st), "cudaMemsetAsync");
   const RowStats rs{w.m, w.w, w.lw, w.pw, w.ok};
-  dispatch_dtype(a.X.dtype, [&](auto tag) {
+  dispatch(a.X.dtype, [&](auto tag) {
     using S = decltype(tag);
     const S* X = reinterpret_cast<const S*>(a.X.data);
     if (N > 0) {
@@ -336,7 +336,7 @@ void sk_col_lse(const DevMat& X, double lam, uintptr_t lb, double lb0, double* M
   const Work w = checked_layout(X, work, work_bytes);
   const cudaStream_t st = as_stream(stream);
   if (X.n == 0) return;
-  dispatch_dtype(X.dtype, [&](auto tag) {
+  dispatch(X.dtype, [&](auto tag) {
     using St = decltype(tag);
     const dim3 grid(grid_1d(X.k, kThreads), unsigned(w.nch));
     sk_lse_k<St><<<grid, kThreads, 0, st>>>(reinterpret_cast<const St*>(X.data), X.n, X.k, X.s0, X.s1, lam,
