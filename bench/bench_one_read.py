@@ -17,6 +17,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(__file__))
 import labelsift  # noqa: E402
+from labelsift._common import trace  # noqa: E402
 from bench_sketch import flat_dump  # noqa: E402
 
 
@@ -86,7 +87,7 @@ def main():
     for reads in a.reads.split(","):
         drop_cache(a.path)
         b0, t0 = read_bytes(), time.perf_counter()
-        with labelsift.options(reads=reads):
+        with labelsift.options(reads=reads), trace.recording() as stages:
             mask = labelsift.find_label_issues(labels, a.path, ties=a.ties)
         dt, rb = time.perf_counter() - t0, read_bytes() - b0
         res[reads] = mask
@@ -94,6 +95,7 @@ def main():
         print(f"reads={reads}: {dt:.2f} s, read {rb / 1e9:.2f} GB = {rb / size:.2f}x the file ({size / 1e9:.2f} GB), "
               f"flagged {int(mask.sum())}" + (f", rows re-read {extra['rows_reread']} in {extra['rounds']} rounds, "
                                               f"{extra['entries_per_row']:.1f} entries/row" if extra else ""))
+        print("  stages:", ", ".join(f"{k} {v:.2f} s" for k, v in stages.items()))
     if len(res) == 2:
         print("identical:", np.array_equal(res["one"], res["two"]))
     if not a.keep:

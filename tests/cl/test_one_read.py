@@ -131,6 +131,7 @@ def test_rereads_in_small_batches_and_the_memory_fallback(tmp_path, monkeypatch,
     y, P = flat_dump(6000, 200, seed=11)
     src = _as(kind, P, tmp_path)
     monkeypatch.setattr(oneread, "REREAD_BATCH", 7)
+    monkeypatch.setattr(oneread, "PAIR_SLOTS", 0)  # no pair table: the tail selections need re-reads
     with labelsift.options(reads="two"):
         want = labelsift.find_label_issues(y, src)
     with labelsift.options(reads="one"):

@@ -4,6 +4,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <cstdint>
 #include <vector>
 
 #include "bindings/arrays.h"
@@ -156,6 +157,64 @@ void bind_cl(py::module_& m) {
         top_m_rows(M, m, c, v, r, nthreads);
       },
       py::arg("P"), py::arg("m"), py::arg("cls"), py::arg("vals"), py::arg("rest"), py::arg("nthreads") = 0);
+
+  m.def(
+      "pair_top_update",
+      [](const py::array& P, const py::array& labels, int64_t row0, int64_t slots, const py::array& vals,
+         const py::array& ids, const py::object& low, const py::object& rest, const py::object& ptr,
+         const py::object& cls, int nthreads) {
+        const Mat M = as_mat(P);
+        if (slots < 1) throw py::value_error("pair_top_update: need slots >= 1");
+        const py::ssize_t size = py::ssize_t(M.k) * M.k * slots;
+        const bool v64 = M.dtype == F64;
+        const bool vok = v64 ? py::isinstance<py::array_t<double>>(vals) : py::isinstance<py::array_t<float>>(vals);
+        const bool wide = py::isinstance<py::array_t<int64_t>>(ids);
+        if (!vok || !(wide || py::isinstance<py::array_t<int32_t>>(ids)) || vals.size() != size ||
+            ids.size() != size || !(vals.flags() & py::array::c_style) || !(ids.flags() & py::array::c_style) ||
+            !vals.writeable() || !ids.writeable())
+          throw py::value_error("pair_top_update: bad table arrays");
+        if (!wide && row0 + M.n > int64_t(INT32_MAX)) throw py::value_error("pair_top_update: ids need int64");
+        const int64_t* y = in_ptr<int64_t>(labels, M.n, "labels");
+        for (int64_t i = 0; i < M.n; ++i)
+          if (y[i] < 0 || y[i] >= M.k) throw py::value_error("pair_top_update: label out of range");
+        void* v = const_cast<void*>(vals.data());
+        void* d = const_cast<void*>(ids.data());
+        void* lo = nullptr;
+        const void* rs = nullptr;
+        const int64_t* pt = nullptr;
+        const int32_t* cl = nullptr;
+        if (!low.is_none()) {
+          const py::array la = low.cast<py::array>();
+          if (!(v64 ? py::isinstance<py::array_t<double>>(la) : py::isinstance<py::array_t<float>>(la)) ||
+              la.size() != M.k || !(la.flags() & py::array::c_style) || !la.writeable())
+            throw py::value_error("pair_top_update: bad low array");
+          lo = const_cast<void*>(la.data());
+        }
+        if (!rest.is_none()) {
+          if (lo == nullptr || ptr.is_none() || cls.is_none())
+            throw py::value_error("pair_top_update: rest needs low, ptr and cls");
+          const py::array ra = rest.cast<py::array>();
+          if (!(ra.dtype().is(P.dtype()) || ra.dtype().equal(P.dtype())) || ra.size() != M.n ||
+              !(ra.flags() & py::array::c_style))
+            throw py::value_error("pair_top_update: bad rest array");
+          rs = ra.data();
+          pt = in_ptr<int64_t>(ptr.cast<py::array>(), M.n + 1, "ptr");
+          const py::array ca = cls.cast<py::array>();
+          if (!py::isinstance<py::array_t<int32_t>>(ca) || !(ca.flags() & py::array::c_style))
+            throw py::value_error("pair_top_update: cls must be C-ordered int32");
+          if (pt[0] != 0 || pt[M.n] != int64_t(ca.size())) throw py::value_error("pair_top_update: bad ptr");
+          for (int64_t i = 0; i < M.n; ++i)
+            if (pt[i + 1] < pt[i]) throw py::value_error("pair_top_update: bad ptr");
+          cl = static_cast<const int32_t*>(ca.data());
+          for (py::ssize_t e = 0; e < ca.size(); ++e)
+            if (cl[e] < 0 || cl[e] >= M.k) throw py::value_error("pair_top_update: class out of range");
+        }
+        py::gil_scoped_release nogil;
+        pair_top_update(M, y, row0, slots, v, d, wide, lo, rs, pt, cl, nthreads);
+      },
+      py::arg("P"), py::arg("labels"), py::arg("row0"), py::arg("slots"), py::arg("vals"), py::arg("ids"),
+      py::arg("low") = py::none(), py::arg("rest") = py::none(), py::arg("ptr") = py::none(),
+      py::arg("cls") = py::none(), py::arg("nthreads") = 0);
 
   m.def(
       "sketch_rows",

@@ -78,6 +78,24 @@ void sketch_rows(const Mat& P, const int64_t* labels, int64_t mmin, int64_t cap,
                  int32_t* cls, void* vals, int32_t* count, void* rest, uint8_t* certified, void* given,
                  int nthreads);
 
+// The pair table of the one-read path: for every given class k and column j
+// the `slots` best rows of class k by prune margin P[j] - P[k] (computed in
+// the input dtype; better = larger margin, then lower row id), kept as
+// vals[(k * slots + s) * K + j] (margins, the dtype's arithmetic type V: float
+// for float16/float32, double for float64) and ids[...] (row ids, int32 or
+// int64 as `wide_ids`; -1 = empty slot, its value -inf), best first. Feeding
+// blocks in any order, on any thread count, gives the same table (the order
+// is total). Column k of class k is never filled. Rows must be valid.
+// low (optional, K entries of V, kept by the caller between calls, -inf at
+// first): a lower bound of each class's smallest worst-slot margin, updated.
+// With low, rest (the sketch's largest left-out value of each row, input
+// dtype) and the sketch's CSR classes (ptr, cls) of these rows, a row whose
+// bound rest - P[k] is below low[k] offers only its kept classes: the rest of
+// its margins could not enter (most rows of flat dumps: a scalar test).
+void pair_top_update(const Mat& P, const int64_t* labels, int64_t row0, int64_t slots, void* vals, void* ids,
+                     bool wide_ids, void* low, const void* rest, const int64_t* ptr, const int32_t* cls,
+                     int nthreads);
+
 // For every given class k: the `num[k]` rows of that class with the lowest
 // value (ties: lower index) get mask = 1. `tied` (optional, K entries): 1
 // where a row left out has the same value as the last one chosen (equal

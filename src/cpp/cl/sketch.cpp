@@ -211,4 +211,113 @@ void sketch_rows(const Mat& P, const int64_t* labels, int64_t mmin, int64_t cap,
   });
 }
 
+
+namespace {
+// The table rows of one class (slot-major: slot s is vals[s * K .. s * K + K),
+// so the worst slot is one contiguous row).
+template <class V, class I>
+struct ClassSlots {
+  V* cv;
+  I* ci;
+  int64_t K, slots;
+
+  // (m, id) into column j when it beats the worst slot's key
+  void offer(int64_t j, V m, int64_t id) const {
+    int64_t s = slots - 1;
+    const V wv = cv[s * K + j];
+    const I wid = ci[s * K + j];
+    if (!(m > wv || (m == wv && (wid < 0 || id < int64_t(wid))))) return;
+    while (s > 0) {
+      const V pv = cv[(s - 1) * K + j];
+      const I pid = ci[(s - 1) * K + j];
+      if (pid >= 0 && (pv > m || (pv == m && int64_t(pid) < id))) break;
+      cv[s * K + j] = pv;
+      ci[s * K + j] = pid;
+      --s;
+    }
+    cv[s * K + j] = m;
+    ci[s * K + j] = I(id);
+  }
+
+  // every column of a row: a branch-free test of each chunk against the worst slot, the rare hits offered
+  template <class S>
+  void scan(const S* row, int64_t s1, int64_t k, V g, int64_t id) const {
+    const V* worst = cv + (slots - 1) * K;
+    constexpr int64_t W = 64;
+    V m[W];
+    for (int64_t j0 = 0; j0 < K; j0 += W) {
+      const int64_t w = std::min(W, K - j0);
+      bool any = false;
+      for (int64_t t = 0; t < w; ++t) {
+        m[t] = Num<S>::rnd(Num<S>::load(row[(j0 + t) * s1]) - g);
+        any |= m[t] >= worst[j0 + t];
+      }
+      if (!any) continue;
+      for (int64_t t = 0; t < w; ++t)
+        if (j0 + t != k && m[t] >= worst[j0 + t]) offer(j0 + t, m[t], id);
+    }
+  }
+
+  // the smallest worst-slot margin over the columns j != k (a row whose every margin is below it cannot enter)
+  V lowest(int64_t k) const {
+    const V* worst = cv + (slots - 1) * K;
+    V lo = V(INFINITY);
+    for (int64_t j = 0; j < K; ++j) lo = (j != k && worst[j] < lo) ? worst[j] : lo;
+    return lo;
+  }
+};
+}  // namespace
+
+void pair_top_update(const Mat& P, const int64_t* labels, int64_t row0, int64_t slots, void* vals, void* ids,
+                     bool wide_ids, void* low, const void* rest, const int64_t* ptr, const int32_t* cls,
+                     int nthreads) {
+  require_host(P);
+  if (slots < 1) return;
+  dispatch(P.dtype, [&](auto tag) {
+    using S = decltype(tag);
+    using V = typename Num<S>::V;
+    const S* base = static_cast<const S*>(P.data);
+    const S* rs = static_cast<const S*>(rest);
+    V* lowp = static_cast<V*>(low);
+    const int64_t K = P.k;
+    const bool skip = lowp != nullptr && rs != nullptr && ptr != nullptr && cls != nullptr;
+    auto run = [&](auto* idp) {
+      using I = std::remove_pointer_t<decltype(idp)>;
+      V* vp = static_cast<V*>(vals);
+      // a thread owns the classes k with k % T == t: no two threads write one table row
+      const int T = threads_for(nthreads, 2.0 * double(P.n) * double(K));
+#pragma omp parallel num_threads(T) if (T > 1)
+      {
+        const int t = omp_get_thread_num(), nt = omp_get_num_threads();
+        for (int64_t i = 0; i < P.n; ++i) {
+          const int64_t k = labels[i];
+          if (k % nt != t) continue;
+          const ClassSlots<V, I> cs{vp + k * slots * K, idp + k * slots * K, K, slots};
+          const S* row = base + i * P.s0;
+          const V g = Num<S>::load(row[k * P.s1]);
+          if (skip) {
+            // every class the row's sketch left out is at most rest: below the lowest worst slot, only
+            // the kept classes can enter (a stale `low` is only lower, so still a bound)
+            const V ub = Num<S>::rnd(Num<S>::load(rs[i]) - g);
+            if (ub < lowp[k]) {
+              for (int64_t e = ptr[i]; e < ptr[i + 1]; ++e) {
+                const int64_t j = cls[e];
+                if (j != k) cs.offer(j, Num<S>::rnd(Num<S>::load(row[j * P.s1]) - g), row0 + i);
+              }
+              continue;
+            }
+          }
+          cs.scan(row, P.s1, k, g, row0 + i);
+          if (lowp != nullptr) lowp[k] = cs.lowest(k);
+        }
+      }
+    };
+    if (wide_ids) {
+      run(static_cast<int64_t*>(ids));
+    } else {
+      run(static_cast<int32_t*>(ids));
+    }
+  });
+}
+
 }  // namespace ls

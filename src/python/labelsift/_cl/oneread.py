@@ -28,7 +28,7 @@ from .._common.options import current_reads
 from .._common.trace import stage
 from .passes import RowPass, cut_from_thresholds, thresholds_from_given
 from .rules import confident_joint_from_guesses
-from .sketch import Sketch, _guesses, result, sketch_rows
+from .sketch import PairTable, Sketch, _guesses, pair_slots, result, sketch_rows
 
 MMIN, CAP, AVG = 2, 64, 16
 MAX_ROUNDS = 3
@@ -37,6 +37,11 @@ SLICE_BYTES = 1 << 20
 #: memory available when the call starts (then the two-pass plan instead:
 #: re-reading half the rows at random costs about what a second sweep does)
 REREAD_FRAC, REREAD_MIN_ROWS, REREAD_MEMORY_FRAC = 0.5, 4096, 0.4
+#: the pair table (:class:`.sketch.PairTable`): at most this many slots, in at
+#: most this share of the available memory and this many bytes (else fewer
+#: slots, or none: then only the rows' sketches and re-reads settle the
+#: selections)
+PAIR_SLOTS, PAIR_MEMORY_FRAC, PAIR_MAX_BYTES = 3, 0.1, 1 << 30
 
 #: what the last one-read call did (``labelsift.read_report()``)
 _LAST: dict = {}
@@ -46,14 +51,15 @@ def new_report(pb) -> dict:
     """A fresh report for a call over ``pb`` (it becomes the last one)."""
     _LAST.clear()
     _LAST.update(rows=pb.n, classes=pb.k, data_bytes=pb.n * pb.k * pb.dtype.itemsize, rows_reread=0,
-                 reread_bytes=0, entries_per_row=0.0, rounds=0, exact=False)
+                 reread_bytes=0, entries_per_row=0.0, pair_table_bytes=0, rounds=0, exact=False)
     return _LAST
 
 
 def read_report() -> dict:
     """What the last one-read ``find_label_issues`` did: rows, classes,
     data_bytes (the N x K values), rows_reread and reread_bytes (the targeted
-    re-reads), entries_per_row (the sketch's mean size), rounds of re-reading,
+    re-reads), entries_per_row (the sketch's mean size), pair_table_bytes (the
+    best margins of every class and column, 0 when not kept), rounds of re-reading,
     and exact (False: it fell back to the two-pass plan). Empty before any."""
     return dict(_LAST)
 
@@ -86,6 +92,7 @@ def _sweep(pb, margins: bool = True, stats=None) -> Sketch:
     sub = max(1, SLICE_BYTES // max(1, pb.k * pb.dtype.itemsize))
     parts = []
     kept = 0
+    table = _pair_table(pb) if margins else None
     with stage("one_read_sketch"):
         for row0, block in pb.probs.blocks():
             floor = _floors(sums, seen, counts, pb.dtype)
@@ -101,6 +108,8 @@ def _sweep(pb, margins: bool = True, stats=None) -> Sketch:
                     lp, _, lv, _, _, lg = sketch_rows(sb, y, MMIN, CAP, floor, -np.inf)
                     tau = _level(lp, lv, lg, np.inf)
                 part = sketch_rows(sb, y, MMIN, CAP, floor, tau)
+                if table is not None:
+                    table.update(sb, y, row0 + a, part)
                 parts.append(part)
                 given.append(part[5])
                 kept += len(part[1])
@@ -112,9 +121,18 @@ def _sweep(pb, margins: bool = True, stats=None) -> Sketch:
                 tau = max(tau, _level(ptr, vals, g, tau))
     pb.validated = True
     sk = _assemble(pb, parts)
+    sk.pairs = table
     if stats is not None:
         stats["entries_per_row"] = len(sk.ec) / max(1, pb.n)
+        stats["pair_table_bytes"] = 0 if table is None else table.nbytes
     return sk
+
+
+def _pair_table(pb) -> PairTable | None:
+    avail = _available_memory()
+    budget = PAIR_MAX_BYTES if avail is None else min(PAIR_MAX_BYTES, int(PAIR_MEMORY_FRAC * avail))
+    slots = pair_slots(pb.k, pb.dtype, pb.n, budget, PAIR_SLOTS)
+    return PairTable(pb.k, slots, pb.dtype, pb.n) if slots > 0 else None
 
 
 def _refine(pb, sk: Sketch, rows: np.ndarray, stats=None) -> bool:
@@ -122,18 +140,22 @@ def _refine(pb, sk: Sketch, rows: np.ndarray, stats=None) -> bool:
     that would hold more full rows than allowed."""
     if len(sk.fpos) + len(rows) > _max_held_rows(pb):
         return False
+    rows = np.asarray(rows, np.int64)
+    # one buffer of all the held rows, in index order, read into in place (a fresh
+    # allocation of gigabytes costs seconds where the page cache must be reclaimed)
+    fpos = np.union1d(sk.fpos, rows) if len(sk.fpos) else rows
+    frows = np.empty((len(fpos), pb.k), pb.dtype)
+    if len(sk.fpos):
+        frows[np.searchsorted(fpos, sk.fpos)] = sk.frows
+    at = np.searchsorted(fpos, rows)
     with stage("one_read_reread"), _random_access(pb):
-        full = np.empty((len(rows), pb.k), pb.dtype)
         for pos, block, local in pb.probs.rows(rows):
-            _reread(block, local, full, pos)
+            _reread(block, local, frows, at[pos])
     if stats is not None:
         stats["rows_reread"] += len(rows)
-        stats["reread_bytes"] += full.nbytes
+        stats["reread_bytes"] += len(rows) * pb.k * pb.dtype.itemsize
         stats["rounds"] += 1
-    fpos = np.concatenate([sk.fpos, rows])
-    frows = np.concatenate([sk.frows, full])
-    o = np.argsort(fpos, kind="stable")
-    sk.fpos, sk.frows = fpos[o], frows[o]
+    sk.fpos, sk.frows = fpos, frows
     return True
 
 
@@ -142,8 +164,9 @@ def find(pb, ties: str, stats=None):
     still leaves rows open after MAX_ROUNDS re-reads (the caller then runs
     the two-pass plan)."""
     sk = _sweep(pb, True, stats)
+    memo: dict = {}
     for round_ in range(MAX_ROUNDS + 1):
-        est = result(sk, ties, with_latent=False)
+        est = result(sk, ties, with_latent=False, memo=memo)
         if est.exact:
             if stats is not None:
                 stats["exact"] = True

@@ -161,6 +161,75 @@ def sketch_rows_numpy(P: np.ndarray, labels: np.ndarray, mmin: int, cap: int, fl
 
 
 # ---------------------------------------------------------------------------
+# The pair table: the best few prune margins of every (given class, column)
+# ---------------------------------------------------------------------------
+class PairTable:
+    """For every given class k and column j != k, the ``slots`` rows of class
+    k with the best prune margin ``P[j] - P[k]`` (in the input dtype; better
+    = larger, then lower row id), best first: ``vals[k, s, j]`` (the margins,
+    -inf in an empty slot) and ``ids[k, s, j]`` (the row ids, -1 when empty).
+
+    It settles every prune selection of at most ``slots`` rows exactly, in one
+    pass, whatever the rows' sketches keep -- the selections whose cut lands
+    on tail margins (flat rows) that no per-row budget can. K * K * slots
+    entries: :func:`pair_slots` fits that to a memory budget.
+    """
+
+    def __init__(self, k: int, slots: int, dtype, n_rows: int):
+        vdt = np.float64 if np.dtype(dtype) == np.float64 else np.float32
+        idt = np.int32 if n_rows < 2**31 - 1 else np.int64
+        self.k, self.slots = int(k), int(slots)
+        self.vals = np.full((k, slots, k), -np.inf, vdt)
+        self.ids = np.full((k, slots, k), -1, idt)
+        self.low = np.full(k, -np.inf, vdt)  # per class, a lower bound of its worst-slot margins
+
+    @staticmethod
+    def entry_bytes(dtype, n_rows: int) -> int:
+        return (8 if np.dtype(dtype) == np.float64 else 4) + (4 if n_rows < 2**31 - 1 else 8)
+
+    @property
+    def nbytes(self) -> int:
+        return self.vals.nbytes + self.ids.nbytes + self.low.nbytes
+
+    def update(self, P: np.ndarray, labels: np.ndarray, row0: int, sketch=None) -> None:
+        """Feed rows ``row0 .. row0 + len(P)`` (valid rows, any strides).
+        ``sketch``: their :func:`sketch_rows` output, which lets the kernel
+        skip the rows whose every left-out margin is below their class's
+        worst slots (it then offers only their kept classes)."""
+        y = np.ascontiguousarray(labels, dtype=np.int64)
+        if sketch is None:
+            core().pair_top_update(P, y, int(row0), self.slots, self.vals, self.ids, self.low, nthreads=threads(None))
+        else:
+            ptr, cls, _, rest = sketch[:4]
+            core().pair_top_update(P, y, int(row0), self.slots, self.vals, self.ids, self.low, rest, ptr,
+                                   np.ascontiguousarray(cls, dtype=np.int32), threads(None))
+
+    def update_numpy(self, P: np.ndarray, labels: np.ndarray, row0: int) -> None:
+        """Definition of :meth:`update`: merge each class's rows into its slots by the full key."""
+        y = np.asarray(labels, dtype=np.int64)
+        for k in np.unique(y):
+            rows = np.flatnonzero(y == k)
+            m = (P[rows] - P[rows, k][:, None]).astype(self.vals.dtype)  # in the dtype, then exact
+            ids = np.broadcast_to((row0 + rows)[:, None], m.shape)
+            allm = np.concatenate([self.vals[k], m])
+            alli = np.concatenate([self.ids[k].astype(np.int64), ids])
+            empty = alli < 0
+            # order per column: filled before empty, margin descending, id ascending
+            key_id = np.where(empty, np.iinfo(np.int64).max, alli)
+            order = np.lexsort((key_id, -np.where(empty, -np.inf, allm), empty), axis=0)[: self.slots]
+            self.vals[k] = np.take_along_axis(allm, order, axis=0)
+            self.ids[k] = np.take_along_axis(alli, order, axis=0)
+            self.vals[k][:, k] = -np.inf
+            self.ids[k][:, k] = -1
+
+
+def pair_slots(k: int, dtype, n_rows: int, budget_bytes: int, most: int = 3) -> int:
+    """The most slots (<= ``most``) whose table fits ``budget_bytes``; 0: none."""
+    per_slot = k * k * PairTable.entry_bytes(dtype, n_rows)
+    return int(min(most, budget_bytes // max(1, per_slot)))
+
+
+# ---------------------------------------------------------------------------
 # The answer
 # ---------------------------------------------------------------------------
 @dataclass
@@ -249,6 +318,7 @@ class Sketch:
     frows: np.ndarray  # (len(fpos), K) those rows
     k: int
     dtype: np.dtype
+    pairs: "PairTable | None" = None  # the best margins of every (class, column), when kept
 
     @classmethod
     def build(cls, parts, fid, frows, k, dtype) -> "Sketch":
@@ -352,12 +422,29 @@ def _keeps(sk: Sketch):
     return keep, decided
 
 
-def result(sk: Sketch, ties: str, with_latent: bool = True) -> NoiseEstimate:
+def _counts(sk: Sketch, guess, label_counts, ties: str, memo):
+    """(calibrated confident joint, prune counts) of the guesses: K x K work
+    (~3 s at K = 4000), reused from ``memo`` when the guesses are those of
+    the last call (re-reads for the selections leave them as they were)."""
+    if memo is not None and memo.get("ties") == ties and np.array_equal(memo.get("guess"), guess):
+        return memo["cj"], memo["pcm"]
+    cj_raw, _ = confident_joint_from_guesses(sk.y, guess.astype(np.int32), sk.k)
+    cj = calibrate(cj_raw, label_counts, ties)
+    pcm = prune_counts(cj.T, 1, ties)
+    if memo is not None:
+        memo.update(ties=ties, guess=guess.copy(), cj=cj, pcm=pcm)
+    return cj, pcm
+
+
+def result(sk: Sketch, ties: str, with_latent: bool = True, memo: dict | None = None) -> NoiseEstimate:
     """The in-memory algorithm on the sketch, with what is proven (see :mod:`labelsift.stream`).
 
     ``with_latent=False``: leave out py, the noise matrices and the joint
     (None), which the label-issue mask does not need -- K x K work that
-    dominates at large K when the certificate runs more than once."""
+    dominates at large K when the certificate runs more than once.
+    ``memo``: a dict kept between the rounds of one call, so that the
+    calibration and the prune counts are computed again only when the
+    confident guesses changed."""
     label_counts = np.bincount(sk.y, minlength=sk.k).astype(np.int64)
     thresholds = thresholds_from_given(sk.g, sk.y, sk.k, threads(None))  # exact
     cut = cut_from_thresholds(thresholds, sk.k, sk.dtype).astype(np.float64)  # compared exactly in float64
@@ -365,13 +452,11 @@ def result(sk: Sketch, ties: str, with_latent: bool = True) -> NoiseEstimate:
     keep, keep_decided = _keeps(sk)
     counts_exact = bool(guess_decided.all())
 
-    cj_raw, _ = confident_joint_from_guesses(sk.y, guess.astype(np.int32), sk.k)
-    cj = calibrate(cj_raw, label_counts, ties)
+    cj, pcm = _counts(sk, guess, label_counts, ties, memo)
     py = noise_matrix = inverse_noise_matrix = joint = None
     if with_latent:
         py, noise_matrix, inverse_noise_matrix = latent.estimate_latent(cj, label_counts, "cnt", True)
         joint = latent.estimate_joint_from_calibrated(cj)
-    pcm = prune_counts(cj.T, 1, ties)
     sel = select_by_noise_rate(sk, pcm, label_counts, ties)
 
     is_eligible = eligible(label_counts, 1)

@@ -222,6 +222,45 @@ def _unsettled(sel: Selection, members, b: _Bounds, cp) -> None:
     b.mark_best(sel, members, cp)
 
 
+def _table_pairs(sel: Selection, table, pk, pj, cap, label_counts, ties, dtype, wanted) -> np.ndarray:
+    """The pairs the pair table settles, their rows marked selected (definite
+    and best); a bool per pair. The table holds the best ``slots`` rows of
+    the class by (margin, id): the first c of them are the selection when
+    c <= slots (``"lower_index"``); with ``ties="cleanlab"`` only when the
+    c-th margin strictly beats the next row's (then no order among equal
+    margins can change the set) or the class has at most ``slots`` rows
+    (every margin known: cleanlab's own argsort on them, in ``dtype``).
+    Only the ``wanted`` pairs are looked at."""
+    npairs = len(pk)
+    if table is None or npairs == 0:
+        return np.zeros(npairs, bool)
+    S = table.slots
+    vals = table.vals[pk, :, pj].astype(np.float64)  # (npairs, S)
+    ids = table.ids[pk, :, pj].astype(np.int64)
+    n_k = label_counts[pk]
+    filled = np.count_nonzero(ids >= 0, axis=1)
+    c = np.minimum(cap, n_k)
+    ok = wanted & (c <= S) & (filled >= c)
+    if ties == "cleanlab":
+        whole = ok & (n_k <= S) & (filled == n_k)
+        nxt = np.where(c < S, vals[np.arange(npairs), np.minimum(c, S - 1)], -np.inf)
+        nxt = np.where(c < filled, nxt, -np.inf)  # no next row: nothing to tie with
+        strict = ok & ~whole & (c < S) & (vals[np.arange(npairs), np.clip(c - 1, 0, S - 1)] > nxt)
+        for p in np.flatnonzero(whole):  # the whole class: cleanlab's order among equal margins
+            order = np.argsort(ids[p, : n_k[p]], kind="stable")
+            m_by_id = vals[p, : n_k[p]][order].astype(dtype)
+            chosen = ids[p, : n_k[p]][order][np.argsort(-m_by_id)[: c[p]]]
+            sel.definite[chosen] = True
+        ok = whole | strict
+        take = strict
+    else:
+        take = ok
+    slot = np.arange(S)[None, :] < c[:, None]
+    chosen = ids[take][slot[take]]
+    sel.definite[chosen] = True
+    return ok
+
+
 def select_by_noise_rate(sk, pcm: np.ndarray, label_counts: np.ndarray, ties: str) -> Selection:
     """The sketch's prune_by_noise_rate selections (min_examples_per_class=1)."""
     n = sk.n
@@ -242,6 +281,7 @@ def select_by_noise_rate(sk, pcm: np.ndarray, label_counts: np.ndarray, ties: st
     est = (np.minimum(sk.rm, np.asarray(0, dtype=sk.dtype)) - sk.g).astype(np.float64)
 
     decided, full, exact_pairs = _decided_fast(sk, kn, pk, cap, label_counts, ub, ties)
+    by_table = _table_pairs(sel, sk.pairs, pk, pj, cap, label_counts, ties, sk.dtype, ~decided & ~full)
     take = decided[kn.pair] & (kn.rank < cap[kn.pair])
     sel.definite[kn.rows[take]] = True
     full_class = np.zeros(sk.k, bool)
@@ -249,7 +289,7 @@ def select_by_noise_rate(sk, pcm: np.ndarray, label_counts: np.ndarray, ties: st
     sel.definite |= full_class[sk.y]
     sel.best[:] = sel.definite
 
-    und = np.flatnonzero(~decided)
+    und = np.flatnonzero(~decided & ~by_table)
     if len(und):
         by_class = np.argsort(sk.y, kind="stable")
         cstart = np.zeros(sk.k + 1, np.int64)
