@@ -113,13 +113,30 @@ def test_a_bad_value_is_named_on_the_one_read_path(tmp_path):
         labelsift.find_label_issues(y, path)
 
 
-def test_auto_keeps_the_two_pass_plan_for_now():
+def test_auto_reads_once_only_file_backed_dumps_larger_than_memory_allows(tmp_path, monkeypatch):
     from labelsift._cl import oneread
     assert not oneread.prefer_one_read()
+    assert not oneread.prefer_one_read(10**6, file_backed=True)  # the page cache holds it: two passes
+    assert not oneread.prefer_one_read(10**18, file_backed=False)  # in memory: nothing to re-read from disk
+    assert oneread.prefer_one_read(10**18, file_backed=True)
     with labelsift.options(reads="one"):
         assert oneread.prefer_one_read()
     with labelsift.options(reads="two"):
-        assert not oneread.prefer_one_read()
+        assert not oneread.prefer_one_read(10**18, file_backed=True)
+    y, P = flat_dump(3000, 50, seed=12)
+    path = str(tmp_path / "p.npy")
+    np.save(path, P)
+    with labelsift.options(reads="two"):
+        want = labelsift.find_label_issues(y, path)
+    oneread._LAST.clear()
+    assert np.array_equal(labelsift.find_label_issues(y, path), want)
+    assert labelsift.read_report() == {}  # a small file: the two-pass plan
+    monkeypatch.setattr(oneread, "AUTO_MEMORY_FRAC", 1e-9)  # as if the file were larger than memory
+    assert np.array_equal(labelsift.find_label_issues(y, path), want)
+    assert labelsift.read_report()["exact"] and labelsift.read_report()["rows"] == 3000
+    oneread._LAST.clear()
+    labelsift.find_label_issues(y, P)  # an in-memory array: two passes still
+    assert labelsift.read_report() == {}
 
 
 @pytest.mark.parametrize("kind", ["path", "shards"])

@@ -161,18 +161,28 @@ def passes_for(args) -> int:
     ``both`` skip their third pass when no class has anything to prune; the
     last bar then never opens.)
     """
+    one = _one_read_for(args)
     if args.command == "find-issues":
-        from ._cl.oneread import prefer_one_read
-        if args.filter_by == "prune_by_noise_rate" and prefer_one_read():
+        if args.filter_by == "prune_by_noise_rate" and one:
             return 1  # one read (the targeted re-reads are not passes; a fallback to two passes shows as extra)
         # thresholds (given-label values) + the row sweep; the noise-rate prune sweeps once more
         return 3 if args.filter_by in ("prune_by_noise_rate", "both") else 2
     if args.command == "noise-matrix":
-        from ._cl.oneread import prefer_one_read
-        return 1 if prefer_one_read() else 2  # (one read, or) thresholds + the row sweep
+        return 1 if one else 2  # (one read, or) thresholds + the row sweep
     if args.command == "scores":
         return 1  # every block: validation, given-label values and the method's sweep while it is in memory
     raise AssertionError(args.command)  # pragma: no cover
+
+
+def _one_read_for(args) -> bool:
+    """Whether the engine reads these .npy files once (the reads option, and their size for "auto")."""
+    from ._cl.oneread import prefer_one_read
+    paths = getattr(args, "pred_probs", None) or []
+    try:
+        size = sum(os.path.getsize(p) for p in paths)
+    except OSError:
+        size = None
+    return prefer_one_read(size, bool(paths))
 
 
 class Progress:

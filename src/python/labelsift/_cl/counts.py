@@ -47,7 +47,7 @@ def _joint(labels, pred_probs, thresholds, calibrate_, n_jobs, ties, device_ok=F
     """(Problem, confident joint calibrated or raw, ascending off-diagonal rows)."""
     pb = prepare(labels, pred_probs, n_jobs, device_ok=device_ok)
     got = None
-    if thresholds is None and pb.probs.device == HOST and oneread.prefer_one_read():  # options(reads="one")
+    if thresholds is None and pb.probs.device == HOST and oneread.prefer_for(pb):  # reads="one", or "auto" on a big file
         got = oneread.joint(pb, oneread.new_report(pb))
     if got is not None:
         cj, off, _ = got

@@ -71,7 +71,7 @@ def find(labels, pred_probs, *, filter_by="prune_by_noise_rate", frac_noise=1.0,
         num_to_remove_per_class = params.count_vector(num_to_remove_per_class, pb.k, "num_to_remove_per_class")
     if (filter_by == "prune_by_noise_rate" and confident_joint is None and frac_noise == 1.0
             and num_to_remove_per_class is None and int(min_examples_per_class) == 1):
-        if oneread.prefer_one_read() and not pb.on_device:
+        if not pb.on_device and oneread.prefer_for(pb):
             got = oneread.find(pb, ties, oneread.new_report(pb))
             if got is not None:
                 mask, g, thresholds, rp = got

@@ -64,13 +64,32 @@ def read_report() -> dict:
     return dict(_LAST)
 
 
-def prefer_one_read() -> bool:
-    """The ``reads`` option: "one" reads once; "two" and "auto" run the
-    two-pass plan. ("auto" is meant to pick one read where it is faster: on
-    an 8 GB dump with 5 GB of page cache one read moves 1.1x the file
-    against the two passes' 3x, but its sweep and certificate still cost
-    more CPU than this machine's disk saves -- see bench/RESULTS.md.)"""
-    return current_reads() == "one"
+#: reads="auto" reads a file-backed dump once when its bytes exceed this share
+#: of the memory available (the page cache cannot keep it for a second pass)
+AUTO_MEMORY_FRAC = 0.5
+
+
+def prefer_one_read(data_bytes: int | None = None, file_backed: bool = False) -> bool:
+    """The ``reads`` option: "one" reads once, "two" runs the two-pass plan,
+    "auto" reads once a file-backed dump (paths, shard lists, memmaps) larger
+    than AUTO_MEMORY_FRAC of the available memory -- there every pass is a
+    read from disk, and the two passes read the file about 3x -- and runs
+    the two-pass plan otherwise (a dump the page cache holds is read from
+    disk once either way, and the two-pass sweeps cost less CPU)."""
+    reads = current_reads()
+    if reads != "auto":
+        return reads == "one"
+    if not file_backed or data_bytes is None:
+        return False
+    avail = _available_memory()
+    return avail is not None and data_bytes > AUTO_MEMORY_FRAC * avail
+
+
+def prefer_for(pb) -> bool:
+    """:func:`prefer_one_read` for a problem's rows."""
+    segs = pb.probs.segments
+    return prefer_one_read(sum(int(getattr(s, "nbytes", 0)) for s in segs),
+                           any(_mmap_of(s) is not None for s in segs))
 
 
 def _floors(sums, seen, counts, dtype):

@@ -19,7 +19,8 @@ import contextvars
 
 TIES = ("cleanlab", "lower_index")
 #: how find_label_issues reads a dump: "one" (one read plus targeted re-reads),
-#: "two" (the two-pass plan), "auto" (for now the two-pass plan)
+#: "two" (the two-pass plan), "auto" (one read for a file-backed dump larger
+#: than half the available memory, else two passes: _cl.oneread.prefer_one_read)
 READS = ("auto", "one", "two")
 
 _global = {"ties": "cleanlab", "reads": "auto"}  # set by options(...) without a with-block: process-wide
