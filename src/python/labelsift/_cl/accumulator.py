@@ -436,8 +436,9 @@ class ConfidentJointAccumulator:
         """(ids, rows) given to refine(), sorted by id."""
         if not self._full:
             return np.empty(0, np.int64), np.empty((0, self._k), self._dtype or np.float64)
-        if len(self._full) > 1:
-            self._full = [_sort_parts(self._full, 2)]
+        fid = self._full[0][0]
+        if len(self._full) > 1 or (len(fid) > 1 and not (fid[1:] > fid[:-1]).all()):
+            self._full = [_sort_parts(self._full, 2)]  # (state_dict promises arrays sorted by id)
         return self._full[0]
 
     # -- checkpoints --------------------------------------------------------
