@@ -2,15 +2,16 @@
 thread safety (one accumulator fed, merged, refined and checkpointed from several threads)."""
 from adversarial.harness import error, handled
 
-# A valid checkpoint: K = 6, top_m = 3, 300 examples with ids 11, 18, ..., 5 of them refined.
+# A valid top-m checkpoint (format 1): K = 6, top_m = 3, 300 examples with ids 11, 18, ..., 5 of them refined.
+# (The adaptive sketch's format-2 checkpoints are tampered with in tests/cl/test_stream_adaptive.py.)
 _S = ("from labelsift.stream import ConfidentJointAccumulator as A\n"
       "y, p = good(300, 6, 1)\nids = np.arange(300) * 7 + 11\n"
-      "acc = A(6, top_m=3).update(ids, y, p)\nacc.refine(ids[:5], p[:5])\nst = acc.state_dict()\n"
+      "acc = A(6, top_m=3, sketch='top_m').update(ids, y, p)\nacc.refine(ids[:5], p[:5])\nst = acc.state_dict()\n"
       "st = {k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in st.items()}\n"
       "in_top = (st['top_classes'] == st['labels'][:, None]).any(1)\n"
       "r_in = int(np.flatnonzero(in_top)[0])\nr_out = int(np.flatnonzero(~in_top)[0])\n")
 _LOAD = "\nA.from_state_dict(st)"
-_LOAD_INTO = "\nA(6, top_m=3).load_state_dict(st)"
+_LOAD_INTO = "\nA(6, top_m=3, sketch='top_m').load_state_dict(st)"
 
 _TAMPER = [
     # (id, code, exception type(s), message regex)
@@ -84,7 +85,7 @@ _TAMPER = [
      r"'ids'.*does not fit in int64"),
     ("ids bool", "st['ids'] = np.ones(300, bool)", "TypeError", r"'ids'"),
     ("format_version 'x'", "st['format_version'] = 'x'", "TypeError", r"'format_version'.*integer"),
-    ("format_version 2", "st['format_version'] = 2", "ValueError", r"format_version 2"),
+    ("format_version 3", "st['format_version'] = 3", "ValueError", r"format_version 3"),
     ("format_version 0", "st['format_version'] = 0", "ValueError", r"format_version 0"),
     ("format_version 1.0", "st['format_version'] = 1.0", "TypeError", r"'format_version'.*integer"),
     ("format_version True", "st['format_version'] = True", "TypeError", r"'format_version'.*integer"),
@@ -121,19 +122,19 @@ CASES += [
     error("checkpoint from_state_dict(a path)", _S + "np.savez('c.npz', **st)\nA.from_state_dict('c.npz')", "TypeError",
           r"mapping"),
     error("checkpoint from_state_dict(an accumulator)", _S + "A.from_state_dict(acc)", "TypeError", r"mapping"),
-    error("checkpoint load into another num_classes", _S + "A(7, top_m=3).load_state_dict(st)", "ValueError",
+    error("checkpoint load into another num_classes", _S + "A(7, top_m=3, sketch='top_m').load_state_dict(st)", "ValueError",
           r"num_classes=6.*num_classes=7"),
-    error("checkpoint load into another top_m", _S + "A(6, top_m=4).load_state_dict(st)", "ValueError", r"top_m=3.*top_m=4"),
-    error("checkpoint empty state with refined ids", _S + "e = A(6, top_m=3).state_dict()\ne['refined_ids'] = np.array([1])\n"
+    error("checkpoint load into another top_m", _S + "A(6, top_m=4, sketch='top_m').load_state_dict(st)", "ValueError", r"top_m=3.*top_m=4"),
+    error("checkpoint empty state with refined ids", _S + "e = A(6, top_m=3, sketch='top_m').state_dict()\ne['refined_ids'] = np.array([1])\n"
           "e['refined_rows'] = np.full((1, 6), 1 / 6)\nA.from_state_dict(e)", "ValueError", r"'refined_ids'"),
-    error("checkpoint empty state with dtype_bits 32", _S + "e = A(6, top_m=3).state_dict()\ne['dtype_bits'] = 32\n"
+    error("checkpoint empty state with dtype_bits 32", _S + "e = A(6, top_m=3, sketch='top_m').state_dict()\ne['dtype_bits'] = 32\n"
           "A.from_state_dict(e)", "ValueError", r"dtype_bits=32"),
     error("checkpoint top_m >= K with a finite left_out_max", _S +
-          "f = A(6, top_m=8).update(ids, y, p).state_dict()\nf['left_out_max'] = f['left_out_max'].copy()\n"
+          "f = A(6, top_m=8, sketch='top_m').update(ids, y, p).state_dict()\nf['left_out_max'] = f['left_out_max'].copy()\n"
           "f['left_out_max'][0] = 0.0\nA.from_state_dict(f)", "ValueError", r"'left_out_max' must be -inf"),
-    error("checkpoint float32: given NaN", _S + "f = A(6, top_m=3).update(ids, y, p.astype(np.float32)).state_dict()\n"
+    error("checkpoint float32: given NaN", _S + "f = A(6, top_m=3, sketch='top_m').update(ids, y, p.astype(np.float32)).state_dict()\n"
           "f['given'] = f['given'].copy()\nf['given'][0] = np.nan\nA.from_state_dict(f)", "ValueError", r"'given'.*non-finite"),
-    error("checkpoint float16: top values unsorted", _S + "f = A(6, top_m=3).update(ids, y, p.astype(np.float16)).state_dict()\n"
+    error("checkpoint float16: top values unsorted", _S + "f = A(6, top_m=3, sketch='top_m').update(ids, y, p.astype(np.float16)).state_dict()\n"
           "f['top_values'] = f['top_values'][:, ::-1].copy()\nA.from_state_dict(f)", "ValueError", r"descending"),
     error("checkpoint npz tampered on disk", _S + "st['given'][0] = 5.0\nnp.savez('c.npz', **st)\n"
           "A.from_state_dict(np.load('c.npz'))", "ValueError", r"'given'"),
@@ -155,16 +156,16 @@ CASES += [
             "for k in ('ids', 'labels', 'given', 'top_classes', 'top_values', 'left_out_max'):\n    st[k] = st[k][o]\n"
             "b = A.from_state_dict(st)", "np.array_equal(b.result().label_issues, acc.result().label_issues)"),
     handled("checkpoint negative ids round trip", "from labelsift.stream import ConfidentJointAccumulator as A\n"
-            "y, p = good(100, 4)\nacc = A(4, top_m=2).update(-np.arange(100) - 5, y, p)\nb = A.from_state_dict(acc.state_dict())",
+            "y, p = good(100, 4)\nacc = A(4, top_m=2, sketch='top_m').update(-np.arange(100) - 5, y, p)\nb = A.from_state_dict(acc.state_dict())",
             "len(b) == 100 and np.array_equal(b.result().label_issues, acc.result().label_issues)"),
     handled("checkpoint float16 and float32 round trips", "from labelsift.stream import ConfidentJointAccumulator as A\n"
             "y, p = good(400, 7, 2)\nok = []\nfor dt in (np.float16, np.float32):\n"
-            "    a = A(7, top_m=2).update(np.arange(400), y, p.astype(dt))\n    b = A.from_state_dict(a.state_dict())\n"
+            "    a = A(7, top_m=2, sketch='top_m').update(np.arange(400), y, p.astype(dt))\n    b = A.from_state_dict(a.state_dict())\n"
             "    ok.append(b.dtype == dt and np.array_equal(a.result().label_issues, b.result().label_issues))",
             "all(ok) and len(ok) == 2"),
     handled("checkpoint of an empty accumulator", "from labelsift.stream import ConfidentJointAccumulator as A\n"
             "b = A.from_state_dict(A(5).state_dict())", "len(b) == 0 and b.dtype is None"),
-    handled("checkpoint top_m >= K round trip", _S + "f = A(6, top_m=8).update(ids, y, p)\nb = A.from_state_dict(f.state_dict())",
+    handled("checkpoint top_m >= K round trip", _S + "f = A(6, top_m=8, sketch='top_m').update(ids, y, p)\nb = A.from_state_dict(f.state_dict())",
             "np.array_equal(b.result().label_issues, f.result().label_issues)"),
     handled("checkpoint pickled accumulator keeps working (lock recreated)", _S +
             "import pickle\nb = pickle.loads(pickle.dumps(acc))\ny2, p2 = good(50, 6, 9)\nb.update(np.arange(50) * 7 + 12, y2, p2)",

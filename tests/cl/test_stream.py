@@ -24,6 +24,9 @@ from support.data import flat_rows, grouped_softmax
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
+#: the two sketches (adaptive: the default, checkpoints format 2; top_m: fixed width, format 1)
+SKETCHES = ["adaptive", "top_m"]
+
 # ---------------------------------------------------------------------------
 # Data
 # ---------------------------------------------------------------------------
@@ -91,25 +94,27 @@ def test_cifar10_shuffled_batches_equal_in_memory(dtype):
     np.testing.assert_array_equal(res.issue_ids, sids[res.label_issues])
 
 
+@pytest.mark.parametrize("sketch", SKETCHES)
 @pytest.mark.parametrize("top_m", [1, 2, 3])
-def test_cifar10_small_sketch_still_exact(top_m):
+def test_cifar10_small_sketch_still_exact(top_m, sketch):
     data = cifar10_test()
     rng = np.random.default_rng(top_m)
     ids = rng.permutation(len(data.labels))
-    acc = feed(ConfidentJointAccumulator(10, top_m=top_m), ids, data.labels, data.pred_probs, rng, 3)
+    acc = feed(ConfidentJointAccumulator(10, top_m=top_m, sketch=sketch), ids, data.labels, data.pred_probs, rng, 3)
     sids, slabels, sprobs = by_id(ids, data.labels, data.pred_probs)
     assert_all_equal(acc.result(), in_memory(slabels, sprobs))
 
 
+@pytest.mark.parametrize("sketch", SKETCHES)
 @pytest.mark.parametrize(
     "k,n,dtype",
     [(10, 3000, np.float16), (100, 3000, np.float32), (100, 5000, np.float64), (1000, 8000, np.float32)],
 )
-def test_realistic_exact(k, n, dtype):
+def test_realistic_exact(k, n, dtype, sketch):
     labels, probs = grouped_softmax(n, k, dtype, seed=k)
     rng = np.random.default_rng(k + 1)
     ids = sparse_ids(n, rng)
-    acc = feed(ConfidentJointAccumulator(k), ids, labels.astype(np.int16), probs, rng, 5)
+    acc = feed(ConfidentJointAccumulator(k, sketch=sketch), ids, labels.astype(np.int16), probs, rng, 5)
     res = acc.result()
     sids, slabels, sprobs = by_id(ids, labels, probs)
     np.testing.assert_array_equal(res.indices, sids)
@@ -149,15 +154,16 @@ def test_absent_class_and_singleton():
 # ---------------------------------------------------------------------------
 # Merge, checkpoints
 # ---------------------------------------------------------------------------
-def test_merge_disjoint_halves_equals_one_accumulator():
+@pytest.mark.parametrize("sketch", SKETCHES)
+def test_merge_disjoint_halves_equals_one_accumulator(sketch):
     labels, probs = grouped_softmax(2000, 100, np.float32, seed=7)
     rng = np.random.default_rng(8)
     ids = sparse_ids(2000, rng)
     half = rng.permutation(2000)
     a, b = half[:900], half[900:]
-    acc_a = feed(ConfidentJointAccumulator(100), ids[a], labels[a], probs[a], rng, 3)
-    acc_b = feed(ConfidentJointAccumulator(100), ids[b], labels[b], probs[b], rng, 4)
-    whole = feed(ConfidentJointAccumulator(100), ids, labels, probs, rng, 2).result()
+    acc_a = feed(ConfidentJointAccumulator(100, sketch=sketch), ids[a], labels[a], probs[a], rng, 3)
+    acc_b = feed(ConfidentJointAccumulator(100, sketch=sketch), ids[b], labels[b], probs[b], rng, 4)
+    whole = feed(ConfidentJointAccumulator(100, sketch=sketch), ids, labels, probs, rng, 2).result()
     merged = acc_a.merge(acc_b).result()
     assert len(acc_a) == 2000
     for f in ("thresholds", "confident_joint", "joint", "py", "noise_matrix", "inverse_noise_matrix",
@@ -177,20 +183,21 @@ def test_merge_with_empty_and_into_empty():
     np.testing.assert_array_equal(r1.confident_joint, r2.confident_joint)
 
 
+@pytest.mark.parametrize("sketch", SKETCHES)
 @pytest.mark.parametrize("dtype", [np.float16, np.float64])
-def test_state_dict_round_trip(dtype, tmp_path):
+def test_state_dict_round_trip(dtype, sketch, tmp_path):
     labels, probs = grouped_softmax(1500, 20, dtype, seed=11)
     rng = np.random.default_rng(12)
     ids = sparse_ids(1500, rng)
     first, rest = np.arange(1000), np.arange(1000, 1500)
-    acc = feed(ConfidentJointAccumulator(20, top_m=3), ids[first], labels[first], probs[first], rng, 4)
+    acc = feed(ConfidentJointAccumulator(20, top_m=3, sketch=sketch), ids[first], labels[first], probs[first], rng, 4)
     st = acc.state_dict()
     assert all(isinstance(v, (int, np.ndarray)) for v in st.values())
     # through np.savez / np.load (an NpzFile), and through a plain dict of it
     path = tmp_path / "acc.npz"
     np.savez(path, **st)
     with np.load(path) as z:
-        restored = ConfidentJointAccumulator(20, top_m=3).load_state_dict(z)
+        restored = ConfidentJointAccumulator(20, top_m=3, sketch=sketch).load_state_dict(z)
     buf = io.BytesIO()
     np.savez_compressed(buf, **st)
     buf.seek(0)
@@ -246,7 +253,7 @@ def test_adversarial_flat_rows_top1(seed):
     labels, probs = flat_rows(1500, 10, seed)
     rng = np.random.default_rng(seed)
     ids = sparse_ids(1500, rng)
-    acc = feed(ConfidentJointAccumulator(10, top_m=1), ids, labels, probs, rng, 3)
+    acc = feed(ConfidentJointAccumulator(10, top_m=1, sketch="top_m"), ids, labels, probs, rng, 3)
     res = acc.result()
     assert not res.exact and res.num_uncertain > 0
     assert res.num_uncertain == int(res.uncertain.sum())
@@ -274,7 +281,7 @@ def test_adversarial_counts_exact_but_selections_open():
     probs = np.exp(logits - logits.max(axis=1, keepdims=True))
     probs = (probs / probs.sum(axis=1, keepdims=True)).astype(np.float32)
     labels = np.where(rng.random(n) < 0.2, rng.integers(0, k, n), true)
-    acc = ConfidentJointAccumulator(k).update(np.arange(n), labels, probs)
+    acc = ConfidentJointAccumulator(k, sketch="top_m").update(np.arange(n), labels, probs)
     res = acc.result()
     ref = in_memory(labels, probs)
     assert res.counts_exact and not res.exact
@@ -284,8 +291,9 @@ def test_adversarial_counts_exact_but_selections_open():
     assert_all_equal(refine_until_exact(acc, np.arange(n), probs, res, rounds=1), ref)
 
 
+@pytest.mark.parametrize("sketch", SKETCHES)
 @pytest.mark.parametrize("seed", range(12))
-def test_decided_part_always_agrees(seed):
+def test_decided_part_always_agrees(seed, sketch):
     """Small random problems (ties, absent classes, float16): whatever the
     sketch decides equals the in-memory answer."""
     rng = np.random.default_rng(100 + seed)
@@ -300,7 +308,8 @@ def test_decided_part_always_agrees(seed):
     labels = rng.integers(0, max(1, k - seed % 2), n)
     labels = np.where(rng.random(n) < 0.6, probs.argmax(axis=1), labels)
     ids = sparse_ids(n, rng)
-    acc = ConfidentJointAccumulator(k, top_m=int(rng.choice([1, 2, 3])))
+    acc = ConfidentJointAccumulator(k, top_m=int(rng.choice([1, 2, 3])), sketch=sketch,
+                                    avg_entries=int(rng.choice([1, 2, 64])), max_entries=int(rng.choice([1, 3, 64])))
     for part in np.array_split(rng.permutation(n), 3):
         acc.update(ids[part], labels[part], probs[part])
     _, slabels, sprobs = by_id(ids, labels, probs)
@@ -550,7 +559,7 @@ def test_pickle_and_copy_drop_the_lock(small):
 
 def _tampered(small, key, fn):
     ids, labels, probs = small
-    acc = ConfidentJointAccumulator(5, top_m=2).update(ids, labels, probs)
+    acc = ConfidentJointAccumulator(5, top_m=2, sketch="top_m").update(ids, labels, probs)
     acc.refine(ids[:3], probs[:3])
     st = {k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in acc.state_dict().items()}
     out = fn(st[key])

@@ -10,15 +10,30 @@ sorted by example id -- ``get_confident_thresholds``,
 ``find_label_issues`` (default ``filter_by="prune_by_noise_rate"``) -- and it
 *says* whether it could prove that (``exact``, ``num_uncertain``).
 
-What is kept per example (memory O(N * top_m), independent of K)
--------------------------------------------------------------------
+What is kept per example (memory bounded independently of K)
+---------------------------------------------------------------
 * its id and given label ``y``;
 * ``g = P[y]``, in the input dtype;
-* the ``top_m`` largest probabilities with their classes: the first ``top_m``
-  entries of a stable descending sort of the row (ties: lower class first);
-* ``left_out_max``: the largest probability among the classes *not* in the
-  top-m (the given label included if it was left out); ``-inf`` when
-  ``top_m >= K``.
+* with ``sketch="adaptive"`` (the default): the first entries of a stable
+  descending sort of the row (ties: lower class first; the given label only
+  if it is among the top ``top_m``) -- at least ``top_m`` of them, plus
+  every class j != y with ``P[j] - P[y] >= level`` (float64), at most
+  ``max(max_entries, top_m)`` -- and ``rest``, the largest probability left
+  out other than ``P[y]`` (-inf when none is). ``level`` starts at 0 and is
+  raised whenever more than ``avg_entries`` entries per example would be
+  held: then to the lowest level keeping 0.75 * ``avg_entries`` on average,
+  every held row trimmed to exactly what that level keeps (a prefix of the
+  same order). Each row is the sketch at the level in force when it came
+  (or a later one), and its ``rest`` bounds what it left out, whatever the
+  other rows' levels; merged accumulators go on at the higher level.
+  ``stats()`` and ``memory_bytes()`` report entries and bytes per row;
+* with ``sketch="top_m"``: exactly the ``top_m`` largest probabilities with
+  their classes, and ``left_out_max``, the largest probability among the
+  classes *not* in the top-m (the given label included if it was left out);
+  ``-inf`` when ``top_m >= K``. Memory O(N * top_m).
+
+Below, "the top-m" and ``left_out_max`` stand for the row's kept entries
+and ``rest``.
 
 What is proven at :meth:`result`
 ---------------------------------
@@ -74,9 +89,10 @@ the unflagging test resolved in favour of the given label (row kept).
 Ties: as everywhere in labelsift, exact ties are broken by the lower row
 index, which here is the lower example id.
 
-Kernels: per batch, validation (C++ ``validate``) and the top-m extraction
-(C++ ``top_m_rows``, one pass per row; ``labelsift._cl.sketch.top_m_numpy``
-is its NumPy definition and test oracle); at the end, the per-class means use the C++
+Kernels: per batch, validation (C++ ``validate``) and the sketch (C++
+``sketch_rows`` for the adaptive one, ``labelsift._cl.sketch.sketch_rows_numpy``
+its definition; C++ ``top_m_rows``, one pass per row, for top-m,
+``labelsift._cl.sketch.top_m_numpy`` its NumPy definition and test oracle); at the end, the per-class means use the C++
 ``class_means`` kernel, exactly as the in-memory path does.
 """
 from __future__ import annotations

@@ -12,14 +12,20 @@ from .._common.arrays import as_2d, as_ids, as_labels, kernel_dtype, row_sum_tol
 from .._common.backend import core, threads
 from .._common.checks import raise_row_error
 from .._common.options import resolve_ties
+from . import adaptive
 from .sketch import NoiseEstimate, Sketch, result, top_m
 
 __all__ = ["ConfidentJointAccumulator", "NoiseEstimate"]
 
-_STATE_VERSION = 1
+_STATE_VERSION = 1  # sketch="top_m"
 _FIELDS = ("ids", "labels", "given", "top_classes", "top_values", "left_out_max")
 _SCALARS = ("format_version", "num_classes", "top_m", "dtype_bits")
 _ALL_KEYS = _SCALARS + _FIELDS + ("refined_ids", "refined_rows")
+_STATE_VERSION_CSR = 2  # sketch="adaptive"
+_FIELDS_CSR = ("ids", "labels", "given", "ptr", "classes", "values", "rest")
+_SCALARS_CSR = ("format_version", "num_classes", "top_m", "avg_entries", "max_entries", "dtype_bits", "level")
+_ALL_KEYS_CSR = _SCALARS_CSR + _FIELDS_CSR + ("refined_ids", "refined_rows")
+_SKETCHES = ("adaptive", "top_m")
 
 
 # ---------------------------------------------------------------------------
@@ -66,10 +72,41 @@ class ConfidentJointAccumulator:
     Parameters
     ----------
     num_classes : K (>= 2).
-    top_m : how many of the largest probabilities to keep per example
-        (default 8). Memory is about ``N * (top_m * (itemsize + 2) + 20)``
-        bytes whatever K is. ``top_m >= K`` keeps every probability (always
-        exact).
+    top_m : every example keeps at least its ``top_m`` largest probabilities
+        (default 8; ties: lower class first). With ``sketch="top_m"`` exactly
+        those. ``top_m >= K`` keeps every probability (always exact).
+    sketch : ``"adaptive"`` (default) or ``"top_m"``.
+
+        * ``"adaptive"``: each example keeps its top-``top_m`` plus every
+          class j other than its label with ``P[j] - P[y] >= level`` (the
+          classes that can still win a prune selection), at most
+          ``max(max_entries, top_m)`` entries, and ``rest``, the largest
+          probability it left out other than ``P[y]``. ``level`` starts at 0
+          (the classes at least as probable as the given label) and is
+          raised whenever the accumulator would hold more than
+          ``avg_entries`` entries per example on average: it then becomes
+          the lowest level at which the examples held keep about
+          ``0.75 * avg_entries`` on average, and every held example is
+          trimmed to it (exactly what that level would have kept). So flat
+          rows keep many classes, peaked rows about ``top_m``, and memory
+          stays below ``N * (avg_entries * (itemsize + c) + 24 + 2 * itemsize)``
+          bytes after every call (c = 2 bytes per class for K <= 65535, else
+          4; the 24 are the id, twice, the label and the entry count), plus
+          one batch's sketch while it is added. Rows added under
+          different levels are fine: each row's ``rest`` bounds what it left
+          out. Checkpoints are ``format_version`` 2.
+        * ``"top_m"``: today's fixed sketch, exactly ``top_m`` entries per
+          example and ``left_out_max`` (memory about
+          ``N * (top_m * (itemsize + 2) + 20)`` bytes); checkpoints are
+          ``format_version`` 1.
+    avg_entries : the adaptive sketch's budget of entries per example on
+        average (default 64; on flat K = 1000 rows it keeps ~47 and leaves
+        0.2-0.3% of 128,000 examples undecided, none of 500,000, see
+        bench/RESULTS.md).
+    max_entries : the adaptive sketch's most entries per example (default
+        1024; at least ``top_m`` are kept whatever it says).
+
+    ``memory_bytes()`` and ``stats()`` report what is held.
 
     Example ids must be unique across all batches (``update`` and ``merge``
     raise ``ValueError`` on a repeat). Note that torch's
@@ -88,14 +125,24 @@ class ConfidentJointAccumulator:
     refused state leaves the accumulator as it was.
     """
 
-    def __init__(self, num_classes: int, *, top_m: int = 8):
+    def __init__(self, num_classes: int, *, top_m: int = 8, sketch: str = "adaptive", avg_entries: int = 64,
+                 max_entries: int = 1024):
         if isinstance(num_classes, bool) or int(num_classes) != num_classes or num_classes < 2:
             raise ValueError(f"num_classes must be an integer >= 2, got {num_classes!r}")
         if isinstance(top_m, bool) or int(top_m) != top_m or top_m < 1:
             raise ValueError(f"top_m must be an integer >= 1, got {top_m!r}")
+        if sketch not in _SKETCHES:
+            raise ValueError(f"sketch must be one of {', '.join(map(repr, _SKETCHES))}, got {sketch!r}")
+        for name, v in (("avg_entries", avg_entries), ("max_entries", max_entries)):
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+                raise ValueError(f"{name} must be an integer >= 1, got {v!r}")
         self._k = int(num_classes)
         self._top_m = int(top_m)
         self._m = min(self._top_m, self._k)
+        self._kind = sketch
+        self._avg = int(avg_entries)
+        self._max = int(max_entries)
+        self._cap = min(max(self._max, self._top_m), self._k)
         self._cls_dtype = np.dtype(np.uint16) if self._k <= 65535 else np.dtype(np.int32)
         self._lock = threading.RLock()
         self._clear()
@@ -120,6 +167,8 @@ class ConfidentJointAccumulator:
         self._ids = _IdRuns()
         self._full: list[tuple] = []  # (ids, rows) given to refine()
         self._full_ids = _IdRuns()
+        self._level = 0.0  # the adaptive sketch's margin level for the next rows
+        self._entries = 0  # entries held by the adaptive parts
 
     # -- properties ---------------------------------------------------------
     @property
@@ -131,17 +180,63 @@ class ConfidentJointAccumulator:
         return self._top_m
 
     @property
+    def sketch(self) -> str:
+        """``"adaptive"`` or ``"top_m"``."""
+        return self._kind
+
+    @property
+    def avg_entries(self) -> int:
+        return self._avg
+
+    @property
+    def max_entries(self) -> int:
+        return self._max
+
+    @property
+    def level(self) -> float:
+        """The adaptive sketch's margin level for the next rows (0 until the budget first binds; nan for top-m)."""
+        return self._level if self._kind == "adaptive" else float("nan")
+
+    @property
     def dtype(self):
         """The probabilities' dtype (None before the first non-empty batch)."""
         return self._dtype
+
+    def memory_bytes(self) -> int:
+        """Bytes of the arrays this accumulator holds: the sketch, the rows given
+        to ``refine``, and the sorted ids it checks repeats against."""
+        with self._lock:
+            n = sum(a.nbytes for p in self._parts for a in p)
+            n += sum(a.nbytes for p in self._full for a in p)
+            n += sum(r.nbytes for r in self._ids.runs) + sum(r.nbytes for r in self._full_ids.runs)
+            return int(n)
+
+    def stats(self) -> dict:
+        """What is held: ``examples``, ``entries`` (probabilities kept in the
+        sketch), ``entries_per_row`` (mean), ``max_row_entries``,
+        ``refined_rows``, ``memory_bytes`` and ``bytes_per_row`` (all of
+        :meth:`memory_bytes` over the examples), ``sketch`` and ``level``."""
+        with self._lock:
+            n = sum(len(p[0]) for p in self._parts)
+            if self._kind == "adaptive":
+                e = sum(len(p[4]) for p in self._parts)
+                mx = max((int(p[3].max()) for p in self._parts if len(p[3])), default=0)
+            else:
+                e, mx = n * self._m, (self._m if n else 0)
+            nf = sum(len(p[0]) for p in self._full)
+            mem = self.memory_bytes()
+        return dict(examples=n, entries=int(e), entries_per_row=e / n if n else 0.0, max_row_entries=mx,
+                    refined_rows=nf, memory_bytes=mem, bytes_per_row=mem / n if n else 0.0, sketch=self._kind,
+                    level=self.level)
 
     def __len__(self) -> int:
         with self._lock:
             return sum(len(p[0]) for p in self._parts)
 
     def __repr__(self) -> str:
-        return (f"ConfidentJointAccumulator(num_classes={self._k}, top_m={self._top_m}, "
-                f"examples={len(self)}, dtype={self._dtype})")
+        extra = (f", avg_entries={self._avg}, max_entries={self._max}" if self._kind == "adaptive" else "")
+        return (f"ConfidentJointAccumulator(num_classes={self._k}, top_m={self._top_m}, sketch={self._kind!r}"
+                f"{extra}, examples={len(self)}, dtype={self._dtype})")
 
     # -- feeding ------------------------------------------------------------
     def _batch(self, indices, pred_probs):
@@ -181,10 +276,16 @@ class ConfidentJointAccumulator:
         ids_sorted = self._sorted_unique(ids)
         with self._lock:
             self._check_new_ids(ids_sorted)  # fail fast, before the expensive part
+            level = self._level
         P = np.ascontiguousarray(P, dtype=dt)  # no copy for a C-ordered native array
         self._validate(P, y, ids)
-        g = P[np.arange(B), y]
-        tc, tv, rm = top_m(P, self._m, self._cls_dtype)
+        if self._kind == "adaptive":
+            cnt, cls, vals, rest, g = adaptive.sketch_batch(P, y, self._m, self._cap, level, self._cls_dtype)
+            part = (ids, y.astype(np.int32), g, cnt, cls, vals, rest)
+        else:
+            g = P[np.arange(B), y]
+            tc, tv, rm = top_m(P, self._m, self._cls_dtype)
+            part = (ids, y.astype(np.int32), g, tc, tv, rm)
         with self._lock:  # check again and add, as one step: another thread may have added these ids meanwhile
             if self._dtype is not None and dt != self._dtype:
                 raise ValueError(
@@ -193,10 +294,24 @@ class ConfidentJointAccumulator:
                 )
             self._check_new_ids(ids_sorted)
             self._dtype = dt
-            self._parts.append((ids, y.astype(np.int32), g, tc, tv, rm))
+            self._parts.append(part)
             self._sorted = False
             self._ids.add(ids_sorted)
+            if self._kind == "adaptive":
+                self._entries += len(part[4])
+                self._keep_budget()
         return self
+
+    def _keep_budget(self) -> None:
+        """Adaptive sketch over budget (more than avg_entries per example): raise
+        the level to keep FILL of it and trim every held row to that level."""
+        n = sum(len(p[0]) for p in self._parts)
+        if self._entries <= self._avg * n:
+            return
+        t = adaptive.budget_level(self._parts, self._m, adaptive.FILL * self._avg * n, self._level)
+        self._level = max(self._level, t)
+        self._parts = [adaptive.trim(p, self._level, self._m) for p in self._parts]
+        self._entries = sum(len(p[4]) for p in self._parts)
 
     def _check_new_ids(self, ids_sorted: np.ndarray) -> None:
         seen = self._ids.present(ids_sorted)
@@ -232,9 +347,14 @@ class ConfidentJointAccumulator:
             y = st[1][pos].astype(np.int64)
             P = np.array(P, dtype=dt, order="C", copy=True)
             self._validate(P, y, ids)
-            tc, tv, rm = top_m(P, self._m, self._cls_dtype)
-            same = ((P[np.arange(B), y] == st[2][pos]) & (tc == st[3][pos]).all(axis=1)
-                    & (tv == st[4][pos]).all(axis=1) & (rm == st[5][pos]))
+            if self._kind == "adaptive":
+                ent = adaptive.gather_rows(st[3], pos)
+                same = adaptive.full_row_agrees(P, y, st[2][pos], st[3][pos], st[4][ent], st[5][ent], st[6][pos],
+                                                self._m, self._cls_dtype)
+            else:
+                tc, tv, rm = top_m(P, self._m, self._cls_dtype)
+                same = ((P[np.arange(B), y] == st[2][pos]) & (tc == st[3][pos]).all(axis=1)
+                        & (tv == st[4][pos]).all(axis=1) & (rm == st[5][pos]))
             if not same.all():
                 raise ValueError(
                     f"pred_probs of example id {int(ids[np.argmin(same)])} differ from the ones given to update()"
@@ -259,8 +379,13 @@ class ConfidentJointAccumulator:
             raise TypeError(f"can only merge a ConfidentJointAccumulator, got {type(other).__name__}")
         if other._k != self._k:
             raise ValueError(f"cannot merge: num_classes {other._k} != {self._k}")
+        if other._kind != self._kind:
+            raise ValueError(f"cannot merge: sketch {other._kind!r} != {self._kind!r}")
         if other._top_m != self._top_m:
             raise ValueError(f"cannot merge: top_m {other._top_m} != {self._top_m}")
+        if (other._avg, other._max) != (self._avg, self._max):
+            raise ValueError(f"cannot merge: avg_entries, max_entries {other._avg}, {other._max} != "
+                             f"{self._avg}, {self._max}")
         if self._dtype is not None and other._dtype is not None and other._dtype != self._dtype:
             raise ValueError(f"cannot merge: dtype {other._dtype} != {self._dtype}")
 
@@ -280,6 +405,7 @@ class ConfidentJointAccumulator:
             their_parts, their_full = list(other._parts), list(other._full)
             their_full_ids = other._full_ids.all_sorted()
             their_dtype = other._dtype
+            their_level = other._level
         with self._lock:
             if self._dtype is not None and their_dtype is not None and their_dtype != self._dtype:
                 raise ValueError(f"cannot merge: dtype {their_dtype} != {self._dtype}")
@@ -292,6 +418,10 @@ class ConfidentJointAccumulator:
             self._ids.add(theirs)
             self._full.extend(their_full)
             self._full_ids.add(their_full_ids)
+            if self._kind == "adaptive":  # the higher level of the two from now on, and the budget kept
+                self._level = max(self._level, their_level)
+                self._entries += sum(len(p[4]) for p in their_parts)
+                self._keep_budget()
         return self
 
     def _consolidated(self):
@@ -299,7 +429,7 @@ class ConfidentJointAccumulator:
         if not self._parts:
             return None
         if len(self._parts) > 1 or not self._sorted:
-            self._parts = [_sort_parts(self._parts, 6)]
+            self._parts = [adaptive.sort_parts(self._parts) if self._kind == "adaptive" else _sort_parts(self._parts, 6)]
             self._sorted = True
         return self._parts[0]
 
@@ -307,8 +437,9 @@ class ConfidentJointAccumulator:
         """(ids, rows) given to refine(), sorted by id."""
         if not self._full:
             return np.empty(0, np.int64), np.empty((0, self._k), self._dtype or np.float64)
-        if len(self._full) > 1:
-            self._full = [_sort_parts(self._full, 2)]
+        fid = self._full[0][0]
+        if len(self._full) > 1 or (len(fid) > 1 and not (fid[1:] > fid[:-1]).all()):
+            self._full = [_sort_parts(self._full, 2)]  # (state_dict promises arrays sorted by id)
         return self._full[0]
 
     # -- checkpoints --------------------------------------------------------
@@ -322,6 +453,8 @@ class ConfidentJointAccumulator:
             return self._state_dict()
 
     def _state_dict(self) -> dict:
+        if self._kind == "adaptive":
+            return self._state_dict_csr()
         st = self._consolidated()
         bits = 0 if self._dtype is None else self._dtype.itemsize * 8
         if st is None:
@@ -336,6 +469,30 @@ class ConfidentJointAccumulator:
         }
         for key, arr in zip(_FIELDS, st):
             out[key] = arr.copy()
+        fid, frows = self._refined()
+        out["refined_ids"] = fid.copy()
+        out["refined_rows"] = frows.copy()
+        return out
+
+    def _state_dict_csr(self) -> dict:
+        st = self._consolidated()
+        bits = 0 if self._dtype is None else self._dtype.itemsize * 8
+        if st is None:
+            dt = np.float64
+            st = (np.empty(0, np.int64), np.empty(0, np.int32), np.empty(0, dt), np.empty(0, np.int32),
+                  np.empty(0, self._cls_dtype), np.empty(0, dt), np.empty(0, dt))
+        ids, y, g, counts, cls, vals, rest = st
+        out = {
+            "format_version": _STATE_VERSION_CSR,
+            "num_classes": self._k,
+            "top_m": self._top_m,
+            "avg_entries": self._avg,
+            "max_entries": self._max,
+            "dtype_bits": bits,
+            "level": np.asarray(self._level, np.float64),
+            "ids": ids.copy(), "labels": y.copy(), "given": g.copy(), "ptr": adaptive.ptr_of(counts),
+            "classes": cls.copy(), "values": vals.copy(), "rest": rest.copy(),
+        }
         fid, frows = self._refined()
         out["refined_ids"] = fid.copy()
         out["refined_rows"] = frows.copy()
@@ -368,12 +525,28 @@ class ConfidentJointAccumulator:
           value, top classes, top values and ``left_out_max`` are the ones the
           sketch holds (as ``refine`` checks).
         """
-        parts, full, dt = _checked_state(state, self._k, self._top_m, self._m, self._cls_dtype)
+        _check_mapping(state)
+        version = _state_int(state, "format_version")
+        level = 0.0
+        if version == _STATE_VERSION_CSR and self._kind == "adaptive":
+            parts, full, dt, level = _checked_state_csr(state, self)
+        elif version == _STATE_VERSION and self._kind == "top_m":
+            parts, full, dt = _checked_state(state, self._k, self._top_m, self._m, self._cls_dtype)
+        elif version in (_STATE_VERSION, _STATE_VERSION_CSR):
+            theirs = "top_m" if version == _STATE_VERSION else "adaptive"
+            raise ValueError(f"state dict format_version {version} is a sketch={theirs!r} checkpoint; this "
+                             f"accumulator has sketch={self._kind!r} (from_state_dict picks the right one)")
+        else:
+            raise ValueError(f"unsupported state dict format_version {version} (expected {_STATE_VERSION} "
+                             f"or {_STATE_VERSION_CSR})")
         with self._lock:
             self._clear()
+            self._level = level
             if parts is None:
                 return self
             self._dtype = dt
+            if self._kind == "adaptive":
+                self._entries = len(parts[4])
             self._parts = [parts]
             self._sorted = True
             self._ids.add(parts[0])
@@ -386,6 +559,7 @@ class ConfidentJointAccumulator:
     def from_state_dict(cls, state) -> "ConfidentJointAccumulator":
         """A new accumulator holding ``state`` (checked as :meth:`load_state_dict` does)."""
         _check_mapping(state)
+        version = _state_int(state, "format_version")
         k = _state_int(state, "num_classes")
         m = _state_int(state, "top_m")
         if k < 2:
@@ -394,8 +568,20 @@ class ConfidentJointAccumulator:
             raise ValueError(f"state dict field 'top_m' must be >= 1, got {m}")
         if k > _MAX_CLASSES:
             raise ValueError(f"state dict field 'num_classes' is {k}, more than {_MAX_CLASSES} classes")
-        acc = cls(k, top_m=m)
+        if version == _STATE_VERSION_CSR:
+            avg, mx = _state_int(state, "avg_entries"), _state_int(state, "max_entries")
+            for key, v in (("avg_entries", avg), ("max_entries", mx)):
+                if not 1 <= v <= _MAX_CLASSES:
+                    raise ValueError(f"state dict field {key!r} must be in 1..{_MAX_CLASSES}, got {v}")
+            acc = cls(k, top_m=m, sketch="adaptive", avg_entries=avg, max_entries=mx)
+        else:  # version 1, or a bad one that load_state_dict names
+            acc = cls(k, top_m=m, sketch="top_m")
         return acc.load_state_dict(state)
+
+    def _like(self) -> "ConfidentJointAccumulator":
+        """A new empty accumulator with this one's parameters."""
+        return ConfidentJointAccumulator(self._k, top_m=self._top_m, sketch=self._kind, avg_entries=self._avg,
+                                         max_entries=self._max)
 
     def all_reduce(self, group=None) -> "ConfidentJointAccumulator":
         """Gather every rank's examples over ``torch.distributed`` so that every
@@ -415,7 +601,7 @@ class ConfidentJointAccumulator:
             raise RuntimeError("all_reduce: torch.distributed is not initialised (call init_process_group first)")
         gathered = [None] * dist.get_world_size(group)
         dist.all_gather_object(gathered, self.state_dict(), group=group)
-        total = ConfidentJointAccumulator(self._k, top_m=self._top_m)
+        total = self._like()
         for st in gathered:
             total.merge(ConfidentJointAccumulator.from_state_dict(st))
         with self._lock:
@@ -439,7 +625,13 @@ class ConfidentJointAccumulator:
                 raise ValueError("the accumulator holds no examples")
             fid, frows = self._refined()
             dtype = self._dtype
-        return result(Sketch.build(st, fid, frows, self._k, dtype), resolve_ties(ties))
+        if self._kind == "adaptive":
+            ids, y, g, counts, cls, vals, rest = st
+            sk = Sketch(ids, y.astype(np.int64), g, adaptive.ptr_of(counts), cls.astype(np.int64), vals, rest,
+                        np.isneginf(rest.astype(np.float64)), np.searchsorted(ids, fid), frows, self._k, dtype)
+        else:
+            sk = Sketch.build(st, fid, frows, self._k, dtype)
+        return result(sk, resolve_ties(ties))
 
 
 
@@ -649,3 +841,110 @@ def _checked_state(state, k: int, top_m_: int, m: int, cls_dtype):
                          "contradicts the sketch (its given-label value, top classes, top values or left_out_max)")
     forder = np.argsort(fid, kind="stable")
     return parts, (fid[forder], rows[forder]), dt
+
+
+def _state_level(state) -> float:
+    v = state["level"]
+    if isinstance(v, (bool, np.bool_)) or (isinstance(v, np.ndarray) and v.dtype == bool):
+        raise TypeError(f"state dict field 'level' must be a real number, got {v!r}")
+    if isinstance(v, (int, float, np.integer, np.floating)):
+        x = float(v)
+    elif isinstance(v, np.ndarray) and v.shape == () and v.dtype.kind in "iuf":
+        x = float(v)
+    else:
+        shown = repr(v) if len(repr(v)) <= 40 else repr(v)[:37] + "..."
+        raise TypeError(f"state dict field 'level' must be a real number, got {type(v).__name__} {shown}")
+    if np.isnan(x):
+        raise ValueError("state dict field 'level' is NaN")
+    return x
+
+
+def _checked_state_csr(state, acc: "ConfidentJointAccumulator"):
+    """(parts sorted by id or None, (refined ids, rows) sorted or None, dtype, level) of a checked format-2
+    state dict (``sketch="adaptive"``)."""
+    k, m, cls_dtype = acc._k, acc._m, acc._cls_dtype
+    keys = set(state.keys())
+    missing = [key for key in _ALL_KEYS_CSR if key not in keys]
+    if missing:
+        raise ValueError(f"state dict has no {missing[0]!r}")
+    extra = sorted(str(key) for key in keys - set(_ALL_KEYS_CSR))
+    if extra:
+        raise ValueError(f"state dict has unknown field(s) {', '.join(map(repr, extra))} "
+                         f"(expected exactly: {', '.join(_ALL_KEYS_CSR)})")
+    got = tuple(_state_int(state, key) for key in ("num_classes", "top_m", "avg_entries", "max_entries"))
+    want = (k, acc._top_m, acc._avg, acc._max)
+    if got != want:
+        raise ValueError("state dict is for num_classes={}, top_m={}, avg_entries={}, max_entries={}; this "
+                         "accumulator has num_classes={}, top_m={}, avg_entries={}, max_entries={}".format(*got, *want))
+    bits = _state_int(state, "dtype_bits")
+    level = _state_level(state)
+    ids = _ids_field(state, "ids")
+    n = len(ids)
+    if bits not in (0, 16, 32, 64) or (bits == 0) != (n == 0):
+        raise ValueError(f"state dict has a bad dtype_bits={bits} for {n} examples "
+                         "(expected 16, 32 or 64, or 0 when it holds no example)")
+    dt = None if bits == 0 else np.dtype(f"float{bits}")
+    y = _state_array(state, "labels", "i", 1)
+    given = _state_array(state, "given", "f", 1)
+    ptr = _state_array(state, "ptr", "i", 1)
+    cls = _state_array(state, "classes", "i", 1)
+    vals = _state_array(state, "values", "f", 1)
+    rest = _state_array(state, "rest", "f", 1)
+    fid = _ids_field(state, "refined_ids")
+    frows = _state_array(state, "refined_rows", "f", 2)
+    nf = len(fid)
+    shapes = {"labels": (y, (n,)), "given": (given, (n,)), "ptr": (ptr, (n + 1,)), "rest": (rest, (n,)),
+              "refined_rows": (frows, (nf, k))}
+    for key, (a, shape) in shapes.items():
+        if a.shape != shape:
+            raise ValueError(f"state dict field {key!r} has shape {a.shape}, expected {shape}")
+    if n == 0:
+        if nf:
+            raise ValueError("state dict field 'refined_ids' holds ids but the state holds no example")
+        if len(cls) or len(vals) or int(ptr[0]) != 0:
+            raise ValueError("state dict fields 'ptr'/'classes'/'values' hold entries but the state holds no example")
+        return None, None, None, level
+    for key, a in (("given", given), ("values", vals), ("rest", rest), ("refined_rows", frows)):
+        if (nf or key != "refined_rows") and a.dtype != dt:
+            raise ValueError(f"state dict field {key!r} has dtype {a.dtype}, expected {dt} (dtype_bits={bits})")
+    if ptr.dtype == np.uint64 and ptr.max() > np.iinfo(np.int64).max:
+        raise ValueError("state dict field 'ptr' holds a value that does not fit in int64")
+    ptr = ptr.astype(np.int64)
+    out = (y < 0) | (y >= k)
+    if out.any():
+        raise ValueError(f"state dict field 'labels' holds {int(y[out][0])}, outside 0..{k - 1}, at "
+                         f"{_first_bad(out, ids)}")
+    _prob_field(given, "given", ids)
+    if cls.dtype.kind == "u" and len(cls) and cls.max() >= k:  # (before a cast could wrap it)
+        raise ValueError(f"state dict field 'classes' holds {int(cls.max())}, outside 0..{k - 1}")
+    cls = cls.astype(np.int64)
+    counts = adaptive.check_csr(ids, y, given, ptr, cls, vals, rest, k, m, acc._cap, _prob_field)
+
+    order = np.argsort(ids, kind="stable")
+    part = (ids, y.astype(np.int32), np.array(given), counts, cls.astype(cls_dtype), np.array(vals), np.array(rest))
+    if not np.array_equal(order, np.arange(n)):
+        part = adaptive.sort_parts([part])
+    if not nf:
+        return part, None, dt, level
+    pos = np.minimum(np.searchsorted(part[0], fid), n - 1)
+    missing = part[0][pos] != fid
+    if missing.any():
+        raise ValueError(f"state dict field 'refined_ids' holds id {int(fid[np.argmax(missing)])}, "
+                         "which is not among its ids")
+    bad_val = ~np.isfinite(frows)
+    if bad_val.any():
+        raise ValueError(f"state dict field 'refined_rows' holds a non-finite value at {_first_bad(bad_val, fid)}")
+    rows = np.array(frows, dtype=dt, order="C", copy=True)
+    fy = part[1][pos].astype(np.int64)
+    err = core().validate(rows, fy, PROB_LOW, PROB_HIGH, row_sum_tolerance(dt), threads(None))
+    raise_row_error(rows, err, lambda r: f"state dict field 'refined_rows', row of example id {int(fid[r])},",
+                    lambda r, c: f"state dict field 'refined_rows', example id {int(fid[r])}, column {c},",
+                    row_sum_tolerance(dt))
+    ent = adaptive.gather_rows(part[3], pos)
+    same = adaptive.full_row_agrees(rows, fy, part[2][pos], part[3][pos], part[4][ent], part[5][ent], part[6][pos],
+                                    m, cls_dtype)
+    if not same.all():
+        raise ValueError(f"state dict field 'refined_rows': the row of example id {int(fid[np.argmin(same)])} "
+                         "contradicts the sketch (its given-label value, kept classes and values, or rest)")
+    forder = np.argsort(fid, kind="stable")
+    return part, (fid[forder], rows[forder]), dt, level
