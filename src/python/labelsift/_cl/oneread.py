@@ -32,7 +32,7 @@ from .sketch import PairTable, Sketch, _guesses, pair_slots, result, sketch_rows
 
 MMIN, CAP, AVG = 2, 64, 16
 MAX_ROUNDS = 3
-SLICE_BYTES = 1 << 20
+SLICE_BYTES = 4 << 20  # 1M float32 values: enough work for the kernels to use every thread
 #: the most rows held in full for re-reads, as a share of the rows and of the
 #: memory available when the call starts (then the two-pass plan instead:
 #: re-reading half the rows at random costs about what a second sweep does)
