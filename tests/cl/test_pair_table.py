@@ -14,15 +14,13 @@ from labelsift._common.backend import core
 from labelsift._cl import oneread
 from labelsift._cl.sketch import PairTable, pair_slots, sketch_rows
 
+from support.data import dirichlet_rows  # noqa: E402
+
 DTYPES = [np.float16, np.float32, np.float64]
 
 
 def _rows(seed, n, k, dtype, decimals):
-    rng = np.random.default_rng(seed)
-    P = rng.dirichlet(np.full(k, rng.choice([0.2, 1.0, 5.0])), n)
-    if decimals is not None:  # many exact ties
-        P = np.round(P, decimals)
-    return P.astype(dtype), rng.integers(0, k, n)
+    return dirichlet_rows(seed, n, k, dtype, decimals, (0.2, 1.0, 5.0))
 
 
 def _definition(P, y, slots):

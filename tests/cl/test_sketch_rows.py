@@ -11,15 +11,13 @@ from hypothesis import strategies as st
 
 from labelsift._cl.sketch import sketch_rows, sketch_rows_numpy
 
+from support.data import dirichlet_rows  # noqa: E402
+
 DTYPES = [np.float16, np.float32, np.float64]
 
 
 def _rows(seed, n, k, dtype, decimals):
-    rng = np.random.default_rng(seed)
-    P = rng.dirichlet(np.full(k, rng.choice([0.1, 1.0, 10.0])), n)
-    if decimals is not None:  # many exact ties
-        P = np.round(P, decimals)
-    return P.astype(dtype), rng.integers(0, k, n)
+    return dirichlet_rows(seed, n, k, dtype, decimals)
 
 
 def _check(P, y, mmin, cap, floor, tau):

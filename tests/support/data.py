@@ -115,6 +115,16 @@ def grouped_softmax(n, k, dtype=np.float32, seed=0, noise=0.1, group=5):
     return y, p.astype(dtype)
 
 
+def dirichlet_rows(seed, n, k, dtype, decimals=None, alphas=(0.1, 1.0, 10.0)):
+    """(P (n, k) in dtype, labels) from a Dirichlet of a randomly chosen
+    concentration; ``decimals``: rounded, for many exact ties."""
+    rng = np.random.default_rng(seed)
+    P = rng.dirichlet(np.full(k, rng.choice(list(alphas))), n)
+    if decimals is not None:
+        P = np.round(P, decimals)
+    return P.astype(dtype), rng.integers(0, k, n)
+
+
 def flat_rows(n, k, seed, spread=0.05, noise=0.5):
     """Nearly uniform rows (the sketch of a stream cannot decide them)."""
     rng = np.random.default_rng(seed)

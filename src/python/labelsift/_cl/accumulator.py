@@ -642,6 +642,27 @@ class ConfidentJointAccumulator:
 _MAX_CLASSES = 1 << 31
 
 
+def _no_unknown_keys(keys, allowed) -> None:
+    extra = sorted(str(key) for key in keys - set(allowed))
+    if extra:
+        raise ValueError(f"state dict has unknown field(s) {', '.join(map(repr, extra))} "
+                         f"(expected exactly: {', '.join(allowed)})")
+
+
+def _state_dtype(bits: int, n: int):
+    """The probabilities' dtype of a state of n examples (None when empty)."""
+    if bits not in (0, 16, 32, 64) or (bits == 0) != (n == 0):
+        raise ValueError(f"state dict has a bad dtype_bits={bits} for {n} examples "
+                         "(expected 16, 32 or 64, or 0 when it holds no example)")
+    return None if bits == 0 else np.dtype(f"float{bits}")
+
+
+def _check_shapes(shapes: dict) -> None:
+    for key, (a, shape) in shapes.items():
+        if a.shape != shape:
+            raise ValueError(f"state dict field {key!r} has shape {a.shape}, expected {shape}")
+
+
 def _check_mapping(state) -> None:
     if not isinstance(state, Mapping) and not (hasattr(state, "keys") and hasattr(state, "__getitem__")):
         raise TypeError(f"state must be a mapping (what state_dict() returns, or an np.load-ed .npz), "
@@ -722,10 +743,7 @@ def _checked_state(state, k: int, top_m_: int, m: int, cls_dtype):
     missing = [key for key in _ALL_KEYS if key not in keys]
     if missing:
         raise ValueError(f"state dict has no {missing[0]!r}")
-    extra = sorted(str(key) for key in keys - set(_ALL_KEYS))
-    if extra:
-        raise ValueError(f"state dict has unknown field(s) {', '.join(map(repr, extra))} "
-                         f"(expected exactly: {', '.join(_ALL_KEYS)})")
+    _no_unknown_keys(keys, _ALL_KEYS)
     version = _state_int(state, "format_version")
     if version != _STATE_VERSION:
         raise ValueError(f"unsupported state dict format_version {version} (expected {_STATE_VERSION})")
@@ -735,10 +753,7 @@ def _checked_state(state, k: int, top_m_: int, m: int, cls_dtype):
                          f"num_classes={k}, top_m={top_m_}")
     ids = _ids_field(state, "ids")
     n = len(ids)
-    if bits not in (0, 16, 32, 64) or (bits == 0) != (n == 0):
-        raise ValueError(f"state dict has a bad dtype_bits={bits} for {n} examples "
-                         "(expected 16, 32 or 64, or 0 when it holds no example)")
-    dt = None if bits == 0 else np.dtype(f"float{bits}")
+    dt = _state_dtype(bits, n)
     y = _state_array(state, "labels", "i", 1)
     given = _state_array(state, "given", "f", 1)
     tc = _state_array(state, "top_classes", "i", 2)
@@ -749,9 +764,7 @@ def _checked_state(state, k: int, top_m_: int, m: int, cls_dtype):
     nf = len(fid)
     shapes = {"labels": (y, (n,)), "given": (given, (n,)), "top_classes": (tc, (n, m)),
               "top_values": (tv, (n, m)), "left_out_max": (rm, (n,)), "refined_rows": (frows, (nf, k))}
-    for key, (a, shape) in shapes.items():
-        if a.shape != shape:
-            raise ValueError(f"state dict field {key!r} has shape {a.shape}, expected {shape}")
+    _check_shapes(shapes)
     if n == 0:
         if nf:
             raise ValueError("state dict field 'refined_ids' holds ids but the state holds no example")
@@ -867,10 +880,7 @@ def _checked_state_csr(state, acc: "ConfidentJointAccumulator"):
     missing = [key for key in _ALL_KEYS_CSR if key not in keys]
     if missing:
         raise ValueError(f"state dict has no {missing[0]!r}")
-    extra = sorted(str(key) for key in keys - set(_ALL_KEYS_CSR))
-    if extra:
-        raise ValueError(f"state dict has unknown field(s) {', '.join(map(repr, extra))} "
-                         f"(expected exactly: {', '.join(_ALL_KEYS_CSR)})")
+    _no_unknown_keys(keys, _ALL_KEYS_CSR)
     got = tuple(_state_int(state, key) for key in ("num_classes", "top_m", "avg_entries", "max_entries"))
     want = (k, acc._top_m, acc._avg, acc._max)
     if got != want:
@@ -880,10 +890,7 @@ def _checked_state_csr(state, acc: "ConfidentJointAccumulator"):
     level = _state_level(state)
     ids = _ids_field(state, "ids")
     n = len(ids)
-    if bits not in (0, 16, 32, 64) or (bits == 0) != (n == 0):
-        raise ValueError(f"state dict has a bad dtype_bits={bits} for {n} examples "
-                         "(expected 16, 32 or 64, or 0 when it holds no example)")
-    dt = None if bits == 0 else np.dtype(f"float{bits}")
+    dt = _state_dtype(bits, n)
     y = _state_array(state, "labels", "i", 1)
     given = _state_array(state, "given", "f", 1)
     ptr = _state_array(state, "ptr", "i", 1)
@@ -895,9 +902,7 @@ def _checked_state_csr(state, acc: "ConfidentJointAccumulator"):
     nf = len(fid)
     shapes = {"labels": (y, (n,)), "given": (given, (n,)), "ptr": (ptr, (n + 1,)), "rest": (rest, (n,)),
               "refined_rows": (frows, (nf, k))}
-    for key, (a, shape) in shapes.items():
-        if a.shape != shape:
-            raise ValueError(f"state dict field {key!r} has shape {a.shape}, expected {shape}")
+    _check_shapes(shapes)
     if n == 0:
         if nf:
             raise ValueError("state dict field 'refined_ids' holds ids but the state holds no example")
