@@ -663,6 +663,27 @@ def _check_shapes(shapes: dict) -> None:
             raise ValueError(f"state dict field {key!r} has shape {a.shape}, expected {shape}")
 
 
+def _checked_refined(ids, labels, fid, frows, dt):
+    """(positions of the refined ids among ``ids``, the rows in ``dt``, their labels), the rows validated
+    like any batch; errors name the example id."""
+    n = len(ids)
+    pos = np.minimum(np.searchsorted(ids, fid), n - 1)
+    missing = ids[pos] != fid
+    if missing.any():
+        raise ValueError(f"state dict field 'refined_ids' holds id {int(fid[np.argmax(missing)])}, "
+                         "which is not among its ids")
+    bad_val = ~np.isfinite(frows)
+    if bad_val.any():
+        raise ValueError(f"state dict field 'refined_rows' holds a non-finite value at {_first_bad(bad_val, fid)}")
+    rows = np.array(frows, dtype=dt, order="C", copy=True)
+    fy = labels[pos].astype(np.int64)
+    err = core().validate(rows, fy, PROB_LOW, PROB_HIGH, row_sum_tolerance(dt), threads(None))
+    raise_row_error(rows, err, lambda r: f"state dict field 'refined_rows', row of example id {int(fid[r])},",
+                    lambda r, c: f"state dict field 'refined_rows', example id {int(fid[r])}, column {c},",
+                    row_sum_tolerance(dt))
+    return pos, rows, fy
+
+
 def _check_mapping(state) -> None:
     if not isinstance(state, Mapping) and not (hasattr(state, "keys") and hasattr(state, "__getitem__")):
         raise TypeError(f"state must be a mapping (what state_dict() returns, or an np.load-ed .npz), "
@@ -832,20 +853,7 @@ def _checked_state(state, k: int, top_m_: int, m: int, cls_dtype):
              np.array(tv[order]), np.array(rm[order]))
     if not nf:
         return parts, None, dt
-    pos = np.minimum(np.searchsorted(parts[0], fid), n - 1)
-    missing = parts[0][pos] != fid
-    if missing.any():
-        raise ValueError(f"state dict field 'refined_ids' holds id {int(fid[np.argmax(missing)])}, "
-                         "which is not among its ids")
-    bad_val = ~np.isfinite(frows)
-    if bad_val.any():
-        raise ValueError(f"state dict field 'refined_rows' holds a non-finite value at {_first_bad(bad_val, fid)}")
-    rows = np.array(frows, dtype=dt, order="C", copy=True)
-    fy = parts[1][pos].astype(np.int64)
-    err = core().validate(rows, fy, PROB_LOW, PROB_HIGH, row_sum_tolerance(dt), threads(None))
-    raise_row_error(rows, err, lambda r: f"state dict field 'refined_rows', row of example id {int(fid[r])},",
-                    lambda r, c: f"state dict field 'refined_rows', example id {int(fid[r])}, column {c},",
-                    row_sum_tolerance(dt))
+    pos, rows, fy = _checked_refined(parts[0], parts[1], fid, frows, dt)
     ftc, ftv, frm = top_m(rows, m, cls_dtype)
     same = ((rows[np.arange(nf), fy] == parts[2][pos]) & (ftc == parts[3][pos]).all(axis=1)
             & (ftv == parts[4][pos]).all(axis=1) & (frm == parts[5][pos]))
@@ -931,20 +939,7 @@ def _checked_state_csr(state, acc: "ConfidentJointAccumulator"):
         part = adaptive.sort_parts([part])
     if not nf:
         return part, None, dt, level
-    pos = np.minimum(np.searchsorted(part[0], fid), n - 1)
-    missing = part[0][pos] != fid
-    if missing.any():
-        raise ValueError(f"state dict field 'refined_ids' holds id {int(fid[np.argmax(missing)])}, "
-                         "which is not among its ids")
-    bad_val = ~np.isfinite(frows)
-    if bad_val.any():
-        raise ValueError(f"state dict field 'refined_rows' holds a non-finite value at {_first_bad(bad_val, fid)}")
-    rows = np.array(frows, dtype=dt, order="C", copy=True)
-    fy = part[1][pos].astype(np.int64)
-    err = core().validate(rows, fy, PROB_LOW, PROB_HIGH, row_sum_tolerance(dt), threads(None))
-    raise_row_error(rows, err, lambda r: f"state dict field 'refined_rows', row of example id {int(fid[r])},",
-                    lambda r, c: f"state dict field 'refined_rows', example id {int(fid[r])}, column {c},",
-                    row_sum_tolerance(dt))
+    pos, rows, fy = _checked_refined(part[0], part[1], fid, frows, dt)
     ent = adaptive.gather_rows(part[3], pos)
     same = adaptive.full_row_agrees(rows, fy, part[2][pos], part[3][pos], part[4][ent], part[5][ent], part[6][pos],
                                     m, cls_dtype)
