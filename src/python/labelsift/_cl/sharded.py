@@ -109,14 +109,22 @@ class Rows:
         return int(np.count_nonzero(~self.keep[self.off - self.offset]))
 
 
-def step_rows(sh: ShardProblem, cut, want_argmax: bool, want_margin: bool, want_g: bool = False) -> Rows:
+def step_rows(sh: ShardProblem, cut, want_argmax: bool, want_margin: bool) -> Rows:
     """The row pass with the global thresholds' cut (validates every value)."""
     rp = row_pass(sh, cut, argmax=want_argmax, keep=True, max_other=want_margin)
     counted = rp.guess >= 0
     flat = rp.guess[counted].astype(np.int64) * sh.k + sh.labels[counted]
     counts = np.bincount(flat, minlength=sh.k * sh.k).astype(np.int64)
     off = np.flatnonzero(counted & (rp.guess != sh.labels)) + sh.offset
-    return Rows(sh.offset, counts, off, rp.keep, rp.argmax, rp.max_other, given_probs(sh) if want_g else None)
+    return Rows(sh.offset, counts, off, rp.keep, rp.argmax, rp.max_other)
+
+
+def step_rows_given(sh: ShardProblem, given, cut, want_argmax: bool, want_margin: bool) -> Rows:
+    """:func:`step_rows`, keeping the shard's P[i, y_i] that :func:`step_given`
+    already read (its result ``given``), instead of a second sweep for them."""
+    rws = step_rows(sh, cut, want_argmax, want_margin)
+    rws.g = given[0]
+    return rws
 
 
 def joint_from_counts(counts: np.ndarray, k: int) -> np.ndarray:
@@ -249,6 +257,8 @@ class Whole:
     labels: np.ndarray | None = None
     thresholds: np.ndarray | None = None
     label_counts: np.ndarray | None = None
+    #: the handle of the shards' step_given results (exchange 1), for steps that reuse their g
+    given: object = None
 
 
 def place(ex) -> Whole:
@@ -270,7 +280,8 @@ def given_and_thresholds(ex, w: Whole, thresholds=None) -> Whole:
     """Exchange 1: every row's (g, label), the class counts and the thresholds
     (computed as one process computes them, bit for bit, unless given)."""
     check_kxk_memory(w.k)
-    got = ex.gather(ex.each(step_given, per_shard=(ex.shards,)))
+    w.given = ex.each(step_given, per_shard=(ex.shards,))
+    got = ex.gather(w.given)  # (the Dask executor persists the chunks' results: step_rows_given reads them)
     w.g = np.concatenate([g for g, _, _ in got])
     w.labels = np.concatenate([y for _, y, _ in got]).astype(np.int64)
     if not all(ok for _, _, ok in got):
@@ -282,9 +293,13 @@ def given_and_thresholds(ex, w: Whole, thresholds=None) -> Whole:
 
 def confident_rows(ex, w: Whole, *, argmax=False, margin=False, g=False, want_off=False):
     """Exchange 2: (handle of the shards' Rows, raw confident joint, global
-    off-diagonal rows -- gathered only when asked for, else None)."""
+    off-diagonal rows -- gathered only when asked for, else None). ``g``:
+    the Rows keep the shard's P[i, y_i], those of exchange 1 (no new sweep)."""
     cut = cut_from_thresholds(w.thresholds, w.k, w.dtype)
-    rows = ex.each(step_rows, cut, argmax, margin, g, per_shard=(ex.shards,))
+    if g:
+        rows = ex.each(step_rows_given, cut, argmax, margin, per_shard=(ex.shards, w.given))
+    else:
+        rows = ex.each(step_rows, cut, argmax, margin, per_shard=(ex.shards,))
     counts = ex.sum_ints(rows, lambda r: r.counts)
     off = np.concatenate(ex.gather(rows, lambda r: r.off)) if want_off else None
     return rows, joint_from_counts(counts, w.k), off
