@@ -40,6 +40,8 @@ import numpy as np
 from .._common import params
 from .._common.arrays import Probs, as_2d, as_counts, as_labels, as_probs, check_kxk_memory, kernel_dtype
 from .._common.backend import core, threads
+from .._common.cuda_arrays import is_cuda_array
+from .._common.cuda_arrays import parse as parse_device
 from .._common.names import ESTIMATION_METHODS, PRUNE_METHODS
 from .._common.options import resolve_ties
 from . import latent
@@ -63,9 +65,38 @@ class ShardProblem(Problem):
         Problem.raise_row_error(self, block, self.offset + row0, err)
 
 
+def _device_shard(labels, pred_probs):
+    """(labels, probabilities) of a shard whose rows are a CUDA array: they stay
+    on the device (the passes of :mod:`.device` read them; the paths without
+    a kernel read bounded host copies, :class:`.device.StreamedDeviceProbs`);
+    CUDA labels come to the host (O(n)). An empty CUDA shard becomes an
+    empty host array (there is nothing to read on the device)."""
+    a = parse_device(pred_probs, "pred_probs")
+    if a.ndim == 2 and a.shape[0] == 0:
+        if is_cuda_array(labels):
+            la = parse_device(labels, "labels")
+            if la.size == 0:
+                labels = np.empty(la.shape, la.dtype)
+        return labels, np.empty(a.shape, a.dtype)
+    from .device import StreamedDeviceProbs
+    probs = StreamedDeviceProbs.of(pred_probs)
+    if is_cuda_array(labels):
+        labels = probs.labels_to_host(labels)
+    return labels, probs
+
+
 def open_shard(labels, pred_probs, offset: int, n_jobs=None) -> ShardProblem:
-    """The checked local rows (an empty shard is allowed: a (0, K) array)."""
-    if isinstance(pred_probs, np.ndarray) and pred_probs.ndim == 2 and len(pred_probs) == 0:
+    """The checked local rows (an empty shard is allowed: a (0, K) array).
+    ``pred_probs`` may be a CUDA array (``__cuda_array_interface__`` or CUDA
+    DLPack: torch, CuPy, ...): see :func:`_device_shard`."""
+    on_device = None
+    if is_cuda_array(pred_probs):
+        labels, pred_probs = _device_shard(labels, pred_probs)
+        if not isinstance(pred_probs, np.ndarray):
+            on_device = pred_probs
+    if on_device is not None:
+        probs = on_device
+    elif isinstance(pred_probs, np.ndarray) and pred_probs.ndim == 2 and len(pred_probs) == 0:
         a = as_2d(pred_probs)
         if a.shape[1] < 2:
             raise ValueError(f"pred_probs has {a.shape[1]} column(s); confident learning needs at least 2 classes")
@@ -465,10 +496,20 @@ class LocalExecutor:
         return self.gather(h)
 
 
-def _rows(p) -> int:
+def shard_rows(p) -> int:
+    """A shard's row count, read from the input without reading its values
+    (errors are open_shard's, later)."""
     if isinstance(p, np.ndarray) and p.ndim == 2:
         return len(p)
+    if is_cuda_array(p):
+        a = parse_device(p, "pred_probs")
+        if a.ndim != 2:
+            raise ValueError(f"pred_probs must be 2-D (num_examples x num_classes), got shape {a.shape}")
+        return int(a.shape[0])
     return as_probs(p).n
+
+
+_rows = shard_rows
 
 
 # ---------------------------------------------------------------------------
