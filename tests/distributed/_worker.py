@@ -7,6 +7,19 @@ import traceback
 
 import numpy as np
 
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # tests/: `support`
+
+
+def _emulated_cuda():
+    """The host emulation of labelsift._cuda (tests/support/cuda_emu.py) as the
+    device path's module, reporting a usable device (as the ``emulated``
+    fixture of tests/common/conftest.py)."""
+    from labelsift._cl import device
+    from support.cuda_emu import Emu
+    device.backend_info = lambda: {"cuda_available": True, "cuda_reason": ""}
+    device.cuda_module = lambda: Emu
+    return Emu
+
 
 def main(rank: int, world: int, port: int, cases_path: str, out_dir: str) -> None:
     import torch.distributed as dist
@@ -28,6 +41,19 @@ def main(rank: int, world: int, port: int, cases_path: str, out_dir: str) -> Non
         if case.get("torch"):  # torch CPU tensors in: the mask comes back as a tensor
             import torch
             local_p, local_y = torch.from_numpy(np.ascontiguousarray(local_p)), torch.from_numpy(local_y.copy())
+        cuda = case.get("cuda")
+        on_device = bool(cuda) and rank in cuda["ranks"]
+        if on_device:  # this rank's rows on the (emulated) CUDA device
+            emu = _emulated_cuda()
+            emu.calls = []
+            from support.cuda_emu import FakeDeviceArray, TorchLike
+            from support.device_arrays import host_view
+            if cuda["kind"] == "torch":  # looks like a torch CUDA tensor: results come back as torch tensors
+                local_p = TorchLike(np.ascontiguousarray(local_p))
+            else:
+                local_p = FakeDeviceArray(host_view(np.asarray(local_p), cuda.get("layout", "C")))
+            if cuda.get("labels"):
+                local_y = FakeDeviceArray(np.ascontiguousarray(local_y))
         fn = getattr(ld, case["fn"]) if case["fn"] != "accumulator" and "." not in case["fn"] else None
         try:
             if case["fn"].startswith("sinkhorn."):
@@ -43,7 +69,7 @@ def main(rank: int, world: int, port: int, cases_path: str, out_dir: str) -> Non
                 out = ("ok", (res.label_issues, res.confident_joint, res.thresholds))
             else:
                 got = fn(local_y, local_p, **case["kwargs"])
-                if case.get("torch"):
+                if case.get("torch") or (on_device and cuda["kind"] == "torch" and case["kind"] == "local"):
                     import torch
                     assert isinstance(got, torch.Tensor), type(got)
                     got = got.numpy()
@@ -51,7 +77,8 @@ def main(rank: int, world: int, port: int, cases_path: str, out_dir: str) -> Non
         except Exception as exc:  # noqa: BLE001 - reported to the parent as data
             out = ("err", (type(exc).__name__, str(exc), traceback.format_exc()))
         results.append(out)
-        reports.append(ld.comm_report())
+        reports.append(dict(ld.comm_report(), device_row_passes=_emulated_cuda().calls.count("row_pass")
+                            if on_device else 0))
     report = reports
     with open(os.path.join(out_dir, f"rank{rank}.pkl.tmp"), "wb") as fh:
         pickle.dump({"results": results, "report": report}, fh)

@@ -135,3 +135,23 @@ def test_local_cluster_two_workers():
             distributed.Client(cl):
         X = da.from_array(P, chunks=(90, 5))
         _check_all(y, P, X)
+
+
+def test_each_chunk_reads_its_given_probabilities_once(monkeypatch):
+    """The row pass's tasks reuse the persisted results of exchange 1 (P[i, y_i]
+    of each chunk) instead of recomputing them from the chunk."""
+    from labelsift._cl import sharded
+    calls = []
+    real = sharded.given_probs
+    monkeypatch.setattr(sharded, "given_probs", lambda sh: calls.append(sh.offset) or real(sh))
+    y, P = _data(n=300, coarse=True)
+    X = da.from_array(P, chunks=(97, 5))
+    for fb in ("prune_by_noise_rate", "both", "low_self_confidence"):
+        calls.clear()
+        got = ldk.find_label_issues(y, X, filter_by=fb, scheduler="threads").compute()
+        assert sorted(calls) == [0, 97, 194, 291], fb
+        assert _same(got, labelsift.find_label_issues(y, P, filter_by=fb))
+    calls.clear()
+    ranked = ldk.find_label_issues(y, X, return_indices_ranked_by="self_confidence", scheduler="threads")
+    assert sorted(calls) == [0, 97, 194, 291]
+    assert _same(ranked, labelsift.find_label_issues(y, P, return_indices_ranked_by="self_confidence"))

@@ -3,6 +3,7 @@ the single-process calls, on any split of the rows: hypothesis draws the
 data (with many equal values), the split (empty shards, one-row shards) and
 the options."""
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -103,3 +104,29 @@ def test_cleanlab_ties_follow_numpys_sort_across_shards():
         ex = sharded.LocalExecutor(_shards(labels, P, bounds))
         masks, _ = sharded.find(ex, sharded.place(ex), ties="cleanlab")
         assert _same(np.concatenate(ex.local(masks)), want)
+
+
+def _count_given_sweeps(monkeypatch):
+    """Record the first global row of every P[i, y_i] sweep of a shard."""
+    calls = []
+    real = sharded.given_probs
+    monkeypatch.setattr(sharded, "given_probs", lambda sh: calls.append(sh.offset) or real(sh))
+    return calls
+
+
+@pytest.mark.parametrize("filter_by", FILTERS)
+@pytest.mark.parametrize("rank_by", [None, "self_confidence", "normalized_margin"])
+def test_find_reads_the_given_probabilities_once_per_shard(monkeypatch, filter_by, rank_by):
+    """step_rows keeps the P[i, y_i] of exchange 1 (step_given) instead of
+    sweeping the shard for them again; the results stay the single process's."""
+    rng = np.random.default_rng(11)
+    P = rng.dirichlet(np.ones(4) * 0.5, 120).astype(np.float32)
+    labels = np.where(rng.random(120) < 0.7, P.argmax(1), rng.integers(0, 4, 120))
+    bounds = [0, 30, 30, 95, 120]
+    calls = _count_given_sweeps(monkeypatch)
+    ex = sharded.LocalExecutor(_shards(labels, P, bounds))
+    masks, ranked = sharded.find(ex, sharded.place(ex), filter_by=filter_by, rank_by=rank_by, ties="cleanlab")
+    assert calls == bounds[:-1]  # one sweep per shard (the empty one included), in shard order
+    want = labelsift.find_label_issues(labels, P, filter_by=filter_by, return_indices_ranked_by=rank_by,
+                                       ties="cleanlab")
+    assert _same(ranked if rank_by is not None else np.concatenate(ex.local(masks)), want)

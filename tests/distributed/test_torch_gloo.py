@@ -102,6 +102,25 @@ def _case_list(tmp_path, world):
     cases[-1]["torch"] = True
     add(1, "get_label_quality_scores", "local", method="normalized_margin")
     cases[-1]["torch"] = True
+    # CUDA rows (the emulated device of tests/support/cuda_emu.py): on every rank, or on one
+    # rank only (the others' on the host), C or Fortran order, labels on the host or the device
+    for d, cuda in ((0, {"kind": "raw", "ranks": list(range(world)), "layout": "F", "labels": True}),
+                    (1, {"kind": "torch", "ranks": list(range(world))}),
+                    (1, {"kind": "raw", "ranks": [world - 1], "layout": "reversed"})):
+        first = len(cases)
+        for ties in ("cleanlab", "lower_index"):
+            add(d, "find_label_issues", "local", ties=ties)
+            add(d, "find_label_issues", "replicated", return_indices_ranked_by="normalized_margin",
+                filter_by="both", ties=ties)
+            add(d, "compute_confident_joint", "replicated", return_indices_of_off_diagonals=True, ties=ties)
+        add(d, "find_label_issues", "local", filter_by="low_normalized_margin")
+        add(d, "find_label_issues", "replicated", return_indices_ranked_by="confidence_weighted_entropy",
+            filter_by="prune_by_class")
+        add(d, "estimate_py_and_noise_matrices_from_probabilities", "replicated")
+        add(d, "get_label_quality_scores", "local", method="confidence_weighted_entropy")
+        add(d, "get_label_quality_scores", "local", method="self_confidence", adjust_pred_probs=True)
+        for c in cases[first:]:
+            c["cuda"] = cuda
     # Sinkhorn: labels (and SwAV's codes) of the rows, identical to one process's
     srng = np.random.default_rng(world + 10)
     S = srng.normal(size=(700, 9)).astype(np.float32)
@@ -126,6 +145,10 @@ def _case_list(tmp_path, world):
     yb[len(y) - 2] = 9
     cases.append({"labels": yb, "P": P, "full": P, "bounds": _bounds(len(y), world, rng),
                   "fn": "compute_confident_joint", "kind": "error", "kwargs": {}})
+    # a bad value in a rank's CUDA rows: every rank raises the single process's error
+    cases.append({"labels": y, "P": bad, "full": bad, "bounds": _bounds(len(y), world, rng),
+                  "fn": "find_label_issues", "kind": "error", "kwargs": {},
+                  "cuda": {"kind": "raw", "ranks": list(range(world)), "layout": "F"}})
     return cases
 
 
@@ -253,3 +276,21 @@ def test_communication_is_o_n_not_o_nk(gloo_run):
         got = rk["report"][i]
         assert 0 < got["received_bytes"] < 0.2 * n * k * 4, got  # the other ranks' rows of P would be (1 - 1/R) n k 4
         assert got["sent_bytes"] < 0.2 * n * k * 4, got
+
+
+def test_cuda_rows_ran_on_the_device(gloo_run):
+    """The ranks whose rows were (emulated) CUDA arrays ran the device row pass
+    once per call (their rows were not copied to the host for it), and the
+    cases hold such ranks next to host ones."""
+    cases, ranks = gloo_run
+    world = len(ranks)
+    seen = set()
+    for i, c in enumerate(cases):
+        if not c.get("cuda") or c["kind"] == "error" or c["fn"] == "get_label_quality_scores":
+            continue
+        for r, rk in enumerate(ranks):
+            n_r = c["bounds"][r + 1] - c["bounds"][r]
+            on = r in c["cuda"]["ranks"] and n_r > 0
+            assert rk["report"][i]["device_row_passes"] == (1 if on else 0), (i, r, c["fn"], c["kwargs"])
+            seen.add((c["cuda"]["kind"], len(c["cuda"]["ranks"]) == world))
+    assert seen == {("raw", True), ("torch", True), ("raw", False)}

@@ -20,7 +20,16 @@ global row), never a hang.
 
 torch is imported when a function is called, never at ``import labelsift``.
 The local rows can be anything the top-level functions accept on the host
-(NumPy arrays, memmaps, ``.npy`` paths, shard lists, torch CPU tensors).
+(NumPy arrays, memmaps, ``.npy`` paths, shard lists, torch CPU tensors) or
+a CUDA array (a torch CUDA tensor, CuPy, anything with
+``__cuda_array_interface__`` or CUDA DLPack; labels on the host or the
+device). CUDA rows stay on their device: the given-label gather, the row
+pass (validation, confident guesses, argmax, max over the other classes) and the
+self-confidence / normalized-margin scores run there; the prune
+candidates, a tied class's margins and the entropy / adjusted scores read
+the rank's rows through host copies of about 64 MB of rows at a time
+(never the whole shard at once). Per-row results come back as the
+caller's type on its device (torch in, torch out).
 """
 from __future__ import annotations
 
@@ -29,7 +38,9 @@ import pickle
 import numpy as np
 
 from ._cl import sharded
-from ._common.arrays import as_probs
+from ._common.cuda_arrays import is_cuda_array
+from ._common.cuda_arrays import parse as parse_cuda
+from ._common.cuda_arrays import to_caller as cuda_to_caller
 from ._common.tensors import from_tensor
 
 __all__ = [
@@ -184,17 +195,28 @@ def sinkhorn_comm(group=None) -> SinkhornComm:
 
 def _rows_of(pred_probs) -> int:
     """The local row count, read from the input without reading its values."""
-    if isinstance(pred_probs, np.ndarray) and pred_probs.ndim == 2 and len(pred_probs) == 0:
-        return 0
-    return as_probs(pred_probs).n
+    return sharded.shard_rows(pred_probs)
+
+
+def _device_caller(pred_probs):
+    """to_caller for local rows on a CUDA device: per-row results as the
+    caller's type on that device (torch in, torch out; CuPy in, CuPy out)."""
+    def to_caller(result):
+        return cuda_to_caller(parse_cuda(pred_probs, "pred_probs"), result)
+    return to_caller
 
 
 def _opener(labels, pred_probs, group, n_jobs):
     """For the functions of :mod:`labelsift._cl.sharded`: (executor, Whole) of
-    the local rows, every rank checking every rank's input."""
+    the local rows, every rank checking every rank's input. CUDA rows
+    (and labels) go to the shard as they are (its passes run on their device);
+    a bad one raises inside the executor's steps, on every rank."""
     def open_():
-        x, to_caller = from_tensor(pred_probs, "pred_probs")
-        y, _ = from_tensor(labels, "labels")
+        if is_cuda_array(pred_probs):
+            x, to_caller = pred_probs, _device_caller(pred_probs)
+        else:
+            x, to_caller = from_tensor(pred_probs, "pred_probs")
+        y = labels if is_cuda_array(labels) else from_tensor(labels, "labels")[0]
         ex = TorchExecutor(group, y, x, n_jobs)
         ex.to_caller = to_caller
         return ex, sharded.place(ex)

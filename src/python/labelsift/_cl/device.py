@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._common import arrays as _arrays
 from .._common.arrays import PROB_HIGH, PROB_LOW, check_kxk_memory, row_sum_tolerance
 from .._common.backend import backend_info, cuda_module
 from .._common.cuda_arrays import DTYPE_CODE, CudaArray, DeviceMatrix, as_device_labels, as_device_probs
@@ -90,6 +91,68 @@ class DeviceProbs(DeviceMatrix):
     def rows(self, idx):
         idx = np.asarray(idx, dtype=np.int64)
         yield np.arange(len(idx)), self.host(), idx
+
+
+class StreamedDeviceProbs(DeviceProbs):
+    """:class:`DeviceProbs` whose host fallback is bounded: the paths without
+    a kernel read host copies of about ``BLOCK_BYTES`` of rows at a time (the
+    same blocks a host memmap is read in), never the whole N x K at once.
+    What a row shard of :mod:`.sharded` (a torch.distributed rank's CUDA
+    rows) is: its prune candidates and the scores without a kernel sweep the
+    shard through such copies."""
+
+    def _row_major(self) -> bool:
+        """Whether rows are the outer dimension on the device (C order, every
+        other row/column, reversed rows): a block of rows is then one span."""
+        return abs(self.s1) <= abs(self.s0)
+
+    def _slab(self, row0: int, m: int) -> np.ndarray:
+        """A host copy of rows [row0, row0 + m): one copy of their span when
+        rows are the outer dimension, else one copy per column (Fortran order:
+        a block of rows' span would be nearly the whole array)."""
+        m, k, isz = int(m), self.k, self.dtype.itemsize
+        ptr = self.arr.ptr + int(row0) * self.s0 * isz
+        if self._row_major():
+            return self.fetch(ptr, (m, k), (self.s0, self.s1), self.dtype)
+        out = np.empty((m, k), self.dtype)
+        for j in range(k):
+            out[:, j] = self.fetch(ptr + j * self.s1 * isz, (m,), (self.s0,), self.dtype)
+        return out
+
+    def _row_compact(self) -> bool:
+        """Whether one row is (nearly) contiguous on the device: a copy per row moves about K values."""
+        return (self.k - 1) * abs(self.s1) + 1 <= 2 * self.k
+
+    def block_rows(self, block_bytes=None) -> int:
+        """Rows per host block: about ``block_bytes`` (default BLOCK_BYTES) of
+        copied memory (a row of a row-major layout moves its whole stride)."""
+        block_bytes = _arrays.BLOCK_BYTES if block_bytes is None else block_bytes
+        per_row = max(self.k, abs(self.s0)) if self._row_major() else self.k
+        return max(1, int(block_bytes) // max(1, per_row * self.dtype.itemsize))
+
+    def blocks(self, block_bytes=None):
+        step = self.block_rows(block_bytes)
+        for row0 in range(0, self.n, step):
+            yield row0, self._slab(row0, min(step, self.n - row0))
+
+    def rows(self, idx):
+        """For sorted rows: (positions in idx, host block, rows of it) per window
+        of ``block_rows()`` rows; a window with few of them wanted copies just
+        those rows (one copy each, when a row is contiguous on the device)
+        instead of the whole window."""
+        idx = np.asarray(idx, dtype=np.int64)
+        step = self.block_rows()
+        i = 0
+        while i < len(idx):
+            base = int(idx[i])
+            j = int(np.searchsorted(idx, base + step, side="left"))
+            span_rows = int(idx[j - 1]) - base + 1
+            if (j - i) * 8 < span_rows and self._row_compact():
+                block = np.stack([self.row(int(r)) for r in idx[i:j]])
+                yield np.arange(i, j), block, np.arange(j - i, dtype=np.int64)
+            else:
+                yield np.arange(i, j), self._slab(base, span_rows), idx[i:j] - base
+            i = j
 
 
 # ---------------------------------------------------------------------------

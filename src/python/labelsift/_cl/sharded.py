@@ -40,6 +40,8 @@ import numpy as np
 from .._common import params
 from .._common.arrays import Probs, as_2d, as_counts, as_labels, as_probs, check_kxk_memory, kernel_dtype
 from .._common.backend import core, threads
+from .._common.cuda_arrays import is_cuda_array
+from .._common.cuda_arrays import parse as parse_device
 from .._common.names import ESTIMATION_METHODS, PRUNE_METHODS
 from .._common.options import resolve_ties
 from . import latent
@@ -63,9 +65,38 @@ class ShardProblem(Problem):
         Problem.raise_row_error(self, block, self.offset + row0, err)
 
 
+def _device_shard(labels, pred_probs):
+    """(labels, probabilities) of a shard whose rows are a CUDA array: they stay
+    on the device (the passes of :mod:`.device` read them; the paths without
+    a kernel read bounded host copies, :class:`.device.StreamedDeviceProbs`);
+    CUDA labels come to the host (O(n)). An empty CUDA shard becomes an
+    empty host array (there is nothing to read on the device)."""
+    a = parse_device(pred_probs, "pred_probs")
+    if a.ndim == 2 and a.shape[0] == 0:
+        if is_cuda_array(labels):
+            la = parse_device(labels, "labels")
+            if la.size == 0:
+                labels = np.empty(la.shape, la.dtype)
+        return labels, np.empty(a.shape, a.dtype)
+    from .device import StreamedDeviceProbs
+    probs = StreamedDeviceProbs.of(pred_probs)
+    if is_cuda_array(labels):
+        labels = probs.labels_to_host(labels)
+    return labels, probs
+
+
 def open_shard(labels, pred_probs, offset: int, n_jobs=None) -> ShardProblem:
-    """The checked local rows (an empty shard is allowed: a (0, K) array)."""
-    if isinstance(pred_probs, np.ndarray) and pred_probs.ndim == 2 and len(pred_probs) == 0:
+    """The checked local rows (an empty shard is allowed: a (0, K) array).
+    ``pred_probs`` may be a CUDA array (``__cuda_array_interface__`` or CUDA
+    DLPack: torch, CuPy, ...): see :func:`_device_shard`."""
+    on_device = None
+    if is_cuda_array(pred_probs):
+        labels, pred_probs = _device_shard(labels, pred_probs)
+        if not isinstance(pred_probs, np.ndarray):
+            on_device = pred_probs
+    if on_device is not None:
+        probs = on_device
+    elif isinstance(pred_probs, np.ndarray) and pred_probs.ndim == 2 and len(pred_probs) == 0:
         a = as_2d(pred_probs)
         if a.shape[1] < 2:
             raise ValueError(f"pred_probs has {a.shape[1]} column(s); confident learning needs at least 2 classes")
@@ -109,14 +140,22 @@ class Rows:
         return int(np.count_nonzero(~self.keep[self.off - self.offset]))
 
 
-def step_rows(sh: ShardProblem, cut, want_argmax: bool, want_margin: bool, want_g: bool = False) -> Rows:
+def step_rows(sh: ShardProblem, cut, want_argmax: bool, want_margin: bool) -> Rows:
     """The row pass with the global thresholds' cut (validates every value)."""
     rp = row_pass(sh, cut, argmax=want_argmax, keep=True, max_other=want_margin)
     counted = rp.guess >= 0
     flat = rp.guess[counted].astype(np.int64) * sh.k + sh.labels[counted]
     counts = np.bincount(flat, minlength=sh.k * sh.k).astype(np.int64)
     off = np.flatnonzero(counted & (rp.guess != sh.labels)) + sh.offset
-    return Rows(sh.offset, counts, off, rp.keep, rp.argmax, rp.max_other, given_probs(sh) if want_g else None)
+    return Rows(sh.offset, counts, off, rp.keep, rp.argmax, rp.max_other)
+
+
+def step_rows_given(sh: ShardProblem, given, cut, want_argmax: bool, want_margin: bool) -> Rows:
+    """:func:`step_rows`, keeping the shard's P[i, y_i] that :func:`step_given`
+    already read (its result ``given``), instead of a second sweep for them."""
+    rws = step_rows(sh, cut, want_argmax, want_margin)
+    rws.g = given[0]
+    return rws
 
 
 def joint_from_counts(counts: np.ndarray, k: int) -> np.ndarray:
@@ -249,6 +288,8 @@ class Whole:
     labels: np.ndarray | None = None
     thresholds: np.ndarray | None = None
     label_counts: np.ndarray | None = None
+    #: the handle of the shards' step_given results (exchange 1), for steps that reuse their g
+    given: object = None
 
 
 def place(ex) -> Whole:
@@ -270,7 +311,8 @@ def given_and_thresholds(ex, w: Whole, thresholds=None) -> Whole:
     """Exchange 1: every row's (g, label), the class counts and the thresholds
     (computed as one process computes them, bit for bit, unless given)."""
     check_kxk_memory(w.k)
-    got = ex.gather(ex.each(step_given, per_shard=(ex.shards,)))
+    w.given = ex.each(step_given, per_shard=(ex.shards,))
+    got = ex.gather(w.given)  # (the Dask executor persists the chunks' results: step_rows_given reads them)
     w.g = np.concatenate([g for g, _, _ in got])
     w.labels = np.concatenate([y for _, y, _ in got]).astype(np.int64)
     if not all(ok for _, _, ok in got):
@@ -282,9 +324,13 @@ def given_and_thresholds(ex, w: Whole, thresholds=None) -> Whole:
 
 def confident_rows(ex, w: Whole, *, argmax=False, margin=False, g=False, want_off=False):
     """Exchange 2: (handle of the shards' Rows, raw confident joint, global
-    off-diagonal rows -- gathered only when asked for, else None)."""
+    off-diagonal rows -- gathered only when asked for, else None). ``g``:
+    the Rows keep the shard's P[i, y_i], those of exchange 1 (no new sweep)."""
     cut = cut_from_thresholds(w.thresholds, w.k, w.dtype)
-    rows = ex.each(step_rows, cut, argmax, margin, g, per_shard=(ex.shards,))
+    if g:
+        rows = ex.each(step_rows_given, cut, argmax, margin, per_shard=(ex.shards, w.given))
+    else:
+        rows = ex.each(step_rows, cut, argmax, margin, per_shard=(ex.shards,))
     counts = ex.sum_ints(rows, lambda r: r.counts)
     off = np.concatenate(ex.gather(rows, lambda r: r.off)) if want_off else None
     return rows, joint_from_counts(counts, w.k), off
@@ -450,10 +496,20 @@ class LocalExecutor:
         return self.gather(h)
 
 
-def _rows(p) -> int:
+def shard_rows(p) -> int:
+    """A shard's row count, read from the input without reading its values
+    (errors are open_shard's, later)."""
     if isinstance(p, np.ndarray) and p.ndim == 2:
         return len(p)
+    if is_cuda_array(p):
+        a = parse_device(p, "pred_probs")
+        if a.ndim != 2:
+            raise ValueError(f"pred_probs must be 2-D (num_examples x num_classes), got shape {a.shape}")
+        return int(a.shape[0])
     return as_probs(p).n
+
+
+_rows = shard_rows
 
 
 # ---------------------------------------------------------------------------
