@@ -71,6 +71,7 @@ _KERNEL_RUN = """
 import sys
 import numpy as np
 import labelsift as ls
+from labelsift._cl.sketch import PairTable, sketch_rows
 rng = np.random.default_rng(5)
 out = {}
 for t, dt in enumerate([np.float16, np.float32, np.float64] * 3):
@@ -88,6 +89,13 @@ for t, dt in enumerate([np.float16, np.float32, np.float64] * 3):
         out[f"{t}-{fb}"] = ls.find_label_issues(y, P, filter_by=fb)
     out[f"{t}-cj"] = ls.compute_confident_joint(y, P, calibrate=False)
     out[f"{t}-nm"] = ls.get_label_quality_scores(y, P, method="normalized_margin")
+    # the one-read kernels: the adaptive row sketch and the pair table fed with it
+    sk = sketch_rows(P, y, 2, 16, rng.random(k) * 0.1, 0.001)
+    for j, v in enumerate(sk):
+        out[f"{t}-sketch{j}"] = v
+    tb = PairTable(k, 3, P.dtype, n)
+    tb.update(P, y, 0, sketch_rows(P, y, 1, 4, None, np.inf))
+    out[f"{t}-pair-vals"], out[f"{t}-pair-ids"], out[f"{t}-pair-low"] = tb.vals, tb.ids, tb.low
 np.savez(sys.argv[1], **out)
 """
 
@@ -113,7 +121,8 @@ def _avx2_skip_reason():
 
 
 def test_baseline_and_avx2_kernels_agree(tmp_path):
-    """The SSE2 baseline row kernel and the AVX2 clone give identical results
+    """The SSE2 baseline row kernels and their AVX2 clones (the row pass, the
+    one-read sketch and pair table) give identical results
     (the suite otherwise runs only the one this CPU selects).  The default run
     takes the AVX2 clone when the CPU has AVX2 and F16C; LABELSIFT_NO_AVX2=1
     forces the baseline.  Without AVX2/F16C both runs would take the baseline

@@ -10,6 +10,7 @@
 
 #include "cl/row_math.h"
 #include "cl/row_simd.h"
+#include "common/cpu.h"
 #include "common/parallel.h"
 
 namespace ls {
@@ -78,8 +79,7 @@ static void rows_range(const Mat& P, const int64_t* labels, const C* cut, RowPas
   }
 }
 
-#if defined(__x86_64__) && defined(__GNUC__)
-#define LS_HAVE_AVX2_PATH 1
+#ifdef LS_HAVE_AVX2_F16C_TWINS
 template <class S, class C>
 __attribute__((target("avx2,f16c"), flatten)) static void rows_range_avx2(const Mat& P, const int64_t* labels,
                                                                           const C* cut, RowPassOut out, Bounds bd,
@@ -87,19 +87,14 @@ __attribute__((target("avx2,f16c"), flatten)) static void rows_range_avx2(const 
                                                                           int64_t* first_bad) {
   rows_range<S, C, 32>(P, labels, cut, out, bd, validate_only, i0, i1, first_bad);
 }
-static bool cpu_has_avx2() {
-  static const bool yes = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("f16c") &&
-                          std::getenv("LABELSIFT_NO_AVX2") == nullptr;
-  return yes;
-}
 #endif
 
 template <class S, class C>
 static RowPassError row_pass_t(const Mat& P, const int64_t* labels, const C* cut, RowPassOut out,
                                const Bounds& bd, int nthreads, bool validate_only) {
   auto fn = &rows_range<S, C, 16>;
-#ifdef LS_HAVE_AVX2_PATH
-  if (cpu_has_avx2()) fn = &rows_range_avx2<S, C>;
+#ifdef LS_HAVE_AVX2_F16C_TWINS
+  if (cpu_has_avx2_f16c()) fn = &rows_range_avx2<S, C>;
 #endif
   int64_t first_bad = std::numeric_limits<int64_t>::max();
   // Chunks of ~64k values handed out dynamically: a thread that is

@@ -4,11 +4,11 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstdlib>
 #include <type_traits>
 #include <vector>
 
 #include "cl/row_math.h"
+#include "common/cpu.h"
 #include "common/parallel.h"
 
 namespace ls {
@@ -210,8 +210,7 @@ void sketch_range(const Mat& P, const int64_t* labels, int64_t mmin, int64_t cap
   }
 }
 
-#if defined(__x86_64__) && defined(__GNUC__)
-#define LS_SKETCH_AVX2 1
+#ifdef LS_HAVE_AVX2_F16C_TWINS
 template <class S>
 __attribute__((target("avx2,f16c"), flatten)) void sketch_range_avx2(const Mat& P, const int64_t* labels,
                                                                      int64_t mmin, int64_t cap, const double* floor,
@@ -219,11 +218,6 @@ __attribute__((target("avx2,f16c"), flatten)) void sketch_range_avx2(const Mat& 
                                                                      int32_t* count, void* rest, uint8_t* certified,
                                                                      void* given, int64_t i0, int64_t i1) {
   sketch_range<S>(P, labels, mmin, cap, floor, tau, cls, vals, count, rest, certified, given, i0, i1);
-}
-bool sketch_has_avx2() {
-  static const bool yes = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("f16c") &&
-                          std::getenv("LABELSIFT_NO_AVX2") == nullptr;
-  return yes;
 }
 #endif
 }  // namespace
@@ -234,8 +228,8 @@ void sketch_rows(const Mat& P, const int64_t* labels, int64_t mmin, int64_t cap,
   dispatch(P.dtype, [&](auto tag) {
     using S = decltype(tag);
     auto fn = &sketch_range<S>;
-#ifdef LS_SKETCH_AVX2
-    if (sketch_has_avx2()) fn = &sketch_range_avx2<S>;
+#ifdef LS_HAVE_AVX2_F16C_TWINS
+    if (cpu_has_avx2_f16c()) fn = &sketch_range_avx2<S>;
 #endif
     const int T = threads_for(nthreads, 3.0 * double(P.n) * double(P.k));
     // chunks of rows handed out dynamically (a descheduled thread holds up one chunk only)
@@ -333,7 +327,7 @@ void pair_rows(const Mat& P, const int64_t* labels, int64_t row0, int64_t slots,
   }
 }
 
-#if defined(__x86_64__) && defined(__GNUC__)
+#ifdef LS_HAVE_AVX2_F16C_TWINS
 template <class S, class V, class I>
 __attribute__((target("avx2,f16c"), flatten)) void pair_rows_avx2(const Mat& P, const int64_t* labels, int64_t row0,
                                                                   int64_t slots, V* vp, I* idp, V* lowp, const S* rs,
@@ -358,8 +352,8 @@ void pair_top_update(const Mat& P, const int64_t* labels, int64_t row0, int64_t 
       using I = std::remove_pointer_t<decltype(idp)>;
       V* vp = static_cast<V*>(vals);
       auto fn = &pair_rows<S, V, I>;
-#ifdef LS_SKETCH_AVX2
-      if (sketch_has_avx2()) fn = &pair_rows_avx2<S, V, I>;
+#ifdef LS_HAVE_AVX2_F16C_TWINS
+      if (cpu_has_avx2_f16c()) fn = &pair_rows_avx2<S, V, I>;
 #endif
       // a thread owns the classes k with k % T == t: no two threads write one table row
       const int T = threads_for(nthreads, 2.0 * double(P.n) * double(P.k));
