@@ -175,14 +175,14 @@ def passes_for(args) -> int:
 
 
 def _one_read_for(args) -> bool:
-    """Whether the engine reads these .npy files once (the reads option, and their size for "auto")."""
-    from ._cl.oneread import prefer_one_read
+    """Whether the engine reads these .npy files once: the engine's own rule on the same memory maps."""
+    from ._cl.oneread import prefer_for_segments, prefer_one_read
     paths = getattr(args, "pred_probs", None) or []
     try:
-        size = sum(os.path.getsize(p) for p in paths)
-    except OSError:
-        size = None
-    return prefer_one_read(size, bool(paths))
+        segs = [np.load(p, mmap_mode="r") for p in paths]
+    except (OSError, ValueError):  # the engine reports the bad file; count as the option alone says
+        return prefer_one_read()
+    return prefer_for_segments(segs)
 
 
 class Progress:

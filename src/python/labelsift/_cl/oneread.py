@@ -10,9 +10,11 @@ below, at any point of the sweep, by (sum seen + unseen * PROB_LOW) / n_j;
 shrunk by a slack far above the rounding of the dtype's mean, minus the
 1e-6 of the cut, that bound is a floor no class below it can pass, so a row
 whose left-out classes are all below their floors has a proven guess.
-When more than a tenth of the rows would have to be held in full, the
-two-pass plan runs instead (it reads less than that many random rows, and
-holds none of them).
+The pair table (:class:`.sketch.PairTable`), filled in the same sweep,
+holds the best three prune margins of every class and column, which settles
+the small selections whose cut lands on tail margins no row sketch keeps.
+When more rows would have to be held in full than half the rows or 40 % of
+the available memory allow, the two-pass plan runs instead.
 ``tau``: the margin level for prune selections, set from the first block so
 that rows keep about ``avg`` entries on average, raised when they keep more.
 """
@@ -87,7 +89,11 @@ def prefer_one_read(data_bytes: int | None = None, file_backed: bool = False) ->
 
 def prefer_for(pb) -> bool:
     """:func:`prefer_one_read` for a problem's rows."""
-    segs = pb.probs.segments
+    return prefer_for_segments(pb.probs.segments)
+
+
+def prefer_for_segments(segs) -> bool:
+    """:func:`prefer_one_read` for these row segments (the arrays a dump is read from)."""
     return prefer_one_read(sum(int(getattr(s, "nbytes", 0)) for s in segs),
                            any(_mmap_of(s) is not None for s in segs))
 

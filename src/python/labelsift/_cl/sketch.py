@@ -176,16 +176,22 @@ class PairTable:
     """
 
     def __init__(self, k: int, slots: int, dtype, n_rows: int):
-        vdt = np.float64 if np.dtype(dtype) == np.float64 else np.float32
-        idt = np.int32 if n_rows < 2**31 - 1 else np.int64
+        vdt, idt = self.dtypes(dtype, n_rows)
         self.k, self.slots = int(k), int(slots)
         self.vals = np.full((k, slots, k), -np.inf, vdt)
         self.ids = np.full((k, slots, k), -1, idt)
         self.low = np.full(k, -np.inf, vdt)  # per class, a lower bound of its worst-slot margins
 
     @staticmethod
+    def dtypes(dtype, n_rows: int):
+        """(margin dtype: the kernels' arithmetic type, row-id dtype) for rows of ``dtype``."""
+        return (np.dtype(np.float64) if np.dtype(dtype) == np.float64 else np.dtype(np.float32),
+                np.dtype(np.int32) if n_rows < 2**31 - 1 else np.dtype(np.int64))
+
+    @staticmethod
     def entry_bytes(dtype, n_rows: int) -> int:
-        return (8 if np.dtype(dtype) == np.float64 else 4) + (4 if n_rows < 2**31 - 1 else 8)
+        vdt, idt = PairTable.dtypes(dtype, n_rows)
+        return vdt.itemsize + idt.itemsize
 
     @property
     def nbytes(self) -> int:
