@@ -476,7 +476,7 @@ class LocalExecutor:
 
     def __init__(self, shards, n_jobs=None):
         """``shards``: a list of (labels, pred_probs) in row order."""
-        offsets = np.concatenate([[0], np.cumsum([_rows(p) for _, p in shards])]).astype(np.int64)
+        offsets = np.concatenate([[0], np.cumsum([shard_rows(p) for _, p in shards])]).astype(np.int64)
         self.shards = [capture(open_shard)(y, p, int(o), n_jobs) for (y, p), o in zip(shards, offsets)]
 
     def each(self, fn, *args, per_shard=()):
@@ -508,8 +508,6 @@ def shard_rows(p) -> int:
         return int(a.shape[0])
     return as_probs(p).n
 
-
-_rows = shard_rows
 
 
 # ---------------------------------------------------------------------------
