@@ -311,6 +311,8 @@ def _mmap_of(a):
 
 
 _PAGE = mmap.PAGESIZE
+#: bytes asked for per madvise(WILLNEED) call (a multiple of the page size)
+PREFETCH_PIECE = 512 << 10
 
 
 def _prefetch(block: np.ndarray) -> None:
@@ -326,7 +328,10 @@ def _prefetch(block: np.ndarray) -> None:
         if block.strides[0] < 0 or block.strides[1] < 0:
             return
         a = (lo // _PAGE) * _PAGE
-        mm.madvise(mmap.MADV_WILLNEED, a, min(len(mm) - a, lo - a + span))
+        end = min(len(mm), lo + span)
+        # in pieces: Linux reads at most max(readahead, largest I/O) -- a few MB or less -- per call
+        for s in range(a, end, PREFETCH_PIECE):
+            mm.madvise(mmap.MADV_WILLNEED, s, min(PREFETCH_PIECE, end - s))
     except (ValueError, OSError, BufferError):  # pragma: no cover - prefetch is only a hint
         pass
 
