@@ -115,7 +115,6 @@ def round_preserving_sum(x, ties="lower_index") -> np.ndarray:
         step = -1 if gap < 0.0 else 1
         n_changes = min(int(abs(gap)), len(values))
         residual = values - rounded
-        chosen = None
         if ties == "cleanlab":
             chosen = _unique_extremes(residual, n_changes, step)
             if chosen is None:  # equal residuals straddle the cut: cleanlab's own sort decides
