@@ -139,6 +139,144 @@ class Emu:
         core().sk_col_lse_pieces(Xv, lam, lbv, lb0, starts, M, S, 0)
 
 
+    # ---- exact k-NN (src/cuda/knn/knn_cuda.h): the CPU kernels on host views ----
+    knn_max_candidates = 1024
+
+    @staticmethod
+    def knn_norms2(X, n, d, s0, s1, dtype, out, device, stream):
+        Emu.calls.append("knn_norms2")
+        Xv = host_view(X, (n, d), (s0, s1), DT[dtype])
+        host_view(out, (n,), (1,), np.float64)[:] = core().knn_norms2(np.ascontiguousarray(Xv), 1)
+
+    @staticmethod
+    def knn_tile_select(S, nq, nc, ls, a, b, c0, self0, hk, hi, m, device, stream):
+        Emu.calls.append("knn_tile_select")
+        assert 1 <= m <= Emu.knn_max_candidates and ls >= nc
+        Sv = host_view(S, (nq, nc), (ls, 1), np.float32)
+        av = host_view(a, (nc,), (1,), np.float32)
+        bv = host_view(b, (nc,), (1,), np.float32)
+        hkv = host_view(hk, (nq, m), (m, 1), np.float32)
+        hiv = host_view(hi, (nq, m), (m, 1), np.int64)
+        core().knn_tile_select(np.ascontiguousarray(Sv), np.ascontiguousarray(av), np.ascontiguousarray(bv), c0,
+                               self0, hkv, hiv, 1)
+
+    @staticmethod
+    def knn_rerank(Q, nq, qs0, qs1, D, nd, ds0, ds1, d, dtype, qn, dn, hi, m, metric, k, out_idx, out_key, device,
+                   stream):
+        Emu.calls.append("knn_rerank")
+        assert 1 <= k <= m <= Emu.knn_max_candidates
+        Qv = host_view(Q, (nq, d), (qs0, qs1), DT[dtype])
+        Dv = host_view(D, (nd, d), (ds0, ds1), DT[dtype])
+        qv = np.ascontiguousarray(host_view(qn, (nq,), (1,), np.float64))
+        dv = np.ascontiguousarray(host_view(dn, (nd,), (1,), np.float64))
+        hv = np.ascontiguousarray(host_view(hi, (nq, m), (m, 1), np.int64))
+        oi = np.empty((nq, k), np.int64)
+        ok = np.empty((nq, k), np.float64)
+        core().knn_rerank(np.ascontiguousarray(Qv), np.ascontiguousarray(Dv), qv, dv, hv, metric, k, oi, ok, 1)
+        host_view(out_idx, (nq, k), (k, 1), np.int64)[:] = oi
+        host_view(out_key, (nq, k), (k, 1), np.float64)[:] = ok
+
+    @staticmethod
+    def knn_exhaustive(Q, nq, qs0, qs1, rows, nr, self, dest, D, nd, ds0, ds1, d, dtype, qn, dn, metric, k, out_idx,
+                       out_key, device, stream):
+        Emu.calls.append("knn_exhaustive")
+        Qv = np.ascontiguousarray(host_view(Q, (nq, d), (qs0, qs1), DT[dtype]))
+        Dv = np.ascontiguousarray(host_view(D, (nd, d), (ds0, ds1), DT[dtype]))
+        rv = host_view(rows, (nr,), (1,), np.int64).copy()
+        sv = None if self == 0 else host_view(self, (nr,), (1,), np.int64).copy()
+        tv = np.arange(nr) if dest == 0 else host_view(dest, (nr,), (1,), np.int64)
+        qv = np.ascontiguousarray(host_view(qn, (nq,), (1,), np.float64))
+        dv = np.ascontiguousarray(host_view(dn, (nd,), (1,), np.float64))
+        ri, rk = core().knn_exhaustive(Qv, rv, sv, Dv, qv, dv, metric, k, 1)
+        host_view(out_idx, (nq, k), (k, 1), np.int64)[tv] = ri
+        host_view(out_key, (nq, k), (k, 1), np.float64)[tv] = rk
+
+
+def _round_bits(G, drop, truncate):
+    """float32 values kept to 23 - drop fraction bits (round to nearest even, or truncated)."""
+    u = np.ascontiguousarray(G, np.float32).view(np.uint32)
+    if truncate:
+        r = u & np.uint32(~((1 << drop) - 1) & 0xFFFFFFFF)
+    else:
+        half = np.uint32((1 << (drop - 1)) - 1)
+        r = (u + half + ((u >> np.uint32(drop)) & np.uint32(1))) & np.uint32(~((1 << drop) - 1) & 0xFFFFFFFF)
+    return r.view(np.float32)
+
+
+class EmuOps:
+    """labelsift._knn.device's array operations on host memory, with the
+    tensor-core roundings emulated: bfloat16 operands rounded to nearest
+    (7 fraction bits), TF32 operands truncated to 10 fraction bits (the
+    bounds' worst case); the product is NumPy's float32 matmul."""
+
+    name = "emulated"
+    calls = []
+
+    def __init__(self, arr, dev):
+        self.dev = dev
+
+    def wrap(self, arr):
+        return host_view(arr.ptr, arr.shape, arr.strides, arr.dtype)
+
+    def stream(self):
+        return 0
+
+    def ptr(self, x):
+        return int(x.__array_interface__["data"][0])
+
+    def strides(self, x):
+        return tuple(s // x.itemsize for s in x.strides)
+
+    def empty(self, shape, dtype):
+        return np.empty(shape, dtype)
+
+    def full(self, shape, value, dtype):
+        return np.full(shape, value, dtype)
+
+    def host(self, x):
+        return np.array(x)
+
+    def upload(self, a):
+        return np.array(a, order="C")
+
+    def astype(self, x, dtype):
+        return x.astype(dtype)
+
+    def colsum64(self, X):
+        return X.sum(axis=0, dtype=np.float64)
+
+    def absmax(self, X):
+        return float(np.abs(X).max())
+
+    def to_float32(self, X, mu, s):
+        b = X.astype(np.float64)
+        if mu is not None:
+            b = b - mu
+        if s != 1.0:
+            b = b * s
+        return b.astype(np.float32)
+
+    def operand(self, G, gram):
+        EmuOps.calls.append(gram)
+        if gram == "bf16":
+            return _round_bits(G, 16, truncate=False)
+        if gram == "tf32":
+            return _round_bits(G, 13, truncate=True)
+        return G
+
+    def mm(self, A, B, out, gram):
+        return np.matmul(A, B.T, out=out)
+
+    def supports(self, gram):
+        return True
+
+    def fp32_is_ieee(self):
+        return True
+
+    def distances(self, ok, metric):
+        return (np.sqrt(ok) if metric == "l2" else ok).astype(np.float32)
+
+
 class FakeDeviceArray:
     """A NumPy view exposed as a CUDA array (its host address as the pointer)."""
 

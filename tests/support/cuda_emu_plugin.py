@@ -8,7 +8,9 @@ import sys
 import labelsift
 from labelsift._cl import device
 
-from support.cuda_emu import Emu
+from labelsift._knn import device as knn_device
+
+from support.cuda_emu import Emu, EmuOps
 
 _info = dict(labelsift.backend_info())
 _info.update(cuda_available=True, cuda_reason="", cuda_devices=["emulated"])
@@ -16,3 +18,4 @@ labelsift.backend_info = lambda: _info
 device.backend_info = lambda: _info
 device.cuda_module = lambda: Emu
 sys.modules["labelsift._cuda"] = Emu
+knn_device.OPS_OVERRIDE = EmuOps

@@ -37,5 +37,46 @@ LS_HD double cosine_key(double dot, double ni, double nj) {
 // (key, index) strict lexicographic order: a comes before b.
 LS_HD bool before(double ka, int64_t ia, double kb, int64_t ib) { return ka < kb || (ka == kb && ia < ib); }
 
+// Max-heap on (key, index) of size m, root = the worst kept (empty slots are
+// (+inf, -1)). Shared by the CPU selection and the CUDA kernels.
+template <class K>
+LS_HD bool worse(K ka, int64_t ia, K kb, int64_t ib) {
+  return ka > kb || (ka == kb && ia > ib);
+}
+template <class K>
+LS_HD void sift_down(K* hk, int64_t* hi, int64_t m) {
+  int64_t p = 0;
+  const K k0 = hk[0];
+  const int64_t i0 = hi[0];
+  for (;;) {
+    int64_t c = 2 * p + 1;
+    if (c >= m) break;
+    if (c + 1 < m && worse(hk[c + 1], hi[c + 1], hk[c], hi[c])) ++c;
+    if (!worse(hk[c], hi[c], k0, i0)) break;
+    hk[p] = hk[c];
+    hi[p] = hi[c];
+    p = c;
+  }
+  hk[p] = k0;
+  hi[p] = i0;
+}
+
+// The float64 key of (query row q, database row x): strides qs, xs in
+// elements, sequential over t = 0..d-1 (qn, xn: the rows' float64 norms,
+// used by cosine). The definition every path computes, bit for bit.
+template <class S>
+LS_HD double pair_key(const S* q, int64_t qs, const S* x, int64_t xs, int64_t d, int metric, double qn, double xn) {
+  double acc = 0.0;
+  if (metric == L2) {
+    for (int64_t t = 0; t < d; ++t) {
+      const double u = ld(q[t * qs]) - ld(x[t * xs]);
+      acc += u * u;
+    }
+    return acc;
+  }
+  for (int64_t t = 0; t < d; ++t) acc += ld(q[t * qs]) * ld(x[t * xs]);
+  return cosine_key(acc, qn, xn);
+}
+
 }  // namespace knn
 }  // namespace ls

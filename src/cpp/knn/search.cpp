@@ -27,44 +27,6 @@ inline const S* row_ptr(const Mat& X, int64_t i) {
   return static_cast<const S*>(X.data) + i * X.s0;
 }
 
-// Max-heap on (key, index) of size m (root = the worst kept).
-template <class K>
-inline bool worse(K ka, int64_t ia, K kb, int64_t ib) {
-  return ka > kb || (ka == kb && ia > ib);
-}
-template <class K>
-inline void sift_down(K* hk, int64_t* hi, int64_t m) {
-  int64_t p = 0;
-  const K k0 = hk[0];
-  const int64_t i0 = hi[0];
-  for (;;) {
-    int64_t c = 2 * p + 1;
-    if (c >= m) break;
-    if (c + 1 < m && worse(hk[c + 1], hi[c + 1], hk[c], hi[c])) ++c;
-    if (!worse(hk[c], hi[c], k0, i0)) break;
-    hk[p] = hk[c];
-    hi[p] = hi[c];
-    p = c;
-  }
-  hk[p] = k0;
-  hi[p] = i0;
-}
-
-// key of (query row q, DB row x) in float64, sequential over t.
-template <class S>
-inline double pair_key(const S* q, int64_t qs, const S* x, int64_t xs, int64_t d, int metric, double qn, double xn) {
-  double acc = 0.0;
-  if (metric == L2) {
-    for (int64_t t = 0; t < d; ++t) {
-      const double u = ld(q[t * qs]) - ld(x[t * xs]);
-      acc += u * u;
-    }
-    return acc;
-  }
-  for (int64_t t = 0; t < d; ++t) acc += ld(q[t * qs]) * ld(x[t * xs]);
-  return cosine_key(acc, qn, xn);
-}
-
 // Four keys at once (independent accumulators; each is the same sequential
 // sum as pair_key, so the values are identical).
 template <class S>

@@ -15,6 +15,7 @@
 
 #include "cl/cuda_kernels.h"
 #include "common/device_query.h"
+#include "knn/knn_cuda.h"
 #include "sinkhorn/kernels.h"
 #include "sinkhorn/sk_cuda.h"
 
@@ -193,4 +194,53 @@ PYBIND11_MODULE(_cuda, m) {
       py::arg("lb"), py::arg("lb0"), py::arg("M"), py::arg("S"), py::arg("work"), py::arg("work_bytes"),
       py::arg("device"), py::arg("stream"),
       "The column log-sum-exp pieces of the CPU's row chunks (M, S: host float64, nch x K), for sk_lse_finish.");
+
+  // ---- exact k-NN (knn/knn_cuda.h) -------------------------------------------
+  m.attr("knn_max_candidates") = ls::cuda::kKnnMaxCandidates;
+  m.def(
+      "knn_norms2",
+      [](uintptr_t X, int64_t n, int64_t d, int64_t s0, int64_t s1, int dtype, uintptr_t out, int device,
+         uintptr_t stream) {
+        const DevMat M = dev_mat(X, n, d, s0, s1, dtype);
+        py::gil_scoped_release nogil;
+        ls::cuda::knn_norms2(M, out, device, stream);
+      },
+      py::arg("X"), py::arg("n"), py::arg("d"), py::arg("s0"), py::arg("s1"), py::arg("dtype"), py::arg("out"),
+      py::arg("device"), py::arg("stream"), "float64 squared row norms (sequential over the columns) into out.");
+  m.def(
+      "knn_tile_select",
+      [](uintptr_t S, int64_t nq, int64_t nc, int64_t ls, uintptr_t a, uintptr_t b, int64_t c0, int64_t self0,
+         uintptr_t hk, uintptr_t hi, int64_t mm, int device, uintptr_t stream) {
+        py::gil_scoped_release nogil;
+        ls::cuda::knn_tile_select(S, nq, nc, ls, a, b, c0, self0, hk, hi, mm, device, stream);
+      },
+      py::arg("S"), py::arg("nq"), py::arg("nc"), py::arg("ls"), py::arg("a"), py::arg("b"), py::arg("c0"),
+      py::arg("self0"), py::arg("hk"), py::arg("hi"), py::arg("m"), py::arg("device"), py::arg("stream"),
+      "The m smallest float32 keys a[j] + b[j] * S[r, j] of every tile row, into its (key, index) max-heap.");
+  m.def(
+      "knn_rerank",
+      [](uintptr_t Q, int64_t nq, int64_t qs0, int64_t qs1, uintptr_t D, int64_t nd, int64_t ds0, int64_t ds1,
+         int64_t d, int dtype, uintptr_t qn, uintptr_t dn, uintptr_t hi, int64_t mm, int metric, int64_t k,
+         uintptr_t out_idx, uintptr_t out_key, int device, uintptr_t stream) {
+        const DevMat MQ = dev_mat(Q, nq, d, qs0, qs1, dtype), MD = dev_mat(D, nd, d, ds0, ds1, dtype);
+        py::gil_scoped_release nogil;
+        ls::cuda::knn_rerank(MQ, MD, qn, dn, hi, mm, metric, k, out_idx, out_key, device, stream);
+      },
+      py::arg("Q"), py::arg("nq"), py::arg("qs0"), py::arg("qs1"), py::arg("D"), py::arg("nd"), py::arg("ds0"),
+      py::arg("ds1"), py::arg("d"), py::arg("dtype"), py::arg("qn"), py::arg("dn"), py::arg("hi"), py::arg("m"),
+      py::arg("metric"), py::arg("k"), py::arg("out_idx"), py::arg("out_key"), py::arg("device"), py::arg("stream"),
+      "float64 keys of the candidates, the k best by (key, index).");
+  m.def(
+      "knn_exhaustive",
+      [](uintptr_t Q, int64_t nq, int64_t qs0, int64_t qs1, uintptr_t rows, int64_t nr, uintptr_t self,
+         uintptr_t dest, uintptr_t D, int64_t nd, int64_t ds0, int64_t ds1, int64_t d, int dtype, uintptr_t qn,
+         uintptr_t dn, int metric, int64_t k, uintptr_t out_idx, uintptr_t out_key, int device, uintptr_t stream) {
+        const DevMat MQ = dev_mat(Q, nq, d, qs0, qs1, dtype), MD = dev_mat(D, nd, d, ds0, ds1, dtype);
+        py::gil_scoped_release nogil;
+        ls::cuda::knn_exhaustive(MQ, rows, nr, self, dest, MD, qn, dn, metric, k, out_idx, out_key, device, stream);
+      },
+      py::arg("Q"), py::arg("nq"), py::arg("qs0"), py::arg("qs1"), py::arg("rows"), py::arg("nr"), py::arg("self"),
+      py::arg("dest"), py::arg("D"), py::arg("nd"), py::arg("ds0"), py::arg("ds1"), py::arg("d"), py::arg("dtype"),
+      py::arg("qn"), py::arg("dn"), py::arg("metric"), py::arg("k"), py::arg("out_idx"), py::arg("out_key"),
+      py::arg("device"), py::arg("stream"), "The exhaustive float64 k best of the listed query rows.");
 }

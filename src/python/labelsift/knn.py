@@ -30,15 +30,35 @@ __all__ = ["search", "label_counts", "agreement", "knn_pred_probs", "outlier_sco
            "default_metric", "simifeat"]
 
 
-def _no_device(backend, device):
-    if backend not in ("auto", "cpu", "numpy"):
-        raise ValueError(f"backend={backend!r}: this build has the 'cpu' (NumPy GEMM + C++) backend only")
-    if device not in (None, "cpu"):
-        raise ValueError(f"device={device!r}: only the CPU is available in this build")
+def _route(features, database, backend, device) -> str:
+    """Where a search runs: "cpu" (host input), "cuda" (CUDA arrays on their
+    device and the library's current stream), or "host_copy" (CUDA arrays
+    searched on the CPU: ``device="cpu"`` or ``backend="cpu"``)."""
+    from ._common.cuda_arrays import is_cuda_array
+    from ._sinkhorn.device import is_cuda_device
+
+    if backend not in ("auto", "cpu", "numpy", "cuda"):
+        raise ValueError(f"backend={backend!r} is not one of 'auto', 'cpu', 'numpy', 'cuda'")
+    if device not in (None, "cpu") and not is_cuda_device(device):
+        raise ValueError(f"device={device!r} is not one of None, 'cpu', 'cuda', 'cuda:<index>'")
+    on_gpu = is_cuda_array(features)
+    if database is not None and is_cuda_array(database) != on_gpu:
+        raise TypeError("features and database must both be CUDA arrays or both host arrays")
+    wants_gpu = backend == "cuda" or is_cuda_device(device)
+    if not on_gpu:
+        if wants_gpu:
+            raise ValueError(f"{'device=' + repr(device) if device else 'backend=' + repr(backend)}: moving host "
+                             "features to a GPU is not implemented; pass them as a CUDA array (torch, CuPy)")
+        return "cpu"
+    if backend in ("cpu", "numpy") or device == "cpu":
+        if wants_gpu:
+            raise ValueError(f"backend={backend!r} and device={device!r} disagree")
+        return "host_copy"
+    return "cuda"
 
 
 def search(features, database=None, *, k=10, metric="cosine", exclude_self=True, backend="auto", device=None,
-           n_jobs=None, tile=None, extra=None, return_info=False):
+           n_jobs=None, tile=None, extra=None, gram="auto", return_info=False):
     """Exact k nearest neighbours of every row of ``features`` (against
     ``features`` itself, or against ``database``).
 
@@ -52,10 +72,36 @@ def search(features, database=None, *, k=10, metric="cosine", exclude_self=True,
     rows recomputed exhaustively because the float32 candidates could not be
     proven. Features: float16/32/64 (bfloat16 and integers are widened)
     arrays, memmaps or ``.npy`` paths.
+
+    CUDA arrays (torch, CuPy, anything with ``__cuda_array_interface__`` or
+    DLPack; float16/32/64) are searched on their device (``device`` None or
+    "cuda[:i]"): the Gram tiles through the caller's PyTorch/CuPy in
+    ``gram`` precision ("auto", "tf32", "bf16", "fp32"; see
+    ``labelsift._knn.device``), selection, float64 re-rank and fallback in
+    labelsift's kernels; the same indices and distances as the CPU search,
+    returned as arrays of the caller's kind (NumPy for other producers).
+    ``device="cpu"`` searches a host copy instead. At most 1024 candidates
+    (k + extra) per row on the device.
     """
-    _no_device(backend, device)
-    idx, dist, info = _search(features, database, k=k, metric=metric, exclude_self=flag(exclude_self, "exclude_self"),
+    where = _route(features, database, backend, device)
+    exclude_self = flag(exclude_self, "exclude_self")
+    if where == "cuda":
+        from ._knn.device import search_metrics_device
+        idx, dist, info = search_metrics_device(features, database, k=k, metrics=(metric,), exclude_self=exclude_self,
+                                                tile=tile, extra=extra, gram=gram)[0]
+        return (idx, dist, info) if return_info else (idx, dist)
+    if gram not in ("auto", "fp32"):
+        raise ValueError(f"gram={gram!r}: the CPU search computes its tiles in float32 (gram='auto' or 'fp32')")
+    to_caller = None
+    if where == "host_copy":
+        from ._knn.device import host_copy
+        features, to_caller = host_copy(features, "features")
+        if database is not None:
+            database, _ = host_copy(database, "database")
+    idx, dist, info = _search(features, database, k=k, metric=metric, exclude_self=exclude_self,
                               n_jobs=n_jobs, tile=tile, extra=extra)
+    if to_caller is not None:
+        idx, dist = to_caller((idx, dist))
     return (idx, dist, info) if return_info else (idx, dist)
 
 

@@ -88,6 +88,8 @@ class SearchInfo:
     scale_exponent: int = 0
     float32_copy: bool = False
     symmetric: bool = False
+    device: str = "cpu"
+    gram: str = "fp32"
 
 
 def check_metric(metric) -> str:
@@ -135,6 +137,8 @@ class _Plan:
     gq2: Optional[np.ndarray] = None
     M: float = 0.0
     eta_max: float = 0.0
+    #: bound on |S_ij - G_i.G_j| / (|G_i| |G_j|) of the tile products (0: NumPy's float32 GEMM, gamma_d(u32))
+    g_prod: float = 0.0
 
 
 def _plan(metric, Q, D, same, qn, dn, nt, c, amax, copies) -> _Plan:
@@ -180,16 +184,40 @@ def _plan(metric, Q, D, same, qn, dn, nt, c, amax, copies) -> _Plan:
     return p
 
 
+def _proven(p, worst, kth, qt, gq, d) -> np.ndarray:
+    """The certificate of a block of rows: True where the k-th float64 key
+    (kth) is strictly below the smallest key any row outside the candidates
+    can have, given the worst float32 key kept (worst; +inf: every row is a
+    candidate) and the rounding bounds of the plan p (qt: the rows' float64
+    squared norms; gq: those of their float32 copies, for L2)."""
+    g32 = p.g_prod if p.g_prod else gamma(d, U32)
+    g64 = gamma(d + 8, U64)
+    rho = 2.01 * U32 if p.rounded else 0.0
+    s = p.s
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        if p.metric == "cosine":
+            ni = s * np.sqrt(qt)
+            E = 1.05 * (g32 + rho + 3 * U32) * ni
+            lb = 1.0 + (worst - E) / ni
+            good = (ni > 0) & (kth < lb - 2.0 * (1.1 * g64 + 4 * U64))
+        else:
+            M = p.M
+            ni = np.sqrt(gq)
+            E = 1.05 * (2 * g32 * ni * M + 2 * U32 * M * M + 2 * U32 * ni * M)
+            lbc = np.sqrt(np.maximum(gq * (1 - g64) + worst - E, 0.0))
+            eta = 1.02 * (U32 + U64) * ni if p.rounded else 0.0
+            lbx = (lbc - eta - p.eta_max) / s
+            good = np.sqrt(kth) * (1 + g64) < lbx * (1 - g64)
+        good |= ~np.isfinite(worst)
+    return good
+
+
 def _finish(p: _Plan, Q, D, qn, dn, q0, q1, hk, hi, k, m, avail, excl, nt, c):
     """Rows q0..q1 from their heaps (hk, hi): the float64 re-rank, the
     certificate, the exhaustive recomputation of the rows it cannot prove.
     Returns (indices, float64 keys, fallback rows)."""
     n = q1 - q0
     d = Q.shape[1]
-    g32 = gamma(d, U32)
-    g64 = gamma(d + 8, U64)
-    rho = 2.01 * U32 if p.rounded else 0.0
-    s = p.s
     oi = np.empty((n, k), np.int64)
     ok = np.empty((n, k), np.float64)
     Qt = Q[q0:q1]
@@ -198,23 +226,7 @@ def _finish(p: _Plan, Q, D, qn, dn, q0, q1, hk, hi, k, m, avail, excl, nt, c):
     fallback = 0
     if m < avail:
         worst = hk.max(axis=1).astype(np.float64)
-        kth = ok[:, k - 1]
-        with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
-            if p.metric == "cosine":
-                ni = s * np.sqrt(qt)
-                E = 1.05 * (g32 + rho + 3 * U32) * ni
-                lb = 1.0 + (worst - E) / ni
-                good = (ni > 0) & (kth < lb - 2.0 * (1.1 * g64 + 4 * U64))
-            else:
-                M = p.M
-                gq = p.gq2[q0:q1]
-                ni = np.sqrt(gq)
-                E = 1.05 * (2 * g32 * ni * M + 2 * U32 * M * M + 2 * U32 * ni * M)
-                lbc = np.sqrt(np.maximum(gq * (1 - g64) + worst - E, 0.0))
-                eta = 1.02 * (U32 + U64) * ni if p.rounded else 0.0
-                lbx = (lbc - eta - p.eta_max) / s
-                good = np.sqrt(kth) * (1 + g64) < lbx * (1 - g64)
-            good |= ~np.isfinite(worst)
+        good = _proven(p, worst, ok[:, k - 1], qt, None if p.gq2 is None else p.gq2[q0:q1], d)
         bad = np.flatnonzero(~good).astype(np.int64)
         if len(bad):
             fallback = len(bad)
