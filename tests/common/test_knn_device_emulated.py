@@ -48,12 +48,25 @@ def test_tiles_and_precisions_do_not_change_the_answer(knn_emulated):
             assert np.array_equal(gi, ref[0]) and np.array_equal(gd, ref[1]), (tile, gram)
 
 
-def test_fallback_rows_go_through_the_exhaustive_kernel(knn_emulated):
+@pytest.mark.parametrize("factor", [1, 4])
+def test_unproven_rows_retried_then_exhaustive(knn_emulated, monkeypatch, factor):
+    monkeypatch.setattr(kdev, "RETRY_FACTOR", factor)
     X = clustered(600, 32, seed=3, sig=0.1)
     ref = knn.search(X, k=10, metric="l2")
     gi, gd, info = knn.search(FakeDeviceArray(X), k=10, metric="l2", gram="bf16", extra=2, return_info=True)
-    assert info.fallback_rows > 0 and "knn_exhaustive" in knn_emulated.calls
     assert np.array_equal(gi, ref[0]) and np.array_equal(gd, ref[1])
+    if factor == 1:  # no retry: every unproven row through the exhaustive kernel
+        assert info.retried_rows == 0 and info.fallback_rows > 0 and "knn_exhaustive" in knn_emulated.calls
+    else:  # 48 candidates prove what 12 could not: fewer exhaustive rows than retried ones
+        assert info.retried_rows > 0 and info.fallback_rows < info.retried_rows
+
+
+def test_a_few_unproven_rows_skip_the_retry(knn_emulated, monkeypatch):
+    monkeypatch.setattr(kdev, "RETRY_MIN_ROWS", 10 ** 9)
+    X = clustered(300, 16, seed=3, sig=0.1)
+    ref = knn.search(X, k=5)
+    gi, _, info = knn.search(FakeDeviceArray(X), k=5, gram="bf16", extra=0, return_info=True)
+    assert np.array_equal(gi, ref[0]) and info.retried_rows == 0 and info.fallback_rows > 0
 
 
 def test_queries_against_database_and_dtype_promotion(knn_emulated):

@@ -21,6 +21,7 @@ import pytest
 
 import labelsift
 from labelsift import knn
+from labelsift._knn import device as kdev
 from support.device_arrays import host, to_device
 
 _INFO = labelsift.backend_info()
@@ -105,23 +106,42 @@ def test_ties_and_duplicates_by_lower_index(dtype, metric):
     assert (d[:, 1:] == d[:, :-1]).any()
 
 
+@pytest.fixture(params=["retry", "exhaustive"])
+def fallback(request, monkeypatch):
+    """Unproven rows searched again with more candidates first ("retry", the
+    default), or sent straight to the exhaustive kernel ("exhaustive")."""
+    if request.param == "exhaustive":
+        monkeypatch.setattr(kdev, "RETRY_FACTOR", 1)
+    return request.param
+
+
+def check_fallback(info, how):
+    if how == "exhaustive":
+        assert info.fallback_rows > 0 and info.retried_rows == 0
+    else:
+        assert info.retried_rows > 0
+
+
 @pytest.mark.parametrize("gram", ["auto", "bf16"])
 @pytest.mark.parametrize("metric", ["cosine", "l2"])
-def test_certificate_fallback_is_exercised_and_exact(gram, metric):
+def test_certificate_fallback_is_exercised_and_exact(gram, metric, fallback):
     X = embeddings(360, 16, np.float32, seed=8, ties=True, dups=10)
     want = cpu(X, k=5, metric=metric)
     got = search_gram(to_device(X), gram, k=5, metric=metric, tile=TILE, extra=0)
     check_equal(got, want)
-    assert got[2].fallback_rows > 0
+    check_fallback(got[2], fallback)
 
 
-def test_fallback_on_every_row_of_a_tiny_candidate_list():
-    # k = 1, no extra, all rows equal: no row can be proven, every row recomputed
+def test_fallback_on_every_row_of_a_tiny_candidate_list(monkeypatch):
+    # k = 1, no extra, all rows equal: no row can be proven, every row recomputed (a retry with 4
+    # candidates cannot prove one either, so the exhaustive kernel takes them all)
+    assert kdev.RETRY_MIN_ROWS == 32
     X = np.ones((130, 8), np.float32)
     want = cpu(X, k=1, metric="l2")
     got = search_gram(to_device(X), "auto", k=1, metric="l2", extra=0, tile=(32, 50))
     check_equal(got, want)
-    assert got[2].fallback_rows == 130
+    # the four full blocks of 32 rows are retried first; the last block's 2 rows are too few to retry
+    assert got[2].fallback_rows == 130 and got[2].retried_rows == 128
     assert np.array_equal(want[0][:, 0], np.r_[1, np.zeros(129, np.int64)])
 
 
@@ -192,7 +212,7 @@ def test_bad_input_errors():
 
 @pytest.mark.parametrize("gram", ["bf16", "tf32"])
 @pytest.mark.parametrize("metric", ["cosine", "l2"])
-def test_coarse_products_on_tight_clusters(gram, metric):
+def test_coarse_products_on_tight_clusters(gram, metric, fallback):
     # 60 tight clusters of 20 rows in 32 dimensions: a row's neighbours lie
     # closer together than bfloat16/TF32 products resolve, so the candidates
     # are often wrong (with float32's bound instead of the coarse products'
@@ -205,4 +225,4 @@ def test_coarse_products_on_tight_clusters(gram, metric):
     want = cpu(X, k=10, metric=metric)
     got = search_gram(to_device(X), gram, k=10, metric=metric, tile=(512, 700), extra=2)
     check_equal(got, want)
-    assert got[2].fallback_rows > 0
+    check_fallback(got[2], fallback)

@@ -149,7 +149,7 @@ class Emu:
         host_view(out, (n,), (1,), np.float64)[:] = core().knn_norms2(np.ascontiguousarray(Xv), 1)
 
     @staticmethod
-    def knn_tile_select(S, nq, nc, ls, a, b, c0, self0, hk, hi, m, device, stream):
+    def knn_tile_select(S, nq, nc, ls, a, b, c0, self0, self_rows, hk, hi, m, device, stream):
         Emu.calls.append("knn_tile_select")
         assert 1 <= m <= Emu.knn_max_candidates and ls >= nc
         Sv = host_view(S, (nq, nc), (ls, 1), np.float32)
@@ -157,8 +157,15 @@ class Emu:
         bv = host_view(b, (nc,), (1,), np.float32)
         hkv = host_view(hk, (nq, m), (m, 1), np.float32)
         hiv = host_view(hi, (nq, m), (m, 1), np.int64)
-        core().knn_tile_select(np.ascontiguousarray(Sv), np.ascontiguousarray(av), np.ascontiguousarray(bv), c0,
-                               self0, hkv, hiv, 1)
+        Sc, ac, bc = np.ascontiguousarray(Sv), np.ascontiguousarray(av), np.ascontiguousarray(bv)
+        if self_rows == 0:
+            core().knn_tile_select(Sc, ac, bc, c0, self0, hkv, hiv, 1)
+            return
+        sr = host_view(self_rows, (nq,), (1,), np.int64)
+        for r in range(nq):  # row by row: the CPU kernel skips self0 + r
+            hk1, hi1 = hkv[r:r + 1].copy(), hiv[r:r + 1].copy()
+            core().knn_tile_select(Sc[r:r + 1], ac, bc, c0, int(sr[r]), hk1, hi1, 1)
+            hkv[r], hiv[r] = hk1[0], hi1[0]
 
     @staticmethod
     def knn_rerank(Q, nq, qs0, qs1, D, nd, ds0, ds1, d, dtype, qn, dn, hi, m, metric, k, out_idx, out_key, device,

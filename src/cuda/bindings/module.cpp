@@ -210,12 +210,13 @@ PYBIND11_MODULE(_cuda, m) {
   m.def(
       "knn_tile_select",
       [](uintptr_t S, int64_t nq, int64_t nc, int64_t ls, uintptr_t a, uintptr_t b, int64_t c0, int64_t self0,
-         uintptr_t hk, uintptr_t hi, int64_t mm, int device, uintptr_t stream) {
+         uintptr_t self_rows, uintptr_t hk, uintptr_t hi, int64_t mm, int device, uintptr_t stream) {
         py::gil_scoped_release nogil;
-        ls::cuda::knn_tile_select(S, nq, nc, ls, a, b, c0, self0, hk, hi, mm, device, stream);
+        ls::cuda::knn_tile_select(S, nq, nc, ls, a, b, c0, self0, self_rows, hk, hi, mm, device, stream);
       },
       py::arg("S"), py::arg("nq"), py::arg("nc"), py::arg("ls"), py::arg("a"), py::arg("b"), py::arg("c0"),
-      py::arg("self0"), py::arg("hk"), py::arg("hi"), py::arg("m"), py::arg("device"), py::arg("stream"),
+      py::arg("self0"), py::arg("self_rows"), py::arg("hk"), py::arg("hi"), py::arg("m"), py::arg("device"),
+      py::arg("stream"),
       "The m smallest float32 keys a[j] + b[j] * S[r, j] of every tile row, into its (key, index) max-heap.");
   m.def(
       "knn_rerank",

@@ -31,9 +31,11 @@ void knn_norms2(const DevMat& X, uintptr_t out, int device, uintptr_t stream);
 // floats on the device, this tile's columns); query row r keeps its m
 // smallest (key, c0 + j) in the max-heap hk/hi (nq x m, row-major, device,
 // read and written back). Column j is skipped for row r when
-// c0 + j == self0 + r (self0 < 0: never).
+// c0 + j == self0 + r (self0 < 0: never), or, when self_rows is given (nq
+// int64 on the device), when c0 + j == self_rows[r].
 void knn_tile_select(uintptr_t S, int64_t nq, int64_t nc, int64_t ls, uintptr_t a, uintptr_t b, int64_t c0,
-                     int64_t self0, uintptr_t hk, uintptr_t hi, int64_t m, int device, uintptr_t stream);
+                     int64_t self0, uintptr_t self_rows, uintptr_t hk, uintptr_t hi, int64_t m, int device,
+                     uintptr_t stream);
 
 // Exact float64 re-rank: for query row r of Q (database indices hi[r, :m],
 // -1 = empty), the k best by (key, index) into out_idx / out_key (nq x k,

@@ -127,7 +127,8 @@ __global__ void norms2_k(const S* X, int64_t n, int64_t d, int64_t s0, int64_t s
 }
 
 __global__ void tile_select_k(const float* S, int64_t nq, int64_t nc, int64_t ls, const float* a, const float* b,
-                              int64_t c0, int64_t self0, float* hk, int64_t* hi, int64_t m) {
+                              int64_t c0, int64_t self0, const int64_t* self_rows, float* hk, int64_t* hi,
+                              int64_t m) {
   extern __shared__ int64_t smem_sel[];
   const int w = int(threadIdx.x >> 5), lane = int(threadIdx.x & 31);
   const int64_t r = int64_t(blockIdx.x) * kSelectWarps + w;
@@ -144,7 +145,7 @@ __global__ void tile_select_k(const float* S, int64_t nq, int64_t nc, int64_t ls
   float wk = sk[0];
   int64_t wi = si[0];
   const float* row = S + r * ls;
-  const int64_t self = self0 >= 0 ? self0 + r - c0 : -1;
+  const int64_t self = self_rows ? self_rows[r] - c0 : (self0 >= 0 ? self0 + r - c0 : -1);
   for (int64_t base = 0; base < nc; base += 32) {
     const int64_t c = base + lane;
     const bool ok = c < nc && c != self;
@@ -292,7 +293,8 @@ void knn_norms2(const DevMat& X, uintptr_t out, int device, uintptr_t stream) {
 }
 
 void knn_tile_select(uintptr_t S, int64_t nq, int64_t nc, int64_t ls, uintptr_t a, uintptr_t b, int64_t c0,
-                     int64_t self0, uintptr_t hk, uintptr_t hi, int64_t m, int device, uintptr_t stream) {
+                     int64_t self0, uintptr_t self_rows, uintptr_t hk, uintptr_t hi, int64_t m, int device,
+                     uintptr_t stream) {
   if (m < 1 || m > kKnnMaxCandidates) throw std::invalid_argument("labelsift CUDA: candidates per row out of range");
   if (nq < 0 || nc < 0 || ls < nc) throw std::invalid_argument("labelsift CUDA: bad tile shape");
   if (nq == 0 || nc == 0) return;
@@ -300,7 +302,8 @@ void knn_tile_select(uintptr_t S, int64_t nq, int64_t nc, int64_t ls, uintptr_t 
   const size_t sh = size_t(kSelectWarps) * size_t(m) * 12;
   tile_select_k<<<grid_1d(nq, kSelectWarps), 32 * kSelectWarps, sh, as_stream(stream)>>>(
       reinterpret_cast<const float*>(S), nq, nc, ls, reinterpret_cast<const float*>(a),
-      reinterpret_cast<const float*>(b), c0, self0, reinterpret_cast<float*>(hk), reinterpret_cast<int64_t*>(hi), m);
+      reinterpret_cast<const float*>(b), c0, self0, reinterpret_cast<const int64_t*>(self_rows),
+      reinterpret_cast<float*>(hk), reinterpret_cast<int64_t*>(hi), m);
   check_launch("knn_tile_select kernel launch");
 }
 

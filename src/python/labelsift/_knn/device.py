@@ -56,6 +56,11 @@ U_IN = {"tf32": 2.0 ** -10, "bf16": 2.0 ** -8, "fp32": 0.0}
 #: default device tile: 8192 query rows x 32768 database rows (a 1 GiB float32 tile)
 DEVICE_TILE = (8192, 32768)
 _CONVERT_ROWS = 1 << 16
+#: rows the certificate cannot prove are searched again with this many times the candidates (up to the
+#: kernels' cap) before the exhaustive kernel takes those still unproven -- when there are at least
+#: RETRY_MIN_ROWS of them in a query block (fewer cost less exhaustively)
+RETRY_FACTOR = 4
+RETRY_MIN_ROWS = 32
 
 #: tests/support/cuda_emu_plugin.py sets this to build the emulator's array operations
 OPS_OVERRIDE = None
@@ -445,43 +450,76 @@ def search_metrics_device(queries, database=None, *, k=10, metrics=("cosine",), 
         oi = ops.empty((nq, k), np.int64)
         ok = ops.empty((nq, k), np.float64)
         S = ops.empty((bq, bc), np.float32)
-        fallback = 0
+        fallback = retried = 0
         done, total = 0, -(-nq // bq) * -(-nd // bc)
         label = f"k-NN search ({metric}, CUDA)"
-        for q0 in range(0, nq, bq):
-            q1 = min(nq, q0 + bq)
-            n = q1 - q0
-            hk = ops.full((n, m), np.inf, np.float32)
-            hi = ops.full((n, m), -1, np.int64)
-            A = Oq[q0:q1]
+        mc = METRICS[metric]
+
+        def select(A, n, mm, self0, self_rows):
+            """The mm best float32 keys of each of the n operand rows A over every database tile."""
+            hk = ops.full((n, mm), np.inf, np.float32)
+            hi = ops.full((n, mm), -1, np.int64)
             for c0 in range(0, nd, bc):
                 c1 = min(nd, c0 + bc)
                 St = ops.mm(A, Od[c0:c1], S[:n, : c1 - c0] if (n, c1 - c0) == (bq, bc) else None, gram)
-                ls = ops.strides(St)[0]
-                cuda.knn_tile_select(ops.ptr(St), n, c1 - c0, ls, ops.ptr(a_d) + 4 * c0, ops.ptr(b_d) + 4 * c0, c0,
-                                     q0 if excl else -1, ops.ptr(hk), ops.ptr(hi), m, dev, stream)
-                done += 1
+                cuda.knn_tile_select(ops.ptr(St), n, c1 - c0, ops.strides(St)[0], ops.ptr(a_d) + 4 * c0,
+                                     ops.ptr(b_d) + 4 * c0, c0, self0, self_rows, ops.ptr(hk), ops.ptr(hi), mm,
+                                     dev, stream)
+            return hk, hi
+
+        def unproven(hk, keys, rows):
+            worst = ops.host(hk[:, 0]).astype(np.float64)
+            kth = ops.host(keys[:, k - 1])
+            good = _proven(p, worst, kth, qn[rows], None if p.gq2 is None else p.gq2[rows], d)
+            return rows[~good]
+
+        m2 = min(cap, avail, RETRY_FACTOR * m)
+
+        def retry(bad):
+            """Rows the certificate could not prove, searched again with m2 candidates (their own
+            operand rows gathered); returns those still unproven."""
+            left = []
+            for t0 in range(0, len(bad), bq):
+                rows = bad[t0:t0 + bq]
+                rd = ops.upload(rows)
+                hk, hi = select(Oq[rd], len(rows), m2, -1, ops.ptr(rd) if excl else 0)
+                Xb = _Mat(ops, XQ[rd])
+                qb = qn_d[rd]
+                ti = ops.empty((len(rows), k), np.int64)
+                tk = ops.empty((len(rows), k), np.float64)
+                cuda.knn_rerank(Xb.ptr, Xb.n, Xb.s0, Xb.s1, D.ptr, nd, D.s0, D.s1, d, Q.code, ops.ptr(qb),
+                                ops.ptr(dn_d), ops.ptr(hi), m2, mc, k, ops.ptr(ti), ops.ptr(tk), dev, stream)
+                oi[rd] = ti
+                ok[rd] = tk
+                left.append(unproven(hk, tk, rows) if m2 < avail else rows[:0])
+            return np.concatenate(left)
+
+        for q0 in range(0, nq, bq):
+            q1 = min(nq, q0 + bq)
+            n = q1 - q0
+            hk, hi = select(Oq[q0:q1], n, m, q0 if excl else -1, 0)
+            done += -(-nd // bc)
             cuda.knn_rerank(Q.row_ptr(q0), n, Q.s0, Q.s1, D.ptr, nd, D.s0, D.s1, d, Q.code, ops.ptr(qn_d) + 8 * q0,
-                            ops.ptr(dn_d), ops.ptr(hi), m, METRICS[metric], k, ops.ptr(oi) + 8 * q0 * k,
+                            ops.ptr(dn_d), ops.ptr(hi), m, mc, k, ops.ptr(oi) + 8 * q0 * k,
                             ops.ptr(ok) + 8 * q0 * k, dev, stream)
             if m < avail:
-                worst = ops.host(hk[:, 0]).astype(np.float64)
-                kth = ops.host(ok[q0:q1, k - 1])
-                good = _proven(p, worst, kth, qn[q0:q1], None if p.gq2 is None else p.gq2[q0:q1], d)
-                bad = np.flatnonzero(~good).astype(np.int64) + q0
+                bad = unproven(hk, ok[q0:q1], np.arange(q0, q1, dtype=np.int64))
+                del hk, hi
+                if m2 > m and len(bad) >= RETRY_MIN_ROWS:
+                    retried += len(bad)
+                    bad = retry(bad)
                 if len(bad):
                     fallback += len(bad)
                     rows = ops.upload(bad)
                     cuda.knn_exhaustive(Q.ptr, nq, Q.s0, Q.s1, ops.ptr(rows), len(bad), ops.ptr(rows) if excl else 0,
                                         ops.ptr(rows), D.ptr, nd, D.s0, D.s1, d, Q.code, ops.ptr(qn_d),
-                                        ops.ptr(dn_d), METRICS[metric], k, ops.ptr(oi), ops.ptr(ok), dev, stream)
-            del hk, hi
+                                        ops.ptr(dn_d), mc, k, ops.ptr(oi), ops.ptr(ok), dev, stream)
             if progress is not None:
                 progress(label, done, total)
         dist = ops.distances(ok, metric)
         info = SearchInfo(rows=nq, k=k, candidates=m, fallback_rows=fallback, tile=(bq, bc), metric=metric,
                           centred=mu is not None, scale_exponent=e, float32_copy=Gd is not XD, symmetric=False,
-                          device=f"cuda:{dev}", gram=gram)
+                          device=f"cuda:{dev}", gram=gram, retried_rows=retried)
         out.append((_result(aq, ops, oi), _result(aq, ops, dist), info))
     return out
 

@@ -90,6 +90,8 @@ class SearchInfo:
     symmetric: bool = False
     device: str = "cpu"
     gram: str = "fp32"
+    #: (CUDA) rows searched a second time with more candidates before any exhaustive fallback
+    retried_rows: int = 0
 
 
 def check_metric(metric) -> str:
