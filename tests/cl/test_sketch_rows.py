@@ -57,6 +57,38 @@ def test_kernel_equals_definition(seed, n, k, dtype, decimals, mmin, extra, use_
     _check(P, y, mmin, mmin + extra, floor, tau)
 
 
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 2**31), n=st.integers(1, 30), k=st.integers(64, 400), dtype=st.sampled_from(DTYPES),
+       decimals=st.sampled_from([None, 2, 3, 4]), cap=st.integers(2, 90), floors=st.sampled_from([None, 1.0, 3.0]),
+       tau=st.sampled_from([np.inf, -np.inf, 0.0, -1.0, -0.2, 0.1]), strided=st.booleans())
+def test_wide_rows_fused_path_equals_definition(seed, n, k, dtype, decimals, cap, floors, tau, strided):
+    # K >= 64 and mmin 2: float16/float32 rows take the fused sweeps of sketch.cpp (float thresholds for the
+    # float64 tests); floors and tau scaled to 1/k so that a few to all classes are wanted and the cap bites
+    P, y = _rows(seed, n, k, dtype, decimals)
+    rng = np.random.default_rng(seed + 1)
+    floor = None if floors is None else rng.uniform(0, floors / k, k)
+    if strided:
+        big = np.zeros((2 * n, 2 * k), dtype)
+        big[::2, 1::2] = P
+        P = big[::2, 1::2]
+    _check(P, y, 2, cap, floor, tau if not np.isfinite(tau) else tau / k)
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32])
+def test_wide_rows_thresholds_one_ulp_apart(dtype):
+    # the fused path turns the float64 tests into float compares: floors one float64 ulp above a value, and a
+    # margin level exactly at and one ulp above a value's margin, must decide as in float64
+    P, y = _rows(7, 20, 150, dtype, None)
+    v = P.astype(np.float64)
+    floor = np.nextafter(v[0], np.inf)  # row 0: every class one ulp below its floor
+    _check(P, y, 2, 80, floor, np.inf)
+    _check(P, y, 2, 80, v[0].copy(), np.inf)  # exactly at its floor: wanted
+    g = v[3, y[3]]
+    j = int(np.argsort(v[3])[-5])  # a class of row 3 with a margin below the top
+    for tau in (v[3, j] - g, np.nextafter(v[3, j] - g, np.inf), np.nextafter(v[3, j] - g, -np.inf)):
+        _check(P, y, 2, 80, None, tau)
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_strided_view_read_in_place(dtype):
     P, y = _rows(3, 50, 40, dtype, 2)

@@ -96,6 +96,16 @@ for t, dt in enumerate([np.float16, np.float32, np.float64] * 3):
     tb = PairTable(k, 3, P.dtype, n)
     tb.update(P, y, 0, sketch_rows(P, y, 1, 4, None, np.inf))
     out[f"{t}-pair-vals"], out[f"{t}-pair-ids"], out[f"{t}-pair-low"] = tb.vals, tb.ids, tb.low
+# the fused sketch of wide float rows (K >= 64, mmin 2): AVX2 sweeps or their scalar twins
+for t, dt in enumerate([np.float16, np.float32] * 3):
+    n, k = int(rng.integers(50, 200)), int(rng.integers(64, 600))
+    P = (rng.random((n, k)) ** 4).astype(np.float64)
+    P = (P / P.sum(1, keepdims=True)).astype(dt)
+    if t % 2:
+        P = np.round(P, 3).astype(dt)  # ties
+    y = rng.integers(0, k, n)
+    for j, v in enumerate(sketch_rows(P, y, 2, int(rng.integers(2, 70)), rng.random(k) * 4 / k, -1.0 / k)):
+        out[f"wide{t}-sketch{j}"] = v
 np.savez(sys.argv[1], **out)
 """
 

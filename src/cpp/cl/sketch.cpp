@@ -3,9 +3,16 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <array>
+#include <cfloat>
 #include <cmath>
+#include <cstring>
 #include <type_traits>
 #include <vector>
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#endif
 
 #include "cl/row_math.h"
 #include "common/cpu.h"
@@ -89,6 +96,333 @@ void top_m_rows(const Mat& P, int64_t m, int32_t* cls, void* vals, void* rest, i
   });
 }
 
+
+// ---------------------------------------------------------------------------
+// The fused row sketch (float values: float32 rows, float16 rows widened;
+// K >= kFastMinK; mmin == 2): the same kept set, order, left-out value and
+// certificate as the row-by-row code below, in fewer and vectorised sweeps.
+//
+// * wanted: double(x) >= floor[k] or double(x) - g >= tau, both in float64.
+//   Both tests are monotone in the float x, so each is x >= a float
+//   threshold: ff[k] = the smallest float >= floor[k], and per row tf = the
+//   smallest float t with fl64(double(t) - g) >= tau (found by stepping from
+//   float(g + tau)). Wanted <=> x >= min(ff[k], tf): one float compare.
+//   That sweep also takes the row maximum.
+// * the stable top 2: the first index of the maximum, then the maximum of
+//   the others and its first index -- vectorised sweeps with early exit.
+// * without truncation at `cap` the kept set holds every wanted class, so
+//   each left-out class is below min(ff[k], tf) <= ff[k], i.e. below its
+//   floor: the certificate holds whenever floors are given (or nothing is
+//   left out). Past `cap`, the first cap in order are kept (nth_element, as
+//   below) and the certificate also needs each dropped class below its
+//   floor (x < ff[k]). The left-out maximum is one masked sweep.
+// ---------------------------------------------------------------------------
+namespace {
+constexpr int64_t kFastMinK = 64;
+
+inline float float_at_least(double x) {
+  float f = float(x);
+  if (double(f) < x) f = std::nextafter(f, float(INFINITY));
+  return f;
+}
+
+inline float margin_threshold(double g, double tau) {
+  if (tau == -INFINITY) return -INFINITY;
+  if (!(tau < INFINITY)) return INFINITY;
+  auto ok = [&](float t) { return double(t) - g >= tau; };
+  float t = float(g + tau);
+  if (t > FLT_MAX) t = FLT_MAX;
+  if (t < -FLT_MAX) t = -FLT_MAX;
+  while (!ok(t)) {
+    if (t == FLT_MAX) return INFINITY;
+    t = std::nextafter(t, float(INFINITY));
+  }
+  for (;;) {
+    const float lo = std::nextafter(t, -float(INFINITY));
+    if (lo == -INFINITY || !ok(lo)) break;
+    t = lo;
+  }
+  return t;
+}
+
+// 8 bits -> 8 bytes of 0/1
+inline const uint64_t* byte_lut() {
+  static const std::array<uint64_t, 256> lut = [] {
+    std::array<uint64_t, 256> t{};
+    for (int b = 0; b < 256; ++b)
+      for (int j = 0; j < 8; ++j)
+        if (b >> j & 1) t[size_t(b)] |= uint64_t(1) << (8 * j);
+    return t;
+  }();
+  return lut.data();
+}
+
+// mk[k] = x[k] >= min(ff[k], tf) for k < K; returns the count, vmax = max x.
+inline int64_t wanted_scalar(const float* x, const float* ff, float tf, int64_t K, uint8_t* mk, float& vmax) {
+  int64_t n = 0;
+  float m = -INFINITY;
+  for (int64_t k = 0; k < K; ++k) {
+    const float t = ff[k] < tf ? ff[k] : tf;
+    const uint8_t w = uint8_t(x[k] >= t);
+    mk[k] = w;
+    n += w;
+    m = x[k] > m ? x[k] : m;
+  }
+  vmax = m;
+  return n;
+}
+inline int64_t first_equal_scalar(const float* x, int64_t a, int64_t b, float v) {
+  for (int64_t k = a; k < b; ++k)
+    if (x[k] == v) return k;
+  return -1;
+}
+inline float max_range_scalar(const float* x, int64_t a, int64_t b) {
+  float m = -INFINITY;
+  for (int64_t k = a; k < b; ++k) m = x[k] > m ? x[k] : m;
+  return m;
+}
+inline float max_unmarked_scalar(const float* x, const uint8_t* mk, int64_t a, int64_t b) {
+  float m = -INFINITY;
+  for (int64_t k = a; k < b; ++k) {
+    const float v = mk[k] ? -INFINITY : x[k];
+    m = v > m ? v : m;
+  }
+  return m;
+}
+
+// the marked k in [0, K) with x[k] >= th, in order, into out; returns their count
+inline int64_t collect_marked_ge_scalar(const float* x, const uint8_t* mk, float th, int64_t a, int64_t K,
+                                        int32_t* out) {
+  int64_t n = 0;
+  for (int64_t k = a; k < K; ++k)
+    if (mk[k] && x[k] >= th) out[n++] = int32_t(k);
+  return n;
+}
+// how many unmarked k in [a, b) have x[k] >= ff[k]
+inline int64_t count_unmarked_ge_scalar(const float* x, const uint8_t* mk, const float* ff, int64_t a, int64_t b) {
+  int64_t n = 0;
+  for (int64_t k = a; k < b; ++k) n += int64_t(!mk[k] && x[k] >= ff[k]);
+  return n;
+}
+
+#ifdef LS_HAVE_AVX2_F16C_TWINS
+__attribute__((target("avx2"))) inline float hmax8(__m256 v) {
+  __m128 m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+  m = _mm_max_ss(m, _mm_shuffle_ps(m, m, 1));
+  return _mm_cvtss_f32(m);
+}
+__attribute__((target("avx2"))) int64_t wanted_avx2(const float* x, const float* ff, float tf, int64_t K,
+                                                     uint8_t* mk, float& vmax) {
+  const __m256 vt = _mm256_set1_ps(tf);
+  __m256 mx = _mm256_set1_ps(-INFINITY);
+  const uint64_t* lut = byte_lut();
+  int64_t n = 0, k = 0;
+  for (; k + 8 <= K; k += 8) {
+    const __m256 v = _mm256_loadu_ps(x + k);
+    const __m256 t = _mm256_min_ps(_mm256_loadu_ps(ff + k), vt);
+    const int bits = _mm256_movemask_ps(_mm256_cmp_ps(v, t, _CMP_GE_OQ));
+    std::memcpy(mk + k, &lut[bits], 8);
+    n += __builtin_popcount(unsigned(bits));
+    mx = _mm256_max_ps(mx, v);
+  }
+  float m = hmax8(mx), tail = -INFINITY;
+  n += wanted_scalar(x + k, ff + k, tf, K - k, mk + k, tail);
+  vmax = tail > m ? tail : m;
+  return n;
+}
+__attribute__((target("avx2"))) int64_t first_equal_avx2(const float* x, int64_t a, int64_t b, float v) {
+  const __m256 vv = _mm256_set1_ps(v);
+  int64_t k = a;
+  for (; k + 8 <= b; k += 8) {
+    const int bits = _mm256_movemask_ps(_mm256_cmp_ps(_mm256_loadu_ps(x + k), vv, _CMP_EQ_OQ));
+    if (bits) return k + __builtin_ctz(unsigned(bits));
+  }
+  return first_equal_scalar(x, k, b, v);
+}
+__attribute__((target("avx2"))) float max_range_avx2(const float* x, int64_t a, int64_t b) {
+  __m256 mx = _mm256_set1_ps(-INFINITY);
+  int64_t k = a;
+  for (; k + 8 <= b; k += 8) mx = _mm256_max_ps(mx, _mm256_loadu_ps(x + k));
+  const float m = hmax8(mx), t = max_range_scalar(x, k, b);
+  return t > m ? t : m;
+}
+__attribute__((target("avx2"))) float max_unmarked_avx2(const float* x, const uint8_t* mk, int64_t a, int64_t b) {
+  const __m256 ninf = _mm256_set1_ps(-INFINITY);
+  const __m256i zero = _mm256_setzero_si256();
+  __m256 mx = ninf;
+  int64_t k = a;
+  for (; k + 8 <= b; k += 8) {
+    const __m256i m32 = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(mk + k)));
+    const __m256 keep = _mm256_castsi256_ps(_mm256_cmpeq_epi32(m32, zero));
+    mx = _mm256_max_ps(mx, _mm256_blendv_ps(ninf, _mm256_loadu_ps(x + k), keep));
+  }
+  const float m = hmax8(mx), t = max_unmarked_scalar(x, mk, k, b);
+  return t > m ? t : m;
+}
+__attribute__((target("avx2"))) int64_t collect_marked_ge_avx2(const float* x, const uint8_t* mk, float th,
+                                                                int64_t K, int32_t* out) {
+  const __m256 vt = _mm256_set1_ps(th);
+  const __m256i zero = _mm256_setzero_si256();
+  int64_t n = 0, k = 0;
+  for (; k + 8 <= K; k += 8) {
+    const __m256i m32 = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(mk + k)));
+    const __m256 marked = _mm256_castsi256_ps(_mm256_cmpgt_epi32(m32, zero));
+    unsigned bits = unsigned(_mm256_movemask_ps(_mm256_and_ps(_mm256_cmp_ps(_mm256_loadu_ps(x + k), vt, _CMP_GE_OQ),
+                                                              marked)));
+    while (bits) {
+      out[n++] = int32_t(k + __builtin_ctz(bits));
+      bits &= bits - 1;
+    }
+  }
+  return n + collect_marked_ge_scalar(x, mk, th, k, K, out + n);
+}
+__attribute__((target("avx2"))) int64_t count_unmarked_ge_avx2(const float* x, const uint8_t* mk, const float* ff,
+                                                                int64_t a, int64_t b) {
+  const __m256i zero = _mm256_setzero_si256();
+  int64_t n = 0, k = a;
+  for (; k + 8 <= b; k += 8) {
+    const __m256i m32 = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(mk + k)));
+    const __m256 unmarked = _mm256_castsi256_ps(_mm256_cmpeq_epi32(m32, zero));
+    const __m256 ge = _mm256_cmp_ps(_mm256_loadu_ps(x + k), _mm256_loadu_ps(ff + k), _CMP_GE_OQ);
+    n += __builtin_popcount(unsigned(_mm256_movemask_ps(_mm256_and_ps(ge, unmarked))));
+  }
+  return n + count_unmarked_ge_scalar(x, mk, ff, k, b);
+}
+#endif
+
+struct FastKit {
+  bool avx;
+  int64_t wanted(const float* x, const float* ff, float tf, int64_t K, uint8_t* mk, float& vmax) const {
+#ifdef LS_HAVE_AVX2_F16C_TWINS
+    if (avx) return wanted_avx2(x, ff, tf, K, mk, vmax);
+#endif
+    return wanted_scalar(x, ff, tf, K, mk, vmax);
+  }
+  int64_t first_equal(const float* x, int64_t a, int64_t b, float v) const {
+#ifdef LS_HAVE_AVX2_F16C_TWINS
+    if (avx) return first_equal_avx2(x, a, b, v);
+#endif
+    return first_equal_scalar(x, a, b, v);
+  }
+  float max_range(const float* x, int64_t a, int64_t b) const {
+#ifdef LS_HAVE_AVX2_F16C_TWINS
+    if (avx) return max_range_avx2(x, a, b);
+#endif
+    return max_range_scalar(x, a, b);
+  }
+  float max_unmarked(const float* x, const uint8_t* mk, int64_t a, int64_t b) const {
+#ifdef LS_HAVE_AVX2_F16C_TWINS
+    if (avx) return max_unmarked_avx2(x, mk, a, b);
+#endif
+    return max_unmarked_scalar(x, mk, a, b);
+  }
+  int64_t collect_marked_ge(const float* x, const uint8_t* mk, float th, int64_t K, int32_t* out) const {
+#ifdef LS_HAVE_AVX2_F16C_TWINS
+    if (avx) return collect_marked_ge_avx2(x, mk, th, K, out);
+#endif
+    return collect_marked_ge_scalar(x, mk, th, 0, K, out);
+  }
+  int64_t count_unmarked_ge(const float* x, const uint8_t* mk, const float* ff, int64_t a, int64_t b) const {
+#ifdef LS_HAVE_AVX2_F16C_TWINS
+    if (avx) return count_unmarked_ge_avx2(x, mk, ff, a, b);
+#endif
+    return count_unmarked_ge_scalar(x, mk, ff, a, b);
+  }
+};
+
+// When many more classes are wanted than can be kept, the candidates are
+// first narrowed to those at or above theta = the cp-th largest value among
+// the first kSampleFactor * cp wanted classes: every one of the cp kept is
+// at or above the cp-th largest value of all wanted >= theta, so the kept
+// set, found by nth_element on the narrowed list, is the same.
+constexpr int64_t kSampleFactor = 8;
+
+// One row on the fast path (cp >= 2).
+// x: the row's values as floats; mk: K + 8 bytes (the 8 past K zero); cand: room for K + 2, then
+// kSampleFactor * cp + 8 floats.
+template <class S>
+void fast_row(const FastKit& kit, const float* x, const S* row, int64_t s1, int64_t K, int64_t y, double g,
+              double tau, bool floors, const float* ff, int64_t cp, uint8_t* mk, int32_t* cand, int32_t* cls_out,
+              S* val_out, int32_t* count, uint8_t* certified, S* rest) {
+  const float tf = margin_threshold(g, tau);
+  float vmax;
+  int64_t nw = kit.wanted(x, ff, tf, K, mk, vmax);
+  nw -= mk[y];
+  mk[y] = 0;
+  const int64_t i1 = kit.first_equal(x, 0, K, vmax);
+  const float a2 = kit.max_range(x, 0, i1), b2 = kit.max_range(x, i1 + 1, K);
+  const float m2 = b2 > a2 ? b2 : a2;
+  int64_t i2 = kit.first_equal(x, 0, i1, m2);
+  if (i2 < 0) i2 = kit.first_equal(x, i1 + 1, K, m2);
+  int64_t n = 0;
+  const bool narrow = nw > kSampleFactor * cp;
+  for (int64_t k0 = 0; k0 < K; k0 += 8) {
+    uint64_t w;
+    std::memcpy(&w, mk + k0, 8);
+    while (w) {
+      const int b = __builtin_ctzll(w);
+      cand[n++] = int32_t(k0 + (b >> 3));
+      w &= w - 1;
+    }
+    if (narrow && n >= kSampleFactor * cp) break;
+  }
+  if (narrow) {  // theta from the first kSampleFactor * cp wanted, then the wanted at or above it
+    float* sv = reinterpret_cast<float*>(cand + K + 2);
+    for (int64_t t = 0; t < n; ++t) sv[t] = x[cand[t]];
+    std::nth_element(sv, sv + (cp - 1), sv + n, [](float a, float b) { return a > b; });
+    n = kit.collect_marked_ge(x, mk, sv[cp - 1], K, cand);
+  }
+  if (!mk[i1]) cand[n++] = int32_t(i1);
+  if (!mk[i2]) cand[n++] = int32_t(i2);
+  auto before = [&](int32_t p, int32_t q) { return x[p] > x[q] || (x[p] == x[q] && p < q); };
+  // over cap: keep the first cp in order (i1 and i2 among them); every other class is left out, and those at
+  // or above their floor void the certificate
+  int64_t above = 0;
+  if (n > cp || narrow) {
+    if (n > cp) std::nth_element(cand, cand + cp, cand + n, before);
+    n = std::min(n, cp);
+    std::memset(mk, 0, size_t(K));
+    for (int64_t t = 0; t < n; ++t) mk[cand[t]] = 1;
+    above = kit.count_unmarked_ge(x, mk, ff, 0, K) - int64_t(!mk[y] && x[y] >= ff[y]);
+  }
+  // left out: every class but the kept ones and y (the kept ones not marked are i1, i2)
+  int64_t e[3] = {y, i1, i2};
+  std::sort(e, e + 3);
+  float left = -INFINITY;
+  int64_t a = 0;
+  for (int t = 0; t < 3; ++t) {
+    if (e[t] >= a) {
+      const float v = kit.max_unmarked(x, mk, a, e[t]);
+      left = v > left ? v : left;
+      a = e[t] + 1;
+    }
+  }
+  {
+    const float v = kit.max_unmarked(x, mk, a, K);
+    left = v > left ? v : left;
+  }
+  const int64_t nout = K - n - ((y == i1 || y == i2) ? 0 : 1);
+  std::sort(cand, cand + n, before);
+  for (int64_t t = 0; t < n; ++t) {
+    cls_out[t] = cand[t];
+    val_out[t] = row[int64_t(cand[t]) * s1];
+  }
+  *count = int32_t(n);
+  *certified = uint8_t(nout == 0 || (floors && above == 0));
+  S left_s = neg_inf<S>();
+  if (nout > 0) {  // the stored value of the first left-out class holding the largest value
+    for (int64_t k = kit.first_equal(x, 0, K, left); k >= 0; k = kit.first_equal(x, k + 1, K, left)) {
+      if (k != y && k != i1 && k != i2 && !mk[k]) {
+        left_s = row[k * s1];
+        break;
+      }
+    }
+  }
+  *rest = left_s;
+}
+}  // namespace
+
 // The rows are validated before they come here (finite values): the sweeps
 // below are written without branches on the values, so that the compiler
 // vectorises them (the kept set, the largest left-out value and the
@@ -112,18 +446,43 @@ void sketch_range(const Mat& P, const int64_t* labels, int64_t mmin, int64_t cap
   std::vector<int32_t> bc(mm + 1);
   std::vector<int32_t> cand;  // kept classes (the wanted ones, then the rest of the top-mmin)
   cand.reserve(size_t(K));
-  std::vector<uint8_t> mark(size_t(K), 0);
+  std::vector<uint8_t> mark(size_t(K) + 8, 0);  // 8 zero bytes past K (the fast path reads mark in words)
   std::vector<double> fl(static_cast<size_t>(K), double(INFINITY));  // no floors: none is ever reached
   if (floor) std::copy(floor, floor + K, fl.begin());
   std::vector<V> v(static_cast<size_t>(K));
   const double* flp = fl.data();
   uint8_t* mk = mark.data();
   V* vp = v.data();
+  constexpr bool kFloatValues = std::is_same_v<V, float>;
+  const bool fast = kFloatValues && K >= kFastMinK && mm == 2 && cp >= 2;
+  std::vector<float> ffv(fast ? size_t(K) : 0);
+  std::vector<int32_t> cbuf(fast ? size_t(K) + 2 + size_t(kSampleFactor * cp) + 8 : 0);
+  for (size_t k = 0; k < ffv.size(); ++k) ffv[k] = float_at_least(fl[k]);
+  const FastKit kit{
+#ifdef LS_HAVE_AVX2_F16C_TWINS
+      cpu_has_avx2_f16c()
+#else
+      false
+#endif
+  };
   for (int64_t i = i0; i < i1; ++i) {
     const S* row = base + i * P.s0;
     const int64_t y = labels[i];
     gout[i] = row[y * s1];
     const double g = double(Num<S>::load(gout[i]));
+    if constexpr (kFloatValues) {
+      if (fast) {
+        const float* x = vp;
+        if (std::is_same_v<S, float> && s1 == 1) {
+          x = reinterpret_cast<const float*>(row);
+        } else {
+          for (int64_t k = 0; k < K; ++k) vp[k] = Num<S>::load(row[k * s1]);
+        }
+        fast_row<S>(kit, x, row, s1, K, y, g, tau, floor != nullptr, ffv.data(), cp, mk, cbuf.data(), cls + i * cp,
+                    vout + i * cp, count + i, certified + i, rout + i);
+        continue;
+      }
+    }
     // 1. the values, and the wanted classes as a mask (y excluded below)
     if (s1 == 1) {
       for (int64_t k = 0; k < K; ++k) vp[k] = Num<S>::load(row[k]);
