@@ -154,12 +154,10 @@ def test_row_totals_vectorised_equals_per_row_rounding():
 
 @pytest.mark.parametrize("seed", range(4))
 def test_latent_round_preserving_sum_cleanlab_ties_equal_cleanlab_itself(seed):
-    """ties="cleanlab" takes the set of entries to move from a partition when
-    no equal residuals straddle the cut, and from cleanlab's own argsort when
-    they do: either way cleanlab's result, on vectors built from a coarse
-    grid (many ties, straddling or not) and on long vectors (K x K rows)."""
+    """ties="cleanlab" equals cleanlab's own function, on vectors built from a
+    coarse grid (many equal residuals) and on long vectors (K x K rows)."""
     rng = np.random.default_rng(seed)
-    straddled = unique = 0
+    moved = 0
     for _ in range(150):
         n = int(rng.choice([3, 17, 400, 4000]))
         grid = rng.choice([0.125, 0.1, 0.01, 1e-9])
@@ -167,15 +165,5 @@ def test_latent_round_preserving_sum_cleanlab_ties_equal_cleanlab_itself(seed):
         x[rng.integers(0, n)] += rng.choice([0.0, 0.49, 3.3])
         ours = latent.round_preserving_sum(x, "cleanlab")
         assert_equal(ours, ORIGINAL_ROUND_PRESERVING_SUM(x))
-        r = x - x.round()
-        gap = int(abs(np.round(np.sum(x).round() - np.sum(x.round()))))
-        if 0 < gap < n:
-            step = 1 if np.sum(x).round() > np.sum(x.round()) else -1
-            got = latent._unique_extremes(r, gap, step)
-            straddled += got is None
-            unique += got is not None
-            if got is not None:  # the set any sort picks
-                order = np.argsort(r, kind="stable")
-                want = order[::-1][:gap] if step == 1 else order[:gap]
-                assert_equal(np.sort(got), np.sort(want))
-    assert straddled > 0 and unique > 0  # both branches exercised
+        moved += int(np.any(ours != x.round()))
+    assert moved > 0  # some vectors needed entries moved

@@ -115,10 +115,8 @@ def round_preserving_sum(x, ties="lower_index") -> np.ndarray:
         step = -1 if gap < 0.0 else 1
         n_changes = min(int(abs(gap)), len(values))
         residual = values - rounded
-        if ties == "cleanlab":
-            chosen = _unique_extremes(residual, n_changes, step)
-            if chosen is None:  # equal residuals straddle the cut: cleanlab's own sort decides
-                chosen = np.argsort(residual)[::-step][:n_changes]
+        if ties == "cleanlab":  # cleanlab's own call: its unstable sort decides among equal residuals
+            chosen = np.argsort(residual)[::-step][:n_changes]
         elif step == 1:
             chosen = np.argsort(-residual, kind="stable")[:n_changes]  # largest residual first
         else:
@@ -126,26 +124,6 @@ def round_preserving_sum(x, ties="lower_index") -> np.ndarray:
         rounded[chosen] += step
         current = np.sum(rounded).round()
     return rounded.astype(np.int64)
-
-
-def _unique_extremes(residual: np.ndarray, n: int, step: int):
-    """The n largest (step 1) or smallest (step -1) residuals' positions when
-    that set does not depend on how equal values are ordered -- the value
-    just past the n-th differs from it -- else None. Then any sort picks this
-    same set (cleanlab's unstable argsort included), at the cost of a
-    partition instead of a sort."""
-    m = len(residual)
-    if n <= 0:
-        return np.zeros(0, np.int64)
-    if n >= m:
-        return np.arange(m)
-    if step == 1:
-        part = np.partition(residual, (m - n - 1, m - n))
-        inner, outer = part[m - n], part[m - n - 1]
-        return np.flatnonzero(residual >= inner) if outer < inner else None
-    part = np.partition(residual, (n - 1, n))
-    inner, outer = part[n - 1], part[n]
-    return np.flatnonzero(residual <= inner) if inner < outer else None
 
 
 def round_preserving_row_totals(matrix, ties="lower_index") -> np.ndarray:

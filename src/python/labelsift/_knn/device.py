@@ -84,6 +84,9 @@ class TorchOps:
     def wrap(self, arr: CudaArray):
         if arr.framework == "torch":
             return arr.owner
+        if any(st < 0 for st in arr.strides):
+            raise TypeError("features with negative strides cannot be read through torch (the CUDA k-NN search's "
+                            "matrix products): pass a copy with positive strides")
         if hasattr(arr.owner, "__cuda_array_interface__"):
             return self.t.as_tensor(arr.owner, device=self.device)
         return self.t.from_dlpack(arr.owner)
