@@ -119,6 +119,21 @@ def test_routing_without_a_gpu():
     if not labelsift.backend_info()["cuda_available"]:
         with pytest.raises(TypeError, match="cannot use a GPU here"):
             knn.search(FakeDeviceArray(X), k=3)
+        with pytest.raises(TypeError, match="cannot use a GPU here"):
+            knn.agreement(np.zeros(50, np.int64), FakeDeviceArray(np.zeros((50, 3), np.int64)))
+
+
+def test_votes_of_device_neighbour_lists(knn_emulated):
+    rng = np.random.default_rng(3)
+    ind = rng.integers(-1, 80, (80, 6))
+    y = rng.integers(0, 4, 80)
+    w = rng.random((80, 6))
+    for fn, args in ((knn.label_counts, (4,)), (knn.knn_pred_probs, (4,)), (knn.agreement, ())):
+        for wt in (None, w, FakeDeviceArray(w)):
+            got = fn(FakeDeviceArray(y), FakeDeviceArray(ind.astype(np.int32)), *args, weights=wt)
+            want = fn(y, ind, *args, weights=None if wt is None else w)
+            assert np.array_equal(got, want, equal_nan=True) and got.dtype == want.dtype
+    assert "knn_votes" in knn_emulated.calls
 
 
 def test_a_missing_matrix_library_is_named(knn_emulated, monkeypatch):

@@ -226,3 +226,55 @@ def test_coarse_products_on_tight_clusters(gram, metric, fallback):
     got = search_gram(to_device(X), gram, k=10, metric=metric, tile=(512, 700), extra=2)
     check_equal(got, want)
     check_fallback(got[2], fallback)
+
+
+# ---------------------------------------------------------------------------
+# neighbour label statistics on the device (src/cuda/knn/vote_kernels.cu)
+# ---------------------------------------------------------------------------
+def neighbour_lists(n, k, K, seed, idx_dtype=np.int64):
+    rng = np.random.default_rng(seed)
+    ind = rng.integers(0, n, (n, k)).astype(idx_dtype)
+    ind[rng.random((n, k)) < 0.1] = -1  # missing neighbours
+    ind[5] = -1  # a row without any
+    y = rng.integers(0, K, n)
+    w = rng.random((n, k)) * rng.choice([1e-3, 1.0, 1e3], (n, k))
+    return ind, y, w
+
+
+@pytest.mark.parametrize("idx_dtype", [np.int32, np.int64])
+@pytest.mark.parametrize("layout", ["C", "F", "strided"])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_votes_equal_the_host_functions(idx_dtype, layout, weighted):
+    n, k, K = 700, 13, 9
+    ind, y, w = neighbour_lists(n, k, K, seed=1, idx_dtype=idx_dtype)
+    wt = w if weighted else None
+    d = to_device(ind, layout)
+    for fn, args in ((knn.label_counts, (K,)), (knn.knn_pred_probs, (K,)), (knn.agreement, ())):
+        want = fn(y, ind, *args, weights=wt)
+        got = host(fn(y, d, *args, weights=wt))
+        assert got.dtype == want.dtype and got.shape == want.shape, fn.__name__
+        assert np.array_equal(got, want, equal_nan=True), fn.__name__
+
+
+def test_votes_on_the_device_search_output_and_long_rows():
+    # k = 150 (> 128: NumPy's pairwise sum splits the row) and K = 300 classes
+    n, k, K = 400, 150, 300
+    ind, y, w = neighbour_lists(n, k, K, seed=2)
+    for wt in (None, w):
+        for fn, args in ((knn.knn_pred_probs, (K,)), (knn.agreement, ())):
+            want = fn(y, ind, *args, weights=wt)
+            assert np.array_equal(host(fn(y, to_device(ind), *args, weights=wt)), want, equal_nan=True)
+    X = embeddings(300, 12, np.float32, seed=3)
+    yy = np.random.default_rng(4).integers(0, 5, 300)
+    idx_d, dist_d = knn.search(to_device(X), k=6, tile=TILE)
+    want = knn.knn_pred_probs(yy, knn.search(X, k=6)[0], 5)
+    assert np.array_equal(host(knn.knn_pred_probs(yy, (idx_d, dist_d), 5)), want)
+
+
+def test_votes_bad_indices_named():
+    ind, y, _ = neighbour_lists(100, 4, 3, seed=5)
+    ind[37, 2] = 100
+    with pytest.raises(ValueError, match=r"indices\[37, 2\] = 100 is not a row index in 0..99"):
+        knn.agreement(y, to_device(ind))
+    with pytest.raises(ValueError, match="labels"):
+        knn.label_counts(np.full(100, 7), to_device(np.zeros((100, 4), np.int64)), 3)

@@ -263,3 +263,13 @@ def test_fused_kernel_on_row_strided_views_and_tiny_sets():
             i2, d2 = ref.search(Y, k=n - 1, metric=metric)
             np.testing.assert_array_equal(i1, i2)
             np.testing.assert_array_equal(d1, d2)
+
+
+def test_pairwise_row_sums_replica_equals_numpy():
+    # knn/math.h's replica of NumPy's pairwise summation (the CUDA vote kernels' row sums), bit for bit
+    from labelsift._common.backend import core
+    rng = np.random.default_rng(0)
+    for k in [1, 2, 7, 8, 9, 15, 16, 17, 127, 128, 129, 130, 255, 256, 257, 1000, 4099]:
+        X = rng.random((50, k)) * 10.0 ** rng.integers(-8, 9, (50, k))
+        assert np.array_equal(core().knn_pairwise_row_sums(X), X.sum(axis=1)), k
+

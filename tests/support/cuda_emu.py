@@ -199,6 +199,30 @@ class Emu:
         host_view(out_key, (nq, k), (k, 1), np.float64)[tv] = rk
 
 
+def _emu_votes(idx, n, k, s0, s1, idx32, labels, weights, K, mode, out, device, stream):
+    """knn_votes (src/cuda/knn/vote_kernels.cu) on host views: the host functions of labelsift._knn.counts."""
+    from labelsift._knn import counts
+    Emu.calls.append("knn_votes")
+    iv = host_view(idx, (n, k), (s0, s1), np.int32 if idx32 else np.int64).astype(np.int64)
+    bad = (iv < -1) | (iv >= n)
+    if bad.any():
+        r, c = np.argwhere(bad)[0]
+        return int(r), int(c)
+    y = host_view(labels, (n,), (1,), np.int64).copy()
+    w = None if weights == 0 else host_view(weights, (n, k), (k, 1), np.float64).copy()
+    if mode == 3:
+        host_view(out, (n,), (1,), np.float64)[:] = counts.agreement(y, iv, weights=w)
+    elif mode == 2:
+        host_view(out, (n, K), (K, 1), np.float64)[:] = counts.knn_pred_probs(y, iv, K, weights=w)
+    else:
+        host_view(out, (n, K), (K, 1), np.int64 if mode == 0 else np.float64)[:] = counts.label_counts(
+            y, iv, K, weights=w)
+    return -1, -1
+
+
+Emu.knn_votes = staticmethod(_emu_votes)
+
+
 def _round_bits(G, drop, truncate):
     """float32 values kept to 23 - drop fraction bits (round to nearest even, or truncated)."""
     u = np.ascontiguousarray(G, np.float32).view(np.uint32)

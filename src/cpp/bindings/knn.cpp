@@ -8,6 +8,7 @@
 
 #include "bindings/arrays.h"
 #include "knn/kernels.h"
+#include "knn/math.h"
 
 namespace ls {
 
@@ -188,6 +189,20 @@ void bind_knn(py::module_& m) {
       },
       py::arg("Q"), py::arg("rows"), py::arg("self"), py::arg("D"), py::arg("qn"), py::arg("dn"), py::arg("metric"),
       py::arg("k"), py::arg("nthreads") = 0);
+
+  m.def(
+      "knn_pairwise_row_sums",
+      [](const py::array_t<double, py::array::c_style | py::array::forcecast>& X) {
+        if (X.ndim() != 2) throw py::value_error("labelsift._core: expected a 2-D float64 array");
+        const int64_t n = X.shape(0), k = X.shape(1);
+        py::array_t<double> out(n);
+        const double* x = X.data();
+        double* o = out.mutable_data();
+        for (int64_t i = 0; i < n; ++i) o[i] = knn::pairwise_sum([&](int64_t t) { return x[i * k + t]; }, 0, k);
+        return out;
+      },
+      py::arg("X"),
+      "Row sums by knn/math.h's replica of NumPy's pairwise summation (what the CUDA vote kernels use).");
 }
 
 }  // namespace ls

@@ -78,5 +78,32 @@ LS_HD double pair_key(const S* q, int64_t qs, const S* x, int64_t xs, int64_t d,
   return cosine_key(acc, qn, xn);
 }
 
+// NumPy's pairwise summation (pairwise_sum in numpy/_core/src/umath/
+// loops_utils.h.src, blocks of 128, 8 accumulators): the float64 sum of
+// f(0), ..., f(n - 1) with NumPy's additions in NumPy's order, so that it
+// equals ndarray.sum(axis=-1) over a contiguous row bit for bit (the CUDA
+// vote kernels' row sums; tests/knn/test_search.py checks it against NumPy).
+template <class F>
+LS_HD double pairwise_sum(const F& f, int64_t lo, int64_t n) {
+  if (n < 8) {
+    double res = 0.0;
+    for (int64_t i = 0; i < n; ++i) res += f(lo + i);
+    return res;
+  }
+  if (n <= 128) {
+    double r[8];
+    for (int j = 0; j < 8; ++j) r[j] = f(lo + j);
+    int64_t i = 8;
+    for (; i < n - (n % 8); i += 8)
+      for (int j = 0; j < 8; ++j) r[j] += f(lo + i + j);
+    double res = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]));
+    for (; i < n; ++i) res += f(lo + i);
+    return res;
+  }
+  int64_t n2 = n / 2;
+  n2 -= n2 % 8;
+  return pairwise_sum(f, lo, n2) + pairwise_sum(f, lo + n2, n - n2);
+}
+
 }  // namespace knn
 }  // namespace ls

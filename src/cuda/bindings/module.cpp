@@ -244,4 +244,19 @@ PYBIND11_MODULE(_cuda, m) {
       py::arg("dest"), py::arg("D"), py::arg("nd"), py::arg("ds0"), py::arg("ds1"), py::arg("d"), py::arg("dtype"),
       py::arg("qn"), py::arg("dn"), py::arg("metric"), py::arg("k"), py::arg("out_idx"), py::arg("out_key"),
       py::arg("device"), py::arg("stream"), "The exhaustive float64 k best of the listed query rows.");
+
+  m.def(
+      "knn_votes",
+      [](uintptr_t idx, int64_t n, int64_t k, int64_t s0, int64_t s1, bool idx32, uintptr_t labels,
+         uintptr_t weights, int64_t K, int mode, uintptr_t out, int device, uintptr_t stream) {
+        ls::cuda::VoteError e;
+        {
+          py::gil_scoped_release nogil;
+          e = ls::cuda::knn_votes(idx, n, k, s0, s1, idx32, labels, weights, K, mode, out, device, stream);
+        }
+        return py::make_tuple(e.row, e.col);
+      },
+      py::arg("idx"), py::arg("n"), py::arg("k"), py::arg("s0"), py::arg("s1"), py::arg("idx32"), py::arg("labels"),
+      py::arg("weights"), py::arg("K"), py::arg("mode"), py::arg("out"), py::arg("device"), py::arg("stream"),
+      "Neighbour label counts / pred_probs / agreement on the device; returns the first bad index (row, col).");
 }

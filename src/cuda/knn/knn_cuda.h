@@ -50,5 +50,20 @@ void knn_exhaustive(const DevMat& Q, uintptr_t rows, int64_t nr, uintptr_t self,
                     uintptr_t qn, uintptr_t dn, int metric, int64_t k, uintptr_t out_idx, uintptr_t out_key,
                     int device, uintptr_t stream);
 
+// Neighbour label statistics (knn/vote_kernels.cu), labelsift/_knn/counts.py
+// on the device: idx (n x k, strides s0, s1 in elements, int32 when idx32
+// else int64; -1 = no neighbour), labels (n int64, validated), weights (n x k
+// float64 C-order, or 0). out (device, zeroed here): mode kVoteCountsInt ->
+// n x K int64; kVoteCountsW -> n x K float64 (weights required);
+// kVotePredProbs -> n x K float64 rows summing to 1; kVoteAgreement -> n
+// float64. Waits for the stream; returns the first index outside [-1, n)
+// (row, column), or (-1, -1).
+enum : int { kVoteCountsInt = 0, kVoteCountsW = 1, kVotePredProbs = 2, kVoteAgreement = 3 };
+struct VoteError {
+  int64_t row, col;
+};
+VoteError knn_votes(uintptr_t idx, int64_t n, int64_t k, int64_t s0, int64_t s1, bool idx32, uintptr_t labels,
+                    uintptr_t weights, int64_t K, int mode, uintptr_t out, int device, uintptr_t stream);
+
 }  // namespace cuda
 }  // namespace ls

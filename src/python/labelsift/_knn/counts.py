@@ -30,7 +30,12 @@ def _prep(labels, indices, num_classes):
 
 def label_counts(labels, indices, num_classes, *, weights=None) -> np.ndarray:
     """counts[i, c] = number (or total weight) of i's neighbours labelled c;
-    int64 without weights, float64 with. Entries -1 are skipped."""
+    int64 without weights, float64 with. Entries -1 are skipped. CUDA
+    indices: computed on their device, returned in their kind (see
+    ``labelsift._knn.device_counts``)."""
+    from .device_counts import is_device, votes
+    if is_device(indices):
+        return votes(labels, indices, num_classes, weights, "counts")
     ind, y, K = _prep(labels, indices, num_classes)
     N, k = ind.shape
     w = _weights(weights, ind.shape)
@@ -45,6 +50,9 @@ def label_counts(labels, indices, num_classes, *, weights=None) -> np.ndarray:
 def agreement(labels, indices, *, weights=None) -> np.ndarray:
     """Fraction (or weight fraction) of each row's neighbours sharing its
     label; NaN for a row without neighbours (or zero total weight)."""
+    from .device_counts import is_device, votes
+    if is_device(indices):
+        return votes(labels, indices, None, weights, "agreement")
     nb = as_neighbors(indices)
     ind = nb.indices
     N = len(ind)
@@ -66,6 +74,9 @@ def knn_pred_probs(labels, indices, num_classes, *, weights=None) -> np.ndarray:
     neighbours from ``search(..., metric="l2", exclude_self=True)`` this is
     Datalab's label-check formula (k + 1 Euclidean neighbours, self vote
     removed). A row without neighbours gets the uniform distribution."""
+    from .device_counts import is_device, votes
+    if is_device(indices):
+        return votes(labels, indices, num_classes, weights, "pred_probs")
     c = label_counts(labels, indices, num_classes, weights=weights).astype(np.float64)
     s = c.sum(axis=1, keepdims=True)
     K = c.shape[1]
