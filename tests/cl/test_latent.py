@@ -167,3 +167,19 @@ def test_latent_round_preserving_sum_cleanlab_ties_equal_cleanlab_itself(seed):
         assert_equal(ours, ORIGINAL_ROUND_PRESERVING_SUM(x))
         moved += int(np.any(ours != x.round()))
     assert moved > 0  # some vectors needed entries moved
+
+
+def test_reduce_prune_counts_frac_noise_one_shortcut():
+    """frac_noise = 1 returns the matrix truncated to int64 in one pass: the same as the general formula
+    (the removed mass moved to the diagonal is then zero), for integer and float count matrices."""
+    rng = np.random.default_rng(0)
+    for dt in (np.int64, np.float64):
+        for _ in range(20):
+            k = int(rng.integers(1, 30))
+            pcm = (rng.random((k, k)) * rng.choice([3, 1000], (k, k))).astype(dt)
+            reduced = pcm * 1.0
+            np.fill_diagonal(reduced, pcm.diagonal())
+            np.fill_diagonal(reduced, pcm.diagonal() + np.sum(pcm - reduced, axis=0))
+            want = reduced.astype(np.int64)
+            got = latent.reduce_prune_counts(pcm, 1.0)
+            assert got.dtype == np.int64 and np.array_equal(got, want)

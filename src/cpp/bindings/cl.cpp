@@ -217,6 +217,79 @@ void bind_cl(py::module_& m) {
       py::arg("cls") = py::none(), py::arg("nthreads") = 0);
 
   m.def(
+      "sketch_guesses",
+      [](const py::array& ptr, const py::array& ec, const py::array& ev, const py::array& g, const py::array& rm,
+         const py::array& cert, const py::array& labels, const py::array& cut, const py::array& order,
+         const py::array& guess, const py::array& decided, int nthreads) {
+        const int64_t n = ptr.ndim() == 1 ? int64_t(ptr.shape(0)) - 1 : -1;
+        if (n < 0) throw py::value_error("sketch_guesses: bad ptr");
+        const int64_t* pp = in_ptr<int64_t>(ptr, n + 1, "ptr");
+        const int64_t ne = pp[n];
+        const int code = dtype_code(ev.dtype());
+        auto same = [&](const py::array& a, py::ssize_t size) {
+          return a.ndim() == 1 && a.shape(0) == size && (a.flags() & py::array::c_style) && dtype_code(a.dtype()) == code;
+        };
+        if (!same(ev, ne) || !same(g, n) || !same(rm, n)) throw py::value_error("sketch_guesses: bad value arrays");
+        const int64_t K = cut.ndim() == 1 ? cut.shape(0) : -1;
+        const int64_t* e = in_ptr<int64_t>(ec, ne, "ec");
+        const int64_t* y = in_ptr<int64_t>(labels, n, "labels");
+        const double* c = in_ptr<double>(cut, K, "cut");
+        const int64_t* o = in_ptr<int64_t>(order, K, "order");
+        if (!py::isinstance<py::array_t<uint8_t>>(cert) && !py::isinstance<py::array_t<bool>>(cert))
+          throw py::value_error("sketch_guesses: cert must be bool");
+        if (cert.ndim() != 1 || cert.shape(0) != n || !(cert.flags() & py::array::c_style))
+          throw py::value_error("sketch_guesses: bad cert");
+        for (int64_t i = 0; i < n; ++i) {
+          if (y[i] < 0 || y[i] >= K) throw py::value_error("sketch_guesses: label out of range");
+          if (pp[i + 1] <= pp[i] || pp[i] < 0) throw py::value_error("sketch_guesses: every row needs an entry");
+        }
+        for (int64_t t = 0; t < ne; ++t)
+          if (e[t] < 0 || e[t] >= K) throw py::value_error("sketch_guesses: class out of range");
+        for (int64_t t = 0; t < K; ++t)
+          if (o[t] < 0 || o[t] >= K) throw py::value_error("sketch_guesses: bad order");
+        int64_t* gs = out_ptr<int64_t>(guess, n, "guess");
+        uint8_t* dc = static_cast<uint8_t*>(const_cast<void*>(decided.data()));
+        if (decided.ndim() != 1 || decided.shape(0) != n || decided.itemsize() != 1 || !decided.writeable())
+          throw py::value_error("sketch_guesses: bad decided");
+        const uint8_t* ce = static_cast<const uint8_t*>(cert.data());
+        py::gil_scoped_release nogil;
+        sketch_guesses(pp, n, e, ev.data(), g.data(), rm.data(), code, ce, y, c, o, K, gs, dc, nthreads);
+      },
+      py::arg("ptr"), py::arg("ec"), py::arg("ev"), py::arg("g"), py::arg("rm"), py::arg("cert"), py::arg("labels"),
+      py::arg("cut"), py::arg("order"), py::arg("guess"), py::arg("decided"), py::arg("nthreads") = 0);
+
+  m.def(
+      "sketch_keeps",
+      [](const py::array& ptr, const py::array& ec, const py::array& ev, const py::array& rm, const py::array& labels,
+         const py::array& nudged, const py::array& keep, const py::array& decided, int nthreads) {
+        const int64_t n = ptr.ndim() == 1 ? int64_t(ptr.shape(0)) - 1 : -1;
+        if (n < 0) throw py::value_error("sketch_keeps: bad ptr");
+        const int64_t* pp = in_ptr<int64_t>(ptr, n + 1, "ptr");
+        const int64_t ne = pp[n];
+        const int code = dtype_code(ev.dtype());
+        auto same = [&](const py::array& a, py::ssize_t size) {
+          return a.ndim() == 1 && a.shape(0) == size && (a.flags() & py::array::c_style) && dtype_code(a.dtype()) == code;
+        };
+        if (!same(ev, ne) || !same(rm, n)) throw py::value_error("sketch_keeps: bad value arrays");
+        for (int64_t i = 0; i < n; ++i)
+          if (pp[i + 1] < pp[i] || pp[i] < 0) throw py::value_error("sketch_keeps: bad ptr");
+        const int64_t* e = in_ptr<int64_t>(ec, ne, "ec");
+        const int64_t* y = in_ptr<int64_t>(labels, n, "labels");
+        const double* nu = in_ptr<double>(nudged, n, "nudged");
+        auto out8 = [&](const py::array& a) {
+          if (a.ndim() != 1 || a.shape(0) != n || a.itemsize() != 1 || !a.writeable() || !(a.flags() & py::array::c_style))
+            throw py::value_error("sketch_keeps: bad output");
+          return static_cast<uint8_t*>(const_cast<void*>(a.data()));
+        };
+        uint8_t* kp = out8(keep);
+        uint8_t* dp = out8(decided);
+        py::gil_scoped_release nogil;
+        sketch_keeps(pp, n, e, ev.data(), rm.data(), code, y, nu, kp, dp, nthreads);
+      },
+      py::arg("ptr"), py::arg("ec"), py::arg("ev"), py::arg("rm"), py::arg("labels"), py::arg("nudged"),
+      py::arg("keep"), py::arg("decided"), py::arg("nthreads") = 0);
+
+  m.def(
       "sketch_rows",
       [](const py::array& P, const py::array& labels, int64_t mmin, int64_t cap, const py::object& floor, double tau,
          const py::array& cls, const py::array& vals, const py::array& count, const py::array& rest,

@@ -78,6 +78,25 @@ void sketch_rows(const Mat& P, const int64_t* labels, int64_t mmin, int64_t cap,
                  int32_t* cls, void* vals, int32_t* count, void* rest, uint8_t* certified, void* given,
                  int nthreads);
 
+// The confident guesses of a CSR sketch (labelsift/_cl/sketch.py: _guesses,
+// whose definition this is): row i's entries ec/ev[ptr[i]..ptr[i+1]) in
+// descending order (the first is the row's argmax), its given-label value
+// g[i], largest left-out value rm[i] and certificate cert[i] (ev, g, rm in
+// the storage dtype `dtype`); cut: K float64 cuts, order: their stable
+// argsort. Writes guess[i] (-1: none) and decided[i] (1: proven) for every
+// row, for each row in one sweep of its entries.
+void sketch_guesses(const int64_t* ptr, int64_t n, const int64_t* ec, const void* ev, const void* g, const void* rm,
+                    int dtype, const uint8_t* cert, const int64_t* y, const double* cut, const int64_t* order,
+                    int64_t K, int64_t* guess, uint8_t* decided, int nthreads);
+
+// The unflagging test of a CSR sketch (labelsift/_cl/sketch.py: _keeps, its
+// definition): with nudged[i] = P[i, y_i] + 1e-6 rounded in the dtype
+// (float64), a known class fails the row when it is before y and reaches
+// nudged or after y and exceeds it; keep = no known failure and rm <= nudged,
+// decided = a known failure or rm != nudged.
+void sketch_keeps(const int64_t* ptr, int64_t n, const int64_t* ec, const void* ev, const void* rm, int dtype,
+                  const int64_t* y, const double* nudged, uint8_t* keep, uint8_t* decided, int nthreads);
+
 // The pair table of the one-read path: for every given class k and column j
 // the `slots` best rows of class k by prune margin P[j] - P[k] (computed in
 // the input dtype; better = larger margin, then lower row id), kept as

@@ -727,4 +727,73 @@ void pair_top_update(const Mat& P, const int64_t* labels, int64_t row0, int64_t 
   });
 }
 
+void sketch_guesses(const int64_t* ptr, int64_t n, const int64_t* ec, const void* ev, const void* g, const void* rm,
+                    int dtype, const uint8_t* cert, const int64_t* y, const double* cut, const int64_t* order,
+                    int64_t K, int64_t* guess, uint8_t* decided, int nthreads) {
+  dispatch(dtype, [&](auto tag) {
+    using S = decltype(tag);
+    const S* evp = static_cast<const S*>(ev);
+    const S* gp = static_cast<const S*>(g);
+    const S* rmp = static_cast<const S*>(rm);
+    const int T = threads_for(nthreads, 8.0 * double(ptr[n]));
+#pragma omp parallel for schedule(static, 4096) num_threads(T) if (T > 1)
+    for (int64_t i = 0; i < n; ++i) {
+      const int64_t e0 = ptr[i], e1 = ptr[i + 1], yi = y[i];
+      int64_t count = 0, single = yi;
+      bool y_in = false;
+      for (int64_t e = e0; e < e1; ++e) {
+        const int64_t c = ec[e];
+        y_in |= c == yi;
+        if (double(Num<S>::load(evp[e])) >= cut[c]) {
+          if (count == 0) single = c;  // the first passing entry (entries in descending order)
+          ++count;
+        }
+      }
+      if (!y_in && double(Num<S>::load(gp[i])) >= cut[yi]) ++count;
+      const int64_t amax = ec[e0];
+      guess[i] = count == 0 ? -1 : (count == 1 ? single : amax);
+      bool dec = cert[i] != 0 || count >= 2 || (count == 1 && single == amax);
+      if (!dec) {  // the smallest cut among the classes the row does not know
+        double mu = INFINITY;
+        for (int64_t t = 0; t < K; ++t) {
+          const int64_t c = order[t];
+          if (c == yi) continue;
+          bool known = false;
+          for (int64_t e = e0; e < e1 && !known; ++e) known = ec[e] == c;
+          if (!known) {
+            mu = cut[c];
+            break;
+          }
+        }
+        dec = double(Num<S>::load(rmp[i])) < mu;
+      }
+      decided[i] = uint8_t(dec);
+    }
+  });
+}
+
+void sketch_keeps(const int64_t* ptr, int64_t n, const int64_t* ec, const void* ev, const void* rm, int dtype,
+                  const int64_t* y, const double* nudged, uint8_t* keep, uint8_t* decided, int nthreads) {
+  dispatch(dtype, [&](auto tag) {
+    using S = decltype(tag);
+    const S* evp = static_cast<const S*>(ev);
+    const S* rmp = static_cast<const S*>(rm);
+    const int T = threads_for(nthreads, 4.0 * double(ptr[n]));
+#pragma omp parallel for schedule(static, 4096) num_threads(T) if (T > 1)
+    for (int64_t i = 0; i < n; ++i) {
+      const int64_t yi = y[i];
+      const double pa = nudged[i];
+      bool fail = false;
+      for (int64_t e = ptr[i]; e < ptr[i + 1]; ++e) {
+        const int64_t c = ec[e];
+        const double v = double(Num<S>::load(evp[e]));
+        fail |= (c < yi && v >= pa) || (c > yi && v > pa);
+      }
+      const double r = double(Num<S>::load(rmp[i]));
+      keep[i] = uint8_t(!fail && r <= pa);
+      decided[i] = uint8_t(fail || r != pa);
+    }
+  });
+}
+
 }  // namespace ls

@@ -386,7 +386,31 @@ def _min_unknown_cut(sk: Sketch, rows: np.ndarray, cut: np.ndarray) -> np.ndarra
 
 
 def _guesses(sk: Sketch, cut: np.ndarray):
-    """(confident guesses, which are proven) from the sketch; cut in float64."""
+    """(confident guesses, which are proven) from the sketch; cut in float64.
+    The C++ kernel ``sketch_guesses`` (one sweep of each row's entries);
+    :func:`_guesses_numpy` is its definition."""
+    cut = np.ascontiguousarray(cut, dtype=np.float64)
+    guess = np.empty(sk.n, np.int64)
+    decided = np.empty(sk.n, bool)
+    if sk.n:
+        core().sketch_guesses(sk.ptr, np.ascontiguousarray(sk.ec, dtype=np.int64), sk.ev, sk.g, sk.rm, sk.cert,
+                              np.ascontiguousarray(sk.y, dtype=np.int64), cut,
+                              np.argsort(cut, kind="stable").astype(np.int64), guess, decided.view(np.uint8),
+                              threads(None))
+    return _refined_guesses(sk, cut, guess, decided)
+
+
+def _refined_guesses(sk: Sketch, cut, guess, decided):
+    if len(sk.fpos):  # refined rows: everything is known
+        amax = sk.ec[sk.ptr[sk.fpos]]
+        passes = sk.frows >= cut  # (float64 cut: the comparison promotes exactly, without a float64 copy)
+        guess[sk.fpos] = confident_guess(np.count_nonzero(passes, axis=1), np.argmax(passes, axis=1), amax)
+        decided[sk.fpos] = True
+    return guess, decided
+
+
+def _guesses_numpy(sk: Sketch, cut: np.ndarray):
+    """Definition of :func:`_guesses` (NumPy over all entries at once)."""
     er = sk.er
     ev64, g64, rm64 = sk.ev.astype(np.float64), sk.g.astype(np.float64), sk.rm.astype(np.float64)
     pass_e = ev64 >= cut[sk.ec]
@@ -404,16 +428,27 @@ def _guesses(sk: Sketch, cut: np.ndarray):
     decided = sk.cert | (known_count >= 2) | ((known_count == 1) & (single == amax))
     open_rows = np.flatnonzero(~decided)
     decided[open_rows] = rm64[open_rows] < _min_unknown_cut(sk, open_rows, cut)
-    if len(sk.fpos):  # refined rows: everything is known
-        passes = sk.frows >= cut  # (float64 cut: the comparison promotes exactly, without a float64 copy)
-        guess[sk.fpos] = confident_guess(np.count_nonzero(passes, axis=1), np.argmax(passes, axis=1),
-                                         amax[sk.fpos])
-        decided[sk.fpos] = True
-    return guess, decided
+    return _refined_guesses(sk, cut, guess.astype(np.int64), decided)
 
 
 def _keeps(sk: Sketch):
-    """(the unflagging test: given label still the argmax after + 1e-6, which are proven)."""
+    """(the unflagging test: given label still the argmax after + 1e-6, which are proven): the C++
+    kernel ``sketch_keeps``, one sweep of each row's entries; :func:`_keeps_numpy` is its definition."""
+    nudged = (sk.g + np.asarray(1e-6, dtype=sk.dtype)).astype(np.float64)
+    keep = np.empty(sk.n, bool)
+    decided = np.empty(sk.n, bool)
+    core().sketch_keeps(sk.ptr, np.ascontiguousarray(sk.ec, dtype=np.int64), sk.ev, sk.rm,
+                        np.ascontiguousarray(sk.y, dtype=np.int64), nudged, keep.view(np.uint8),
+                        decided.view(np.uint8), threads(None))
+    if len(sk.fpos):  # refined rows: every class is known
+        keep[sk.fpos] = ~given_beaten(np.arange(sk.k)[None, :], sk.frows, sk.y[sk.fpos],
+                                      nudged[sk.fpos])
+        decided[sk.fpos] = True
+    return keep, decided
+
+
+def _keeps_numpy(sk: Sketch):
+    """Definition of :func:`_keeps` (NumPy over all entries at once)."""
     nudged = (sk.g + np.asarray(1e-6, dtype=sk.dtype)).astype(np.float64)
     rm64 = sk.rm.astype(np.float64)
     er = sk.er
