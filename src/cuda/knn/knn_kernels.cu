@@ -261,16 +261,6 @@ __global__ void exhaustive_k(const S* Q, int64_t qs0, int64_t qs1, const int64_t
   }
 }
 
-template <class F>
-void dispatch_knn(int dtype, F&& f) {
-  switch (dtype) {
-    case F16: f(half_t{}); break;
-    case F32: f(float{}); break;
-    case F64: f(double{}); break;
-    default: throw std::invalid_argument("labelsift CUDA: unsupported dtype code");
-  }
-}
-
 int warps_for(int64_t entries, int cap) {
   const int64_t fit = int64_t(kSharedCap) / (16 * entries);
   int w = int(fit < cap ? fit : cap);
@@ -284,7 +274,7 @@ void knn_norms2(const DevMat& X, uintptr_t out, int device, uintptr_t stream) {
   check_mat(X, "features");
   if (X.n == 0) return;
   const cudaStream_t st = as_stream(stream);
-  dispatch_knn(X.dtype, [&](auto tag) {
+  dispatch(X.dtype, [&](auto tag) {
     using S = decltype(tag);
     norms2_k<S><<<grid_1d(X.n, 256), 256, 0, st>>>(reinterpret_cast<const S*>(X.data), X.n, X.k, X.s0, X.s1,
                                                   reinterpret_cast<double*>(out));
@@ -319,7 +309,7 @@ void knn_rerank(const DevMat& Q, const DevMat& D, uintptr_t qn, uintptr_t dn, ui
   const int wpb = warps_for(m, 4);
   const size_t sh = size_t(wpb) * size_t(m) * 16;
   const cudaStream_t st = as_stream(stream);
-  dispatch_knn(Q.dtype, [&](auto tag) {
+  dispatch(Q.dtype, [&](auto tag) {
     using S = decltype(tag);
     rerank_k<S><<<grid_1d(Q.n, wpb), 32 * wpb, sh, st>>>(
         reinterpret_cast<const S*>(Q.data), Q.n, Q.s0, Q.s1, reinterpret_cast<const S*>(D.data), D.s0, D.s1, Q.k,
@@ -342,7 +332,7 @@ void knn_exhaustive(const DevMat& Q, uintptr_t rows, int64_t nr, uintptr_t self,
   const int wpb = warps_for(int64_t(kExRows) * k, kScanWarps);
   const size_t sh = size_t(kExRows) * size_t(wpb) * size_t(k) * 16;
   const cudaStream_t st = as_stream(stream);
-  dispatch_knn(Q.dtype, [&](auto tag) {
+  dispatch(Q.dtype, [&](auto tag) {
     using S = decltype(tag);
     if (sh > kSharedCap)  // k > 768: one warp's heaps of kExRows rows pass 48 KiB (up to 64 KiB at k = 1024)
       check(cudaFuncSetAttribute(exhaustive_k<S>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(sh)),
