@@ -4,8 +4,8 @@
 #
 #   bash bench/gpu_check.sh            # $OUT set by the device tool (default ./gpu_out)
 #   STEPS="env build info sk_tests sk_bench" bash bench/gpu_check.sh   # only the named steps
-#     (sk_tests = tests/gpu/test_cuda_sinkhorn.py alone, knn_tests = tests/gpu/test_cuda_knn.py alone;
-#      in a full run gpu_tests covers both)
+#     (sk_tests / knn_tests / noise_tests = tests/gpu/test_cuda_{sinkhorn,knn,noise}.py alone;
+#      in a full run gpu_tests covers them)
 #
 # Each step has its own timeout, shortened so that all of them together stay
 # under TOTAL_BUDGET seconds (default 500); a step that fails or times out is
@@ -23,7 +23,7 @@ PY="${PYTHON:-python3}"
 
 # step NAME TIMEOUT CMD...  -- runs CMD with min(TIMEOUT, what is left), output in $OUT/NAME.log
 STEPS="${STEPS:-}"
-OPTIONAL_STEPS="sk_tests knn_tests"  # run only when named in STEPS (gpu_tests already covers them)
+OPTIONAL_STEPS="sk_tests knn_tests noise_tests"  # run only when named in STEPS (gpu_tests already covers them)
 step() {
   local name=$1 limit=$2
   shift 2
@@ -90,15 +90,7 @@ sk_tests() {  # issue 12: the CUDA Sinkhorn against the CPU (also part of gpu_te
   cd /tmp && "$PY" -m pytest -m gpu -q -p no:cacheprovider -rs --maxfail=10 "$REPO/tests/gpu/test_cuda_sinkhorn.py"
 }
 
-sk_knn_tests() {  # issue 12: the CUDA k-NN search against the CPU (also part of gpu_tests)
-  cd /tmp && "$PY" -m pytest -m gpu -q -p no:cacheprovider -rs --maxfail=10 "$REPO/tests/gpu/test_cuda_knn.py"
-}
-
-knn_bench() {  # issue 12: 1.28M x 512 k=10 cosine vs torch mm+topk and the bf16 tensor-core floor
-  cd /tmp && "$PY" "$REPO/bench/bench_gpu_knn.py" --out "$OUT/gpu_knn.json" --budget 140
-}
-
-bench() {  # issue 12: 1.28M x 3000 pass vs one read of S; swav_codes vs SwAV's loop
+sk_bench() {  # issue 12: 1.28M x 3000 pass vs one read of S; swav_codes vs SwAV's loop
   cd /tmp && "$PY" "$REPO/bench/bench_gpu_sinkhorn.py" --out "$OUT/gpu_sinkhorn.json" --budget 80
 }
 
@@ -110,6 +102,14 @@ knn_bench() {  # issue 12: 1.28M x 512 k=10 cosine vs torch mm+topk and the bf16
   cd /tmp && "$PY" "$REPO/bench/bench_gpu_knn.py" --out "$OUT/gpu_knn.json" --budget 140
 }
 
+noise_tests() {  # issue 12: HOC / SimiFeat on CUDA features against the CPU (also part of gpu_tests)
+  cd /tmp && "$PY" -m pytest -m gpu -q -p no:cacheprovider -rs --maxfail=10 "$REPO/tests/gpu/test_cuda_noise.py"
+}
+
+noise_bench() {  # issue 12: HOC's rounds (35000-row samples of 1.28M x 512) on the device vs the CPU path
+  cd /tmp && "$PY" "$REPO/bench/bench_gpu_noise.py" --out "$OUT/gpu_noise.json" --budget 70
+}
+
 bench() {
   cd /tmp && "$PY" "$REPO/bench/bench_gpu_cl.py" --out "$OUT/gpu_bench.json" --budget 110
 }
@@ -119,7 +119,7 @@ nccl() {  # issue 13: labelsift.distributed and Sinkhorn group= over one NCCL ra
 }
 
 export REPO OUT PY
-export -f env_report build info gpu_tests sk_tests sk_bench knn_tests knn_bench bench nccl
+export -f env_report build info gpu_tests sk_tests sk_bench knn_tests knn_bench noise_tests noise_bench bench nccl
 
 step env 20 env_report
 step build 240 build
@@ -129,6 +129,8 @@ step sk_tests 60 sk_tests
 step sk_bench 90 sk_bench
 step knn_tests 60 knn_tests
 step knn_bench 150 knn_bench
+step noise_tests 60 noise_tests
+step noise_bench 80 noise_bench
 step nccl 40 nccl
 step bench 120 bench
 echo "total: $(( $(date +%s) - T0 ))s" | tee -a "$SUMMARY"

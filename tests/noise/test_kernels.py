@@ -150,3 +150,24 @@ def test_sparse_objective_never_forms_k_cubed():
     assert obj.mode == "sparse"
     loss, gA, gb = obj(5 * np.eye(k) - 1, np.full(k, 1.0 / k))
     assert np.isfinite(loss) and gA.shape == (k, k) and np.isfinite(gA).all()
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 2 ** 31), n=st.integers(2, 12), d=st.integers(1, 300),
+       scale=st.sampled_from([1.0, 1e-3, 1e-13, 1e150, 0.0]))
+def test_canonical_rows_and_distances_equal_numpy(seed, n, d, scale):
+    """noise/canon_math.h (the CUDA kernels' functions, through the CPU binding nz_canon) against
+    the NumPy definition of neighbours.Features, bit for bit: every d (NumPy's pairwise blocks of
+    8 and 128), tiny, zero and huge rows."""
+    from labelsift._noise.neighbours import Features
+
+    rng = np.random.default_rng(seed)
+    f = rng.normal(0, 1, (n, d)) * scale
+    f[rng.random(n) < 0.2] = 0.0
+    qi = rng.integers(0, n, 40)
+    dj = rng.integers(0, n, 40)
+    x, dist = core().nz_canon(np.ascontiguousarray(f), qi, dj)
+    ref_f = Features(f)
+    assert np.array_equal(x, ref_f.x64)
+    assert np.array_equal(dist, ref_f.distances(qi, dj))
+

@@ -223,6 +223,103 @@ def _emu_votes(idx, n, k, s0, s1, idx32, labels, weights, K, mode, out, device, 
 Emu.knn_votes = staticmethod(_emu_votes)
 
 
+# ---- HOC / SimiFeat rounds (src/cuda/noise/nz_cuda.h): NumPy definitions on host views ----
+def _canon_rows(b):
+    from labelsift._noise.neighbours import Features
+    return Features(b).x64
+
+
+def _emu_nz_normalize(X, n, d, s0, s1, dtype, rows, m, out, device, stream):
+    Emu.calls.append("nz_normalize")
+    Xv = host_view(X, (n, d), (s0, s1), DT[dtype])
+    r = np.arange(m) if rows == 0 else host_view(rows, (m,), (1,), np.int64)
+    host_view(out, (m, d), (d, 1), np.float64)[:] = _canon_rows(np.asarray(Xv[r], np.float64))
+
+
+def _emu_nz_row_hash(X, n, d, s0, s1, dtype, out, device, stream):
+    """A deliberately weak hash (the first column's bits): rows that differ elsewhere collide, so the
+    callers' bytewise check of colliding rows is exercised."""
+    Emu.calls.append("nz_row_hash")
+    Xv = host_view(X, (n, d), (s0, s1), DT[dtype])
+    bits = np.ascontiguousarray(Xv[:, 0]).view({2: np.uint16, 4: np.uint32, 8: np.uint64}[DT[dtype].itemsize])
+    host_view(out, (n,), (1,), np.int64)[:] = bits.astype(np.int64)
+
+
+def _pair_dist(x, qi, dj):
+    return 1.0 - (x[qi] * x[dj]).sum(axis=1)
+
+
+def _emu_nz_cand_distances(x, m, d, cand, c, dist, device, stream):
+    Emu.calls.append("nz_cand_distances")
+    xv = host_view(x, (m, d), (d, 1), np.float64)
+    cv = host_view(cand, (m, c), (c, 1), np.int64)
+    rows = np.repeat(np.arange(m), c)
+    j = cv.ravel()
+    out = np.full(m * c, np.inf)
+    ok = j >= 0
+    out[ok] = _pair_dist(xv, rows[ok], j[ok])
+    host_view(dist, (m, c), (c, 1), np.float64)[:] = out.reshape(m, c)
+
+
+def _emu_nz_row_distances(x, m, d, rows, nr, out, device, stream):
+    Emu.calls.append("nz_row_distances")
+    xv = host_view(x, (m, d), (d, 1), np.float64)
+    rv = host_view(rows, (nr,), (1,), np.int64)
+    o = host_view(out, (nr, m), (m, 1), np.float64)
+    for t, r in enumerate(rv):
+        o[t] = _pair_dist(xv, np.full(m, r), np.arange(m))
+
+
+def _emu_nz_select(dist, cand, key, m, c, want, eps, all_in, out_idx, out_dist, unproven, device, stream):
+    Emu.calls.append("nz_select")
+    dv = host_view(dist, (m, c), (c, 1), np.float64)
+    cv = host_view(cand, (m, c), (c, 1), np.int64)
+    kv = host_view(key, (m, c), (c, 1), np.float64)
+    oi = host_view(out_idx, (m, want), (want, 1), np.int64)
+    od = host_view(out_dist, (m, want), (want, 1), np.float64)
+    un = host_view(unproven, (m,), (1,), np.uint8)
+    for r in range(m):
+        ok = cv[r] >= 0
+        j, v = cv[r][ok], dv[r][ok]
+        o = np.lexsort((j, v))[:want]
+        oi[r], od[r] = -1, np.inf
+        oi[r, :len(o)], od[r, :len(o)] = j[o], v[o]
+        un[r] = 0 if all_in or (len(o) == want and od[r, -1] < kv[r, -1] - eps) else 1
+
+
+def _emu_nz_vote(ya, yb, nbr, dist, m, km1, K, gv, pred, device, stream):
+    from labelsift._noise.simifeat import self_weights
+    Emu.calls.append("nz_vote")
+    a = host_view(ya, (m,), (1,), np.int64).copy()
+    b = host_view(yb, (int(host_view(nbr, (m, km1), (km1, 1), np.int64).max()) + 1,), (1,), np.int64).copy()
+    nv = host_view(nbr, (m, km1), (km1, 1), np.int64)
+    lab = np.concatenate([a[:, None], b[nv]], axis=1)
+    w = self_weights(host_view(dist, (m, km1), (km1, 1), np.float64).copy())
+    k = km1 + 1
+    g, p = core().nz_vote(np.ascontiguousarray(lab.ravel()), np.arange(m * k, dtype=np.int64).reshape(m, k),
+                          np.ascontiguousarray(w), a, K, 1)
+    host_view(gv, (m,), (1,), np.float64)[:] = g
+    host_view(pred, (m,), (1,), np.int64)[:] = p
+
+
+def _emu_nz_consensus(ya, yb, nbr, ns, m, K, codes, h1, h2, device, stream):
+    Emu.calls.append("nz_consensus")
+    host_view(h1, (K,), (1,), np.int64)[:] = 0
+    host_view(h2, (K * K,), (1,), np.int64)[:] = 0
+    if m == 0:
+        return
+    nv = host_view(nbr, (m, 2), (ns, 1), np.int64)
+    a = host_view(ya, (m,), (1,), np.int64)
+    b = host_view(yb, (int(nv.max()) + 1,), (1,), np.int64)
+    host_view(codes, (m,), (1,), np.int64)[:] = (a * K + b[nv[:, 0]]) * K + b[nv[:, 1]]
+    host_view(h1, (K,), (1,), np.int64)[:] = np.bincount(a, minlength=K)
+    host_view(h2, (K * K,), (1,), np.int64)[:] = np.bincount(a * K + b[nv[:, 0]], minlength=K * K)
+
+
+for _name in ("normalize", "row_hash", "cand_distances", "row_distances", "select", "vote", "consensus"):
+    setattr(Emu, "nz_" + _name, staticmethod(globals()["_emu_nz_" + _name]))
+
+
 def _round_bits(G, drop, truncate):
     """float32 values kept to 23 - drop fraction bits (round to nearest even, or truncated)."""
     u = np.ascontiguousarray(G, np.float32).view(np.uint32)
@@ -306,6 +403,9 @@ class EmuOps:
 
     def distances(self, ok, metric):
         return (np.sqrt(ok) if metric == "l2" else ok).astype(np.float32)
+
+    def export(self, x):
+        return FakeDeviceArray(x)
 
 
 class FakeDeviceArray:

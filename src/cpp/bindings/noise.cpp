@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <string>
 
+#include "noise/canon_math.h"
 #include "noise/kernels.h"
 
 namespace ls {
@@ -83,6 +84,34 @@ void bind_noise(py::module_& m) {
         return py::make_tuple(gv, pred);
       },
       py::arg("labels"), py::arg("nbr"), py::arg("w"), py::arg("given"), py::arg("K"), py::arg("nthreads") = 0);
+
+  m.def(
+      "nz_canon",
+      [](const py::array& features, const py::array& qi, const py::array& dj) {
+        // The canonical rows of float64 features and the distances of the pairs (qi[t], dj[t]) by
+        // noise/canon_math.h -- the CUDA kernels' functions, for the tests (one thread).
+        if (features.ndim() != 2) throw py::value_error("labelsift._core: bad input array features");
+        const int64_t n = features.shape(0), d = features.shape(1);
+        const double* f = in2<double>(features, n, d, "features");
+        const int64_t P = qi.ndim() == 1 ? qi.shape(0) : -1;
+        const int64_t* q = in1<int64_t>(qi, P, "qi");
+        const int64_t* r = in1<int64_t>(dj, P, "dj");
+        py::array_t<double> x({n, d});
+        py::array_t<double> out(P);
+        double* xp = x.mutable_data();
+        double* op = out.mutable_data();
+        for (int64_t i = 0; i < n; ++i) {
+          const double* fi = f + i * d;
+          const double nrm = nz::canon_norm([&](int64_t t) { return fi[t]; }, d);
+          for (int64_t t = 0; t < d; ++t) xp[i * d + t] = fi[t] / nrm;
+        }
+        for (int64_t t = 0; t < P; ++t) {
+          if (q[t] < 0 || q[t] >= n || r[t] < 0 || r[t] >= n) throw py::index_error("labelsift._core: bad pair");
+          op[t] = nz::canon_distance(xp + q[t] * d, xp + r[t] * d, d);
+        }
+        return py::make_tuple(x, out);
+      },
+      py::arg("features"), py::arg("qi"), py::arg("dj"));
 
   m.def(
       "nz_filter_in_sample",

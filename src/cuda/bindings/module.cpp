@@ -16,6 +16,7 @@
 #include "cl/cuda_kernels.h"
 #include "common/device_query.h"
 #include "knn/knn_cuda.h"
+#include "noise/nz_cuda.h"
 #include "sinkhorn/kernels.h"
 #include "sinkhorn/sk_cuda.h"
 
@@ -259,4 +260,73 @@ PYBIND11_MODULE(_cuda, m) {
       py::arg("idx"), py::arg("n"), py::arg("k"), py::arg("s0"), py::arg("s1"), py::arg("idx32"), py::arg("labels"),
       py::arg("weights"), py::arg("K"), py::arg("mode"), py::arg("out"), py::arg("device"), py::arg("stream"),
       "Neighbour label counts / pred_probs / agreement on the device; returns the first bad index (row, col).");
+
+  // ---- HOC / SimiFeat rounds (noise/nz_cuda.h) -----------------------------------
+  m.def(
+      "nz_normalize",
+      [](uintptr_t X, int64_t n, int64_t d, int64_t s0, int64_t s1, int dtype, uintptr_t rows, int64_t mm,
+         uintptr_t out, int device, uintptr_t stream) {
+        const DevMat M = dev_mat(X, n, d, s0, s1, dtype);
+        py::gil_scoped_release nogil;
+        ls::cuda::nz_normalize(M, rows, mm, out, device, stream);
+      },
+      py::arg("X"), py::arg("n"), py::arg("d"), py::arg("s0"), py::arg("s1"), py::arg("dtype"), py::arg("rows"),
+      py::arg("m"), py::arg("out"), py::arg("device"), py::arg("stream"),
+      "The canonical float64 rows (HOC/SimiFeat) of X's listed rows into out (m x d).");
+  m.def(
+      "nz_row_hash",
+      [](uintptr_t X, int64_t n, int64_t d, int64_t s0, int64_t s1, int dtype, uintptr_t out, int device,
+         uintptr_t stream) {
+        const DevMat M = dev_mat(X, n, d, s0, s1, dtype);
+        py::gil_scoped_release nogil;
+        ls::cuda::nz_row_hash(M, out, device, stream);
+      },
+      py::arg("X"), py::arg("n"), py::arg("d"), py::arg("s0"), py::arg("s1"), py::arg("dtype"), py::arg("out"),
+      py::arg("device"), py::arg("stream"), "64-bit hashes of the rows' bytes.");
+  m.def(
+      "nz_cand_distances",
+      [](uintptr_t x, int64_t mm, int64_t d, uintptr_t cand, int64_t c, uintptr_t dist, int device,
+         uintptr_t stream) {
+        py::gil_scoped_release nogil;
+        ls::cuda::nz_cand_distances(x, mm, d, cand, c, dist, device, stream);
+      },
+      py::arg("x"), py::arg("m"), py::arg("d"), py::arg("cand"), py::arg("c"), py::arg("dist"), py::arg("device"),
+      py::arg("stream"), "Canonical distances of each row's candidates.");
+  m.def(
+      "nz_row_distances",
+      [](uintptr_t x, int64_t mm, int64_t d, uintptr_t rows, int64_t nr, uintptr_t out, int device,
+         uintptr_t stream) {
+        py::gil_scoped_release nogil;
+        ls::cuda::nz_row_distances(x, mm, d, rows, nr, out, device, stream);
+      },
+      py::arg("x"), py::arg("m"), py::arg("d"), py::arg("rows"), py::arg("nr"), py::arg("out"), py::arg("device"),
+      py::arg("stream"), "Canonical distances of the listed rows to every row.");
+  m.def(
+      "nz_select",
+      [](uintptr_t dist, uintptr_t cand, uintptr_t key, int64_t mm, int64_t c, int64_t want, double eps, bool all_in,
+         uintptr_t out_idx, uintptr_t out_dist, uintptr_t unproven, int device, uintptr_t stream) {
+        py::gil_scoped_release nogil;
+        ls::cuda::nz_select(dist, cand, key, mm, c, want, eps, all_in, out_idx, out_dist, unproven, device, stream);
+      },
+      py::arg("dist"), py::arg("cand"), py::arg("key"), py::arg("m"), py::arg("c"), py::arg("want"), py::arg("eps"),
+      py::arg("all_in"), py::arg("out_idx"), py::arg("out_dist"), py::arg("unproven"), py::arg("device"),
+      py::arg("stream"), "The want nearest by (canonical distance, index), with the certificate's verdict.");
+  m.def(
+      "nz_vote",
+      [](uintptr_t ya, uintptr_t yb, uintptr_t nbr, uintptr_t dist, int64_t mm, int64_t km1, int64_t K,
+         uintptr_t gv, uintptr_t pred, int device, uintptr_t stream) {
+        py::gil_scoped_release nogil;
+        ls::cuda::nz_vote(ya, yb, nbr, dist, mm, km1, K, gv, pred, device, stream);
+      },
+      py::arg("ya"), py::arg("yb"), py::arg("nbr"), py::arg("dist"), py::arg("m"), py::arg("km1"), py::arg("K"), py::arg("gv"),
+      py::arg("pred"), py::arg("device"), py::arg("stream"), "SimiFeat's weighted vote of a round's sample.");
+  m.def(
+      "nz_consensus",
+      [](uintptr_t ya, uintptr_t yb, uintptr_t nbr, int64_t ns, int64_t mm, int64_t K, uintptr_t codes,
+         uintptr_t h1, uintptr_t h2, int device, uintptr_t stream) {
+        py::gil_scoped_release nogil;
+        ls::cuda::nz_consensus(ya, yb, nbr, ns, mm, K, codes, h1, h2, device, stream);
+      },
+      py::arg("ya"), py::arg("yb"), py::arg("nbr"), py::arg("ns"), py::arg("m"), py::arg("K"), py::arg("codes"), py::arg("h1"),
+      py::arg("h2"), py::arg("device"), py::arg("stream"), "HOC's consensus codes and first/second-order counts.");
 }

@@ -46,6 +46,10 @@ def hoc(features, labels, num_classes=None, *, rounds=50, sample_size=35000, ste
     ----------
     features : features (N x d floats, array / memmap / ``.npy`` path) or
         neighbour lists (N x k ints, ``(indices, distances)``, CSR kNN graph).
+        Features on a CUDA device (PyTorch, CuPy, ``__cuda_array_interface__``)
+        stay there: every round's search, distances and counts run on the
+        device, with the CPU path's results (labelsift._noise.device); CUDA
+        neighbour lists and labels are copied to the host (they are O(N k)).
     labels : (N,) integer given labels in 0..K-1.
     num_classes : K (default: ``labels.max() + 1``).
     rounds : sampling rounds (Docta's ``num_rounds``, 50).

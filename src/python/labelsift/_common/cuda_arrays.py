@@ -372,7 +372,7 @@ class DeviceMatrix:
         self.cuda = cuda
         self.arr = arr
         self.dtype = arr.dtype
-        self.s0, self.s1 = arr.strides
+        self.s0, self.s1 = (tuple(arr.strides) + (1, 1))[:2]  # (a 1-D array: only fetched)
         self.dev = arr.device if arr.device is not None else int(cuda.pointer_device(arr.ptr))
         self.stream = resolve_stream(arr)
 

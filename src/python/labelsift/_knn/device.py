@@ -79,7 +79,8 @@ class TorchOps:
         self.t = _torch()
         self.device = self.t.device("cuda", dev)
         self.dt = {np.dtype(np.float16): self.t.float16, np.dtype(np.float32): self.t.float32,
-                   np.dtype(np.float64): self.t.float64, np.dtype(np.int64): self.t.int64}
+                   np.dtype(np.float64): self.t.float64, np.dtype(np.int64): self.t.int64,
+                   np.dtype(np.uint8): self.t.uint8, np.dtype(np.uint64): self.t.uint64}
 
     def wrap(self, arr: CudaArray):
         if arr.framework == "torch":
@@ -93,6 +94,10 @@ class TorchOps:
 
     def stream(self) -> int:
         return int(self.t.cuda.current_stream(self.device).cuda_stream)
+
+    def export(self, x):
+        """``x`` as an array the CUDA entry points accept (it already is one)."""
+        return x
 
     def ptr(self, x) -> int:
         return int(x.data_ptr())
@@ -215,6 +220,9 @@ class ArrayOps:
 
     def host(self, x) -> np.ndarray:
         return self.xp.asnumpy(x)
+
+    def export(self, x):
+        return x
 
     def upload(self, a: np.ndarray):
         with self.xp.cuda.Device(self.dev):
@@ -348,9 +356,10 @@ def _check_finite(ops, X, norms: np.ndarray, what: str) -> None:
 
 
 def search_metrics_device(queries, database=None, *, k=10, metrics=("cosine",), exclude_self=True, tile=None,
-                          extra=None, gram="auto", progress=None):
+                          extra=None, gram="auto", progress=None, float64_keys=False):
     """:func:`.search.search_metrics` on CUDA arrays: a list of (indices,
-    distances, SearchInfo) per metric, as arrays of the caller's kind."""
+    distances, SearchInfo) per metric, as arrays of the caller's kind
+    (``float64_keys``: the float64 keys instead of the float32 distances)."""
     from .._cl.device import require_cuda
     from .._common.params import integer
 
@@ -519,7 +528,7 @@ def search_metrics_device(queries, database=None, *, k=10, metrics=("cosine",), 
                                         ops.ptr(dn_d), mc, k, ops.ptr(oi), ops.ptr(ok), dev, stream)
             if progress is not None:
                 progress(label, done, total)
-        dist = ops.distances(ok, metric)
+        dist = ok if float64_keys else ops.distances(ok, metric)
         info = SearchInfo(rows=nq, k=k, candidates=m, fallback_rows=fallback, tile=(bq, bc), metric=metric,
                           centred=mu is not None, scale_exponent=e, float32_copy=Gd is not XD, symmetric=False,
                           device=f"cuda:{dev}", gram=gram, retried_rows=retried)

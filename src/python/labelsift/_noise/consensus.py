@@ -60,9 +60,12 @@ class ConsensusCounter:
         self._rounds: list[tuple[np.ndarray, np.ndarray, int]] = []
 
     def add(self, labels: np.ndarray, rows: np.ndarray, nbr: np.ndarray) -> None:
-        m = len(rows)
         codes, h1, h2 = core().nz_consensus(labels, np.ascontiguousarray(rows, np.int64),
                                             np.ascontiguousarray(nbr, np.int64), self.k, self.nthreads)
+        self.add_counts(codes, h1, h2, len(rows))
+
+    def add_counts(self, codes: np.ndarray, h1: np.ndarray, h2: np.ndarray, m: int) -> None:
+        """A round already counted (one code per sampled row, c1, c2 flat): the device path's."""
         self.c1 += h1 / m
         self.c2 += h2 / m
         u, cnt = np.unique(codes, return_counts=True)

@@ -120,7 +120,9 @@ def estimate(data, labels, num_classes=None, *, rounds=50, sample_size=35000, st
              lr=0.1, neighbours=None, n_jobs=None, mode="auto", progress=None) -> HOCResult:
     d = as_data(data)
     y, k = as_labels(labels, d.n, num_classes)
-    rounds, steps, lr, keep_best, neighbours = _check_common(rounds, steps, lr, keep_best, neighbours, d.kind)
+    on_device = d.kind == "device"
+    rounds, steps, lr, keep_best, neighbours = _check_common(rounds, steps, lr, keep_best, neighbours,
+                                                             "features" if on_device else d.kind)
     m = sample_size_for(d.n, sample_size)
     if m < 3:
         raise ValueError(f"sample_size: each round's sample has {m} rows (min(sample_size, int(0.9 N))); "
@@ -129,7 +131,9 @@ def estimate(data, labels, num_classes=None, *, rounds=50, sample_size=35000, st
     rng_sample, rng_init = seed_streams(seed, 2)
     feats = Features(d.features) if d.kind == "features" else None
     dup = None
-    if d.kind == "features":
+    if on_device:
+        dup = d.features.duplicate_rate()
+    elif d.kind == "features":
         dup = exact_duplicate_rate(d.features)
     elif d.distances is not None:
         dup = float((d.distances[:, 0] <= 1e-12).mean())
@@ -137,11 +141,19 @@ def estimate(data, labels, num_classes=None, *, rounds=50, sample_size=35000, st
         warnings.warn(f"{100 * dup:.1f}% of the rows have an exact duplicate; a duplicate is its copy's nearest "
                       "neighbour and shares its label, which biases HOC towards too little noise: "
                       "deduplicate the features first", RuntimeWarning, stacklevel=3)
-    patterns = _Patterns(d, feats, neighbours, m, rounds, nthreads)
+    if on_device:  # every round's search and counts on the device (device.py)
+        from .device import RoundNeighbours
+
+        patterns = RoundNeighbours(d.features, 2, neighbours, y)
+    else:
+        patterns = _Patterns(d, feats, neighbours, m, rounds, nthreads)
     counter = ConsensusCounter(k, nthreads)
     for r in range(rounds):
         sample = np.sort(rng_sample.choice(d.n, m, replace=False))
-        counter.add(y, sample, patterns(sample))
+        if on_device:
+            counter.add_counts(*d.features.consensus(*patterns(sample)[:3], k), m)
+        else:
+            counter.add(y, sample, patterns(sample))
         if progress is not None:
             progress("rounds", r + 1, rounds)
     cons = counter.result()
@@ -157,5 +169,5 @@ def estimate(data, labels, num_classes=None, *, rounds=50, sample_size=35000, st
         noisy_prior=np.bincount(y, minlength=k) / d.n,
         loss=fit.loss, step=fit.step, best_loss=fit.best_loss, best_step=fit.best_step, final_loss=fit.final_loss,
         agreement_1nn=float(np.trace(cons.c2)), agreement_2nn=agree2, duplicate_rate=dup,
-        recomputed_rows=patterns.recomputed, rounds=rounds, sample_size=m, steps=steps, neighbours=neighbours,
+        recomputed_rows=d.features.recomputed if on_device else patterns.recomputed, rounds=rounds, sample_size=m, steps=steps, neighbours=neighbours,
         consensus=cons)

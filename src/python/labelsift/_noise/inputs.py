@@ -18,11 +18,12 @@ import numpy as np
 
 from .._common import params
 from .._common.arrays import host_array, is_pathlike, load_npy
+from .._common.cuda_arrays import is_cuda_array
 
 
 @dataclass
 class Data:
-    kind: str                       # "features" or "lists"
+    kind: str                       # "features", "lists" or "device" (features: a DeviceFeatures)
     n: int
     features: np.ndarray | None = None
     indices: np.ndarray | None = None     # (N, k) int64
@@ -95,10 +96,18 @@ def as_data(data, what: str = "features") -> Data:
     if isinstance(data, tuple):
         if len(data) != 2:
             raise TypeError(f"{what}: a tuple must be (indices, distances), got {len(data)} items")
-        host_array(data[0], f"{what} indices")
-        return _check_lists(data[0], data[1], what)
+        from .device import host_copy  # CUDA lists are O(N k): checked and used on the host
+        return _check_lists(host_copy(data[0], f"{what} indices"), host_copy(data[1], f"{what} distances"), what)
     if is_pathlike(data):
         data = load_npy(data, what)
+    if is_cuda_array(data):
+        from .device import DeviceFeatures, host_copy
+        from .._common.cuda_arrays import parse
+
+        if parse(data, what).dtype.kind in "iu":
+            return _check_lists(host_copy(data, f"{what} indices"), None, what)
+        f = DeviceFeatures(data, what)
+        return Data("device", f.n, features=f)
     host_array(data, what)
     if not isinstance(data, np.ndarray):
         if isinstance(data, (list, str, bytes, dict, set)) or not hasattr(data, "__array__"):
@@ -128,6 +137,10 @@ def as_labels(labels, n: int, num_classes, what_rows: str = "features"):
     """(labels int64, K) checked against N rows; K = max + 1 when num_classes is None."""
     if is_pathlike(labels):
         labels = load_npy(labels, "labels")
+    if is_cuda_array(labels):
+        from .device import host_copy
+
+        labels = host_copy(labels, "labels")
     host_array(labels, "labels")
     if isinstance(labels, (str, bytes, dict, set)) or labels is None:
         raise TypeError(f"labels must be an integer array, got {type(labels).__name__}")

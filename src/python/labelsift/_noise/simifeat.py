@@ -106,8 +106,9 @@ def detect(data, labels, num_classes=None, *, k=10, method="rank", rounds=21, sa
     method = METHODS[method]
     rounds = params.integer(rounds, "rounds", lo=1, hi=1 << 20)
     m = sample_size_for(d.n, sample_size)
+    on_device = d.kind == "device"
     if neighbours is None:
-        neighbours = "sample" if d.kind == "features" else "full"
+        neighbours = "sample" if d.kind in ("features", "device") else "full"
     if neighbours not in ("sample", "full"):
         raise ValueError(f"neighbours must be 'sample' or 'full' (or None), got {neighbours!r}")
     if d.kind == "lists" and neighbours == "sample":
@@ -117,13 +118,13 @@ def detect(data, labels, num_classes=None, *, k=10, method="rank", rounds=21, sa
     if d.kind == "lists" and d.indices.shape[1] < k - 1:
         raise ValueError(f"k = {k} needs {k - 1} neighbours per row (self is the k-th); "
                          f"the lists have {d.indices.shape[1]}")
-    if d.kind == "features" and neighbours == "full" and k - 1 > d.n - 1:
+    if d.kind != "lists" and neighbours == "full" and k - 1 > d.n - 1:
         raise ValueError(f"k = {k} is more than the {d.n} rows allow")
     nthreads = threads(n_jobs)
     _, _, rng = seed_streams(seed, 3)
     if method == "rank":
         if hoc is None:
-            hoc = hoc_estimate(data if d.kind == "lists" else d.features, y, K, sample_size=sample_size, seed=seed,
+            hoc = hoc_estimate(d.features if d.kind == "features" else data, y, K, sample_size=sample_size, seed=seed,
                                n_jobs=n_jobs, progress=progress, **(hoc_kwargs or {}))
         if not (hasattr(hoc, "transition_matrix") and hasattr(hoc, "py")):
             raise TypeError(f"hoc must be a HOCResult (labelsift.noise.hoc), got {type(hoc).__name__}")
@@ -134,8 +135,12 @@ def detect(data, labels, num_classes=None, *, k=10, method="rank", rounds=21, sa
     else:
         rho = None
     feats = Features(d.features) if d.kind == "features" else None
-    full_i = full_d = sampler = None
-    if d.kind == "lists":
+    full_i = full_d = sampler = rounds_dev = None
+    if on_device:  # every round's search and vote on the device (device.py)
+        from .device import RoundNeighbours
+
+        rounds_dev = RoundNeighbours(d.features, k - 1, neighbours, y)
+    elif d.kind == "lists":
         full_i = d.indices[:, :k - 1]
         full_d = d.distances[:, :k - 1] if d.distances is not None else None
     elif neighbours == "full":
@@ -147,14 +152,17 @@ def detect(data, labels, num_classes=None, *, k=10, method="rank", rounds=21, sa
     sugg_codes = []
     for r in range(rounds):
         sample = np.sort(rng.choice(d.n, m, replace=False))
-        if sampler is None:
-            nb, nd = full_i[sample], (None if full_d is None else full_d[sample])
-        else:
-            nb, nd = sampler(sample)
-        nbr = np.ascontiguousarray(np.concatenate([sample[:, None], nb], axis=1))
-        w = np.ones(nbr.shape, np.float64) if nd is None else self_weights(nd)
         given = y[sample]
-        gv, pred = core().nz_vote(y, nbr, w, given, K, nthreads)
+        if rounds_dev is not None:
+            gv, pred = d.features.vote(*rounds_dev(sample), K)
+        else:
+            if sampler is None:
+                nb, nd = full_i[sample], (None if full_d is None else full_d[sample])
+            else:
+                nb, nd = sampler(sample)
+            nbr = np.ascontiguousarray(np.concatenate([sample[:, None], nb], axis=1))
+            w = np.ones(nbr.shape, np.float64) if nd is None else self_weights(nd)
+            gv, pred = core().nz_vote(y, nbr, w, given, K, nthreads)
         score = -np.log(gv + 1e-8)
         flags = round_flags(score, pred, given, method, rho, K)
         flagged[sample[flags]] += 1
