@@ -208,3 +208,58 @@ def test_confident_joint_one_read_rereads_open_guesses(tmp_path, monkeypatch):
     with labelsift.options(reads="one"):
         got = labelsift.compute_confident_joint(y, src, calibrate=False)
     assert not labelsift.read_report()["exact"] and np.array_equal(got, want)
+
+
+def _resident_pages(mm_array) -> int:
+    """How many pages of a mapped array are in memory (mincore through ctypes)."""
+    import ctypes
+    import mmap as _mmap
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    base = mm_array._mmap
+    addr = np.frombuffer(base, dtype=np.uint8).ctypes.data
+    n = (len(base) + _mmap.PAGESIZE - 1) // _mmap.PAGESIZE
+    vec = (ctypes.c_ubyte * n)()
+    assert libc.mincore(ctypes.c_void_p(addr), ctypes.c_size_t(len(base)), vec) == 0
+    return sum(v & 1 for v in vec)
+
+
+@pytest.mark.parametrize("kind", ["path", "memmap", "shards"])
+@pytest.mark.parametrize("ties", ["cleanlab", "lower_index"])
+def test_drop_behind_sweep_equals_two_passes(kind, ties, tmp_path, monkeypatch):
+    """A dump larger than the page cache: the sweep drops the pages it has read (in the
+    background thread, with the prefetches); the answer is unchanged."""
+    from labelsift._cl import oneread
+    monkeypatch.setattr(arrays, "BLOCK_BYTES", 256 << 10)
+    monkeypatch.setattr(oneread, "_outgrows_memory", lambda pb: True)
+    dropped = []
+    real = arrays.DropBehind.__call__
+    monkeypatch.setattr(arrays.DropBehind, "__call__", lambda self, b: (dropped.append(len(b)), real(self, b)))
+    y, P = flat_dump(5000, 120, seed=11)
+    src = _as(kind, P, tmp_path)
+    got, want = _both(y, src, ties)
+    assert np.array_equal(got, want) and labelsift.read_report()["exact"]
+    assert sum(dropped) >= len(y) - 2 * arrays.Probs.block_rows(
+        arrays.as_probs(src), 256 << 10) * (3 if kind == "shards" else 1)
+
+
+def test_drop_behind_unmaps_and_evicts_only_read_only_mappings(tmp_path):
+    P = np.random.default_rng(0).random((2048, 64), dtype=np.float32)  # 512 KiB: 128 pages
+    path = str(tmp_path / "p.npy")
+    np.save(path, P)
+    with open(path, "rb+") as fh:
+        os.fsync(fh.fileno())  # clean pages: the page cache may drop them
+    m = np.load(path, mmap_mode="r")
+    float(m.sum())  # every page read
+    assert _resident_pages(m) > 100
+    drop = arrays.DropBehind.of(m)
+    assert drop is not None
+    drop(m[: len(m) // 2])
+    drop.close()
+    left = _resident_pages(m)
+    assert left <= 128 // 2 + 2, left  # the first half gone (the header page and the edge may stay)
+    assert np.array_equal(m, P)  # a later read gets the file's values again
+    # copy-on-write and writable mappings are never dropped (a private page would be lost)
+    assert arrays.DropBehind.of(np.load(path, mmap_mode="c")) is None
+    assert arrays.DropBehind.of(np.load(path, mmap_mode="r+")) is None
+    assert arrays.DropBehind.of(np.asarray(P)) is None

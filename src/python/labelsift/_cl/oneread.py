@@ -119,7 +119,7 @@ def _sweep(pb, margins: bool = True, stats=None) -> Sketch:
     kept = 0
     table = _pair_table(pb) if margins else None
     with stage("one_read_sketch"):
-        for row0, block in pb.probs.blocks():
+        for row0, block in pb.probs.blocks(drop_behind=_outgrows_memory(pb)):
             floor = _floors(sums, seen, counts, pb.dtype)
             given = []
             # every kernel reads a slice right after the previous one did: the pages are read from the file
@@ -151,6 +151,16 @@ def _sweep(pb, margins: bool = True, stats=None) -> Sketch:
         stats["entries_per_row"] = len(sk.ec) / max(1, pb.n)
         stats["pair_table_bytes"] = 0 if table is None else table.nbytes
     return sk
+
+
+def _outgrows_memory(pb) -> bool:
+    """Whether the dump is larger than the page cache can keep for later
+    (AUTO_MEMORY_FRAC of the memory available): then the sweep drops the
+    pages it has read (:class:`..._common.arrays.DropBehind`), as nothing
+    but a few targeted rows is read again."""
+    avail = _available_memory()
+    nbytes = sum(int(getattr(s, "nbytes", 0)) for s in pb.probs.segments)
+    return avail is not None and nbytes > AUTO_MEMORY_FRAC * avail
 
 
 def _pair_table(pb) -> PairTable | None:

@@ -169,7 +169,7 @@ class Probs:
         block_bytes = BLOCK_BYTES if block_bytes is None else block_bytes
         return max(1, block_bytes // max(1, self.k * self.dtype.itemsize))
 
-    def blocks(self, block_bytes: int | None = None) -> Iterator[tuple[int, np.ndarray]]:
+    def blocks(self, block_bytes: int | None = None, drop_behind: bool = False) -> Iterator[tuple[int, np.ndarray]]:
         """Yield (first_row, block) over all rows in order.
 
         * In-memory arrays the kernels can read are yielded whole (one
@@ -181,13 +181,18 @@ class Probs:
           pages belong to the page cache, not to the process's anonymous
           memory, so a dump larger than RAM works.
         * Segments that need a dtype conversion are converted block by block.
+        * ``drop_behind`` (one sweep over a file larger than the page cache):
+          once the caller asks for the next block, the previous one's pages
+          of a read-only mapping are unmapped and dropped from the page cache
+          (:class:`DropBehind`), so reading ahead never waits for the kernel
+          to reclaim pages of a file that will not be read again.
         """
-        for row0, block in self._blocks(block_bytes):
+        for row0, block in self._blocks(block_bytes, drop_behind):
             yield row0, block
             if self.on_block is not None:
                 self.on_block(len(block))
 
-    def _blocks(self, block_bytes):
+    def _blocks(self, block_bytes, drop_behind=False):
         step = self.block_rows(block_bytes)
         row0 = 0
         for i, seg in enumerate(self.segments):
@@ -195,11 +200,23 @@ class Probs:
                 if len(seg):
                     yield row0, seg
             elif _readable_in_place(seg):
-                for a in range(0, len(seg), step):
-                    self._check_segment(i)
-                    if a + step < len(seg):
-                        _prefetch(seg[a + step : a + 2 * step])
-                    yield row0 + a, seg[a : a + step]
+                drop = DropBehind.of(seg) if drop_behind else None
+                io = IOWorker.start()
+                try:
+                    for a in range(0, len(seg), step):
+                        self._check_segment(i)
+                        # the blocks up to PREFETCH_AHEAD ahead are asked for, the one done dropped, off this thread
+                        ahead = range(0, (PREFETCH_AHEAD + 1) * step, step) if a == 0 else (a + PREFETCH_AHEAD * step,)
+                        for b in ahead:
+                            if b < len(seg):
+                                io.submit(_prefetch, seg[b : b + step])
+                        yield row0 + a, seg[a : a + step]
+                        if drop is not None:
+                            io.submit(drop, seg[a : a + step])
+                finally:
+                    io.close()
+                    if drop is not None:
+                        drop.close()
             else:
                 for a in range(0, len(seg), step):
                     self._check_segment(i)
@@ -313,6 +330,36 @@ def _mmap_of(a):
 _PAGE = mmap.PAGESIZE
 #: bytes asked for per madvise(WILLNEED) call (a multiple of the page size)
 PREFETCH_PIECE = 512 << 10
+#: blocks of a mapped segment asked for ahead of the one being read
+PREFETCH_AHEAD = 2
+
+
+def _libc_madvise():
+    """libc's madvise through ctypes (which releases the GIL around the call), or None."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        fn = libc.madvise
+        fn.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int)
+        fn.restype = ctypes.c_int
+        return fn
+    except (OSError, AttributeError):  # pragma: no cover - not a POSIX libc
+        return None
+
+
+_MADVISE = _libc_madvise()
+
+
+def _madvise(mm, lo: int, length: int, advice: int) -> None:
+    """``mm.madvise(advice, lo, length)`` without holding the GIL when libc's is at hand
+    (the kernel may block in it: readahead waits for the device queue, and dropping pages
+    takes time), so the sweep's own thread and kernels go on meanwhile."""
+    if _MADVISE is not None:
+        base = np.frombuffer(mm, dtype=np.uint8).ctypes.data
+        if _MADVISE(base + lo, length, advice) == 0:
+            return
+    mm.madvise(advice, lo, length)
 
 
 def _prefetch(block: np.ndarray) -> None:
@@ -331,9 +378,109 @@ def _prefetch(block: np.ndarray) -> None:
         end = min(len(mm), lo + span)
         # in pieces: Linux reads at most max(readahead, largest I/O) -- a few MB or less -- per call
         for s in range(a, end, PREFETCH_PIECE):
-            mm.madvise(mmap.MADV_WILLNEED, s, min(PREFETCH_PIECE, end - s))
+            _madvise(mm, s, min(PREFETCH_PIECE, end - s), mmap.MADV_WILLNEED)
     except (ValueError, OSError, BufferError):  # pragma: no cover - prefetch is only a hint
         pass
+
+
+class IOWorker:
+    """One background thread for one sweep over a mapped segment: the
+    prefetches of the blocks ahead and the drop-behind of the blocks done
+    run there, in submission order, so the sweep never waits in those
+    calls. Hints only: an error in one is ignored. ``close`` waits for the
+    queued ones (the blocks they name are kept alive until then)."""
+
+    def __init__(self):
+        import queue
+        import threading
+
+        self.q = queue.SimpleQueue()
+        self.t = threading.Thread(target=self._run, name="labelsift-io", daemon=True)
+        self.t.start()
+
+    @classmethod
+    def start(cls) -> "IOWorker":
+        return cls()
+
+    def submit(self, fn, *args) -> None:
+        self.q.put((fn, args))
+
+    def _run(self) -> None:
+        while True:
+            item = self.q.get()
+            if item is None:
+                return
+            fn, args = item
+            try:
+                fn(*args)
+            except Exception:  # noqa: BLE001 - a hint that failed changes no result  # pragma: no cover
+                pass
+
+    def close(self) -> None:
+        self.q.put(None)
+        self.t.join()
+
+
+class DropBehind:
+    """Drops rows already read from a read-only file mapping: their pages
+    are unmapped (``madvise(MADV_DONTNEED)``: a read-only shared mapping
+    loses nothing, a later access reads the file again) and dropped from
+    the page cache (``posix_fadvise(POSIX_FADV_DONTNEED)``). For one sweep
+    over a file larger than memory: the kernel then never has to reclaim
+    the file's mapped pages to make room for the pages read ahead (on a
+    VM with 2 cores, a 20 GB sweep went from 0.41 to 1.13 GB/s, the disk's
+    rate). Only whole pages strictly inside a block are dropped."""
+
+    def __init__(self, mm, fd: int, file_start: int):
+        self.mm, self.fd, self.file_start = mm, fd, file_start
+        self.base = np.frombuffer(mm, dtype=np.uint8).ctypes.data if len(mm) else 0
+
+    @classmethod
+    def of(cls, seg: np.ndarray):
+        """A dropper for the read-only np.memmap behind ``seg``, else None."""
+        base = seg
+        for _ in range(64):
+            if isinstance(base, np.memmap):
+                break
+            base = getattr(base, "base", None)
+            if base is None:
+                return None
+        else:
+            return None
+        mm = _mmap_of(base)
+        if mm is None or getattr(base, "mode", None) != "r" or not getattr(base, "filename", None) \
+                or not hasattr(mm, "madvise") or not hasattr(os, "posix_fadvise"):
+            return None
+        info = _mapped_file(base)
+        try:
+            fd = os.open(base.filename, os.O_RDONLY)
+        except OSError:
+            return None
+        st = os.fstat(fd)
+        if info is None or (st.st_dev, st.st_ino) != info[2]:
+            os.close(fd)  # the path names another file now: nothing to drop through it
+            return None
+        return cls(mm, fd, base.offset - base.offset % mmap.ALLOCATIONGRANULARITY)
+
+    def __call__(self, block: np.ndarray) -> None:
+        if block.size == 0 or block.strides[0] <= 0 or block.strides[1] < 0:
+            return
+        lo = block.__array_interface__["data"][0] - self.base
+        hi = lo + (block.shape[0] - 1) * block.strides[0] + (block.shape[1] - 1) * block.strides[1] + block.itemsize
+        lo = -(-lo // _PAGE) * _PAGE  # whole pages inside the block
+        hi = min(hi, len(self.mm)) // _PAGE * _PAGE
+        if hi <= lo:
+            return
+        try:
+            _madvise(self.mm, lo, hi - lo, mmap.MADV_DONTNEED)
+            os.posix_fadvise(self.fd, self.file_start + lo, hi - lo, os.POSIX_FADV_DONTNEED)
+        except (ValueError, OSError):  # pragma: no cover - only a hint
+            pass
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
 
 
 def host_array(a, what: str):
