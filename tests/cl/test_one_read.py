@@ -263,3 +263,26 @@ def test_drop_behind_unmaps_and_evicts_only_read_only_mappings(tmp_path):
     assert arrays.DropBehind.of(np.load(path, mmap_mode="c")) is None
     assert arrays.DropBehind.of(np.load(path, mmap_mode="r+")) is None
     assert arrays.DropBehind.of(np.asarray(P)) is None
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+def test_positioned_rereads_equal_indexing(dtype, tmp_path, monkeypatch):
+    """The targeted re-reads read the rows from the file (runs of consecutive rows as one read,
+    long runs in pieces, many threads): the same values as indexing the mapping."""
+    from labelsift._cl import oneread
+    monkeypatch.setattr(oneread, "REREAD_RUN_BYTES", 3 * 37 * np.dtype(dtype).itemsize)  # runs cut in pieces
+    rng = np.random.default_rng(3)
+    P = rng.random((3000, 37)).astype(dtype)
+    path = str(tmp_path / "p.npy")
+    np.save(path, P)
+    m = np.load(path, mmap_mode="r")
+    local = np.unique(np.concatenate([rng.choice(3000, 400, replace=False), np.arange(100, 130), [2999]]))
+    out = np.full((len(local) + 50, 37), -1, dtype)
+    pos = np.sort(rng.choice(len(out), len(local), replace=False))
+    assert oneread._pread_rows(m, local, out, pos)
+    assert np.array_equal(out[pos], P[local])
+    rest = np.setdiff1d(np.arange(len(out)), pos)
+    assert (out[rest] == -1).all()
+    # not plain rows of a file: the caller reads through the mapping instead
+    assert not oneread._pread_rows(np.asarray(P), local, out, pos)
+    assert not oneread._pread_rows(m[:, ::2], local, out[:, :19], pos)

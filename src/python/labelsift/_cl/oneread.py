@@ -20,11 +20,12 @@ that rows keep about ``avg`` entries on average, raised when they keep more.
 """
 from __future__ import annotations
 
+import mmap
+import os
+
 import numpy as np
 
-import mmap
-
-from .._common.arrays import PROB_LOW, _available_memory, _mmap_of, _prefetch
+from .._common.arrays import PROB_LOW, _available_memory, _mapped_file, _mmap_of, _prefetch
 from .._common.backend import core
 from .._common.options import current_reads
 from .._common.trace import stage
@@ -185,7 +186,8 @@ def _refine(pb, sk: Sketch, rows: np.ndarray, stats=None) -> bool:
     at = np.searchsorted(fpos, rows)
     with stage("one_read_reread"), _random_access(pb):
         for pos, block, local in pb.probs.rows(rows):
-            _reread(block, local, frows, at[pos])
+            if not _pread_rows(block, local, frows, at[pos]):
+                _reread(block, local, frows, at[pos])
     if stats is not None:
         stats["rows_reread"] += len(rows)
         stats["reread_bytes"] += len(rows) * pb.k * pb.dtype.itemsize
@@ -269,6 +271,81 @@ class _random_access:
 
 
 REREAD_BATCH = 1024
+#: threads reading a file's rows at once (the queue depth a shared disk needs), and the most bytes per read
+REREAD_THREADS, REREAD_RUN_BYTES = 32, 4 << 20
+
+
+def _file_rows(block):
+    """(path, (st_dev, st_ino), file offset of row 0, row bytes) of the rows of a C-contiguous
+    np.memmap (a .npy path's, a shard's), or None when they cannot be read from the file directly."""
+    if not isinstance(block, np.memmap) or block.ndim != 2 or not block.flags.c_contiguous or block.size == 0:
+        return None
+    mm = _mmap_of(block)
+    info = _mapped_file(block)
+    if mm is None or info is None:
+        return None
+    base = np.frombuffer(mm, dtype=np.uint8).ctypes.data
+    file_start = block.offset - block.offset % mmap.ALLOCATIONGRANULARITY
+    return info[0], info[2], file_start + (block.ctypes.data - base), block.strides[0]
+
+
+def _pread_rows(block, local, out, pos) -> bool:
+    """out[pos] = block[local] read from the file with positioned reads: runs of consecutive rows
+    (landing in consecutive rows of out) as one read each, REREAD_THREADS reads in flight (os.preadv
+    releases the GIL). False (nothing read) when the rows are not plain rows of a file."""
+    fr = _file_rows(block)
+    if fr is None or not out.flags.c_contiguous or out.strides[0] != fr[3] or out.dtype != block.dtype:
+        return False
+    path, ident, off0, rb = fr
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        st = os.fstat(fd)
+        if (st.st_dev, st.st_ino) != ident:
+            return False  # the path names another file now: read through the mapping
+        if hasattr(os, "posix_fadvise"):  # no readahead on this descriptor: read just the rows' pages
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_RANDOM)
+        local = np.asarray(local, np.int64)
+        pos = np.asarray(pos, np.int64)
+        brk = np.flatnonzero((np.diff(local) != 1) | (np.diff(pos) != 1)) + 1
+        starts = np.concatenate(([0], brk)).astype(np.int64)
+        ends = np.concatenate((brk, [len(local)])).astype(np.int64)
+        per = max(1, REREAD_RUN_BYTES // rb)  # long runs in pieces
+        pieces = [(a, min(a + per, e)) for s_, e in zip(starts.tolist(), ends.tolist()) for a in range(s_, e, per)]
+        dst = memoryview(out.reshape(-1).view(np.uint8))
+        lrows, prows = local.tolist(), pos.tolist()
+        failed = []
+
+        def work(t):
+            try:
+                for a, e in pieces[t::REREAD_THREADS]:
+                    n = (e - a) * rb
+                    d0 = prows[a] * rb
+                    off = off0 + lrows[a] * rb
+                    got = 0
+                    while got < n:
+                        r = os.preadv(fd, [dst[d0 + got : d0 + n]], off + got)
+                        if r <= 0:
+                            raise ValueError(f"{path} ended at byte {off + got} while re-reading rows; "
+                                             "was it truncated while in use?")
+                        got += r
+            except (OSError, ValueError) as exc:
+                failed.append(exc)
+
+        import threading
+
+        ts = [threading.Thread(target=work, args=(t,)) for t in range(min(REREAD_THREADS, len(pieces)))]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join()
+        if failed:
+            raise failed[0] if isinstance(failed[0], ValueError) else ValueError(f"re-reading {path}: {failed[0]}")
+        return True
+    finally:
+        os.close(fd)
 
 
 def _reread(block, local, out, pos) -> None:
