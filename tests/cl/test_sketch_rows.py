@@ -180,3 +180,27 @@ def test_certificate_never_claims_a_wrong_answer(seed, n, k, dtype, decimals, mm
         known[sk.ec[sk.ptr[i]:sk.ptr[i + 1]]] = True
         known[y[i]] = True
         assert got[i] == (cut[~known].min() if (~known).any() else np.inf)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 2**31), n=st.integers(1, 40), k=st.integers(1, 30), dtype=st.sampled_from(DTYPES),
+       decimals=st.sampled_from([None, 1, 2]), frac=st.sampled_from([0.0, 0.3, 1.0]))
+def test_refined_rows_kernel_equals_numpy(seed, n, k, dtype, decimals, frac):
+    """Rows held in full (re-read): the C++ full_rows_tests against the NumPy definitions, and both
+    against the true guess and unflagging test; every refined row decided."""
+    from labelsift._cl.sketch import _guesses, _guesses_numpy, _keeps, _keeps_numpy
+    P, y = _rows(seed, n, k, dtype, decimals)
+    rng = np.random.default_rng(seed + 5)
+    cut = rng.uniform(0.0, 0.4, k)
+    sk = _csr_sketch(P, y, 2, 3, None, np.inf)
+    sk.fpos = np.flatnonzero(rng.random(n) < frac).astype(np.int64)
+    sk.frows = np.ascontiguousarray(P[sk.fpos])
+    guess, g_dec = _guesses(sk, cut)
+    ng, nd = _guesses_numpy(sk, cut)
+    assert np.array_equal(guess, ng) and np.array_equal(g_dec, nd)
+    keep, k_dec = _keeps(sk)
+    nk, nkd = _keeps_numpy(sk)
+    assert np.array_equal(keep, nk) and np.array_equal(k_dec, nkd)
+    tg, tk = _true_guess_keep(P, y, cut)
+    assert g_dec[sk.fpos].all() and k_dec[sk.fpos].all()
+    assert np.array_equal(guess[sk.fpos], tg[sk.fpos]) and np.array_equal(keep[sk.fpos], tk[sk.fpos])

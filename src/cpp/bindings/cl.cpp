@@ -290,6 +290,28 @@ void bind_cl(py::module_& m) {
       py::arg("keep"), py::arg("decided"), py::arg("nthreads") = 0);
 
   m.def(
+      "full_rows_tests",
+      [](const py::array& P, const py::array& labels, const py::array& nudged, const py::array& cut, int nthreads) {
+        const Mat M = as_mat(P);
+        const int64_t* y = in_ptr<int64_t>(labels, M.n, "labels");
+        const double* nu = in_ptr<double>(nudged, M.n, "nudged");
+        const double* ct = in_ptr<double>(cut, M.k, "cut");
+        for (int64_t i = 0; i < M.n; ++i)
+          if (y[i] < 0 || y[i] >= M.k) throw py::value_error("full_rows_tests: label out of range");
+        py::array_t<uint8_t> keep(M.n);
+        py::array_t<int64_t> npass(M.n), first(M.n);
+        uint8_t* kp = keep.mutable_data();
+        int64_t* np_ = npass.mutable_data();
+        int64_t* fp = first.mutable_data();
+        {
+          py::gil_scoped_release nogil;
+          full_rows_tests(M, y, nu, ct, kp, np_, fp, nthreads);
+        }
+        return py::make_tuple(keep, npass, first);
+      },
+      py::arg("P"), py::arg("labels"), py::arg("nudged"), py::arg("cut"), py::arg("nthreads") = 0);
+
+  m.def(
       "sketch_rows",
       [](const py::array& P, const py::array& labels, int64_t mmin, int64_t cap, const py::object& floor, double tau,
          const py::array& cls, const py::array& vals, const py::array& count, const py::array& rest,

@@ -97,6 +97,14 @@ void sketch_guesses(const int64_t* ptr, int64_t n, const int64_t* ec, const void
 void sketch_keeps(const int64_t* ptr, int64_t n, const int64_t* ec, const void* ev, const void* rm, int dtype,
                   const int64_t* y, const double* nudged, uint8_t* keep, uint8_t* decided, int nthreads);
 
+// The unflagging test and the confident-guess counts of whole rows (the
+// re-read rows of the one-read plan), one sweep of each row: keep[i] = no
+// class j < y_i with P[i, j] >= nudged[i] and none j > y_i with P[i, j] >
+// nudged[i]; npass[i] = #{j : P[i, j] >= cut[j]}, first[i] = the first such
+// j (0 when none). All comparisons in float64 (exact promotion).
+void full_rows_tests(const Mat& P, const int64_t* labels, const double* nudged, const double* cut, uint8_t* keep,
+                     int64_t* npass, int64_t* first, int nthreads);
+
 // The pair table of the one-read path: for every given class k and column j
 // the `slots` best rows of class k by prune margin P[j] - P[k] (computed in
 // the input dtype; better = larger margin, then lower row id), kept as

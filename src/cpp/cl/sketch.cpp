@@ -656,8 +656,54 @@ struct ClassSlots {
   }
 };
 
-// The rows of classes k with k % nt == t (one thread's share) into the table.
-template <class S, class V, class I>
+#ifdef LS_HAVE_AVX2_F16C_TWINS
+// ClassSlots::scan for contiguous float32 rows, 8 columns a compare: the same float subtraction and the
+// same offers (in column order), the columns at or above their worst slot taken from the compare's bit mask.
+template <class I>
+__attribute__((target("avx2"))) void scan_f32_avx2(const ClassSlots<float, I>& cs, const float* row, int64_t k,
+                                                   float g, int64_t id) {
+  const float* worst = cs.cv + (cs.slots - 1) * cs.K;
+  const int64_t K = cs.K, K8 = K - K % 8;
+  const __m256 gv = _mm256_set1_ps(g);
+  for (int64_t j0 = 0; j0 < K8; j0 += 8) {
+    const __m256 m = _mm256_sub_ps(_mm256_loadu_ps(row + j0), gv);
+    unsigned bits = unsigned(_mm256_movemask_ps(_mm256_cmp_ps(m, _mm256_loadu_ps(worst + j0), _CMP_GE_OQ)));
+    while (bits) {
+      const int64_t j = j0 + __builtin_ctz(bits);
+      bits &= bits - 1;
+      if (j != k) cs.offer(j, row[j] - g, id);
+    }
+  }
+  for (int64_t j = K8; j < K; ++j) {
+    const float m = row[j] - g;
+    if (j != k && m >= worst[j]) cs.offer(j, m, id);
+  }
+}
+
+// ClassSlots::lowest for float margins.
+template <class I>
+__attribute__((target("avx2"))) float lowest_f32_avx2(const ClassSlots<float, I>& cs, int64_t k) {
+  const float* worst = cs.cv + (cs.slots - 1) * cs.K;
+  const int64_t K = cs.K, K8 = K - K % 8;
+  __m256 lo = _mm256_set1_ps(INFINITY);
+  const int64_t k8 = k - k % 8;
+  for (int64_t j0 = 0; j0 < K8; j0 += 8)
+    if (j0 != k8) lo = _mm256_min_ps(lo, _mm256_loadu_ps(worst + j0));
+  alignas(32) float v[8];
+  _mm256_store_ps(v, lo);
+  float r = INFINITY;
+  for (int t = 0; t < 8; ++t) r = v[t] < r ? v[t] : r;
+  for (int64_t j = (k8 < K8 ? k8 : K8); j < (k8 < K8 ? k8 + 8 : K8); ++j)
+    if (j != k && worst[j] < r) r = worst[j];
+  for (int64_t j = K8; j < K; ++j)
+    if (j != k && worst[j] < r) r = worst[j];
+  return r;
+}
+#endif
+
+// The rows of classes k with k % nt == t (one thread's share) into the table. Avx: the AVX2 twin's
+// build, which scans contiguous float32 rows 8 columns at a time.
+template <class S, class V, class I, bool Avx = false>
 void pair_rows(const Mat& P, const int64_t* labels, int64_t row0, int64_t slots, V* vp, I* idp, V* lowp, const S* rs,
                const int64_t* ptr, const int32_t* cls, int t, int nt) {
   const S* base = static_cast<const S*>(P.data);
@@ -681,6 +727,15 @@ void pair_rows(const Mat& P, const int64_t* labels, int64_t row0, int64_t slots,
         continue;
       }
     }
+#ifdef LS_HAVE_AVX2_F16C_TWINS
+    if constexpr (Avx && std::is_same_v<S, float> && std::is_same_v<V, float>) {
+      if (P.s1 == 1) {
+        scan_f32_avx2(cs, row, k, g, row0 + i);
+        if (lowp != nullptr) lowp[k] = lowest_f32_avx2(cs, k);
+        continue;
+      }
+    }
+#endif
     cs.scan(row, P.s1, k, g, row0 + i);
     if (lowp != nullptr) lowp[k] = cs.lowest(k);
   }
@@ -692,7 +747,7 @@ __attribute__((target("avx2,f16c"), flatten)) void pair_rows_avx2(const Mat& P, 
                                                                   int64_t slots, V* vp, I* idp, V* lowp, const S* rs,
                                                                   const int64_t* ptr, const int32_t* cls, int t,
                                                                   int nt) {
-  pair_rows<S, V, I>(P, labels, row0, slots, vp, idp, lowp, rs, ptr, cls, t, nt);
+  pair_rows<S, V, I, true>(P, labels, row0, slots, vp, idp, lowp, rs, ptr, cls, t, nt);
 }
 #endif
 }  // namespace
@@ -792,6 +847,34 @@ void sketch_keeps(const int64_t* ptr, int64_t n, const int64_t* ec, const void* 
       const double r = double(Num<S>::load(rmp[i]));
       keep[i] = uint8_t(!fail && r <= pa);
       decided[i] = uint8_t(fail || r != pa);
+    }
+  });
+}
+
+void full_rows_tests(const Mat& P, const int64_t* labels, const double* nudged, const double* cut, uint8_t* keep,
+                     int64_t* npass, int64_t* first, int nthreads) {
+  require_host(P);
+  dispatch(P.dtype, [&](auto tag) {
+    using S = decltype(tag);
+    const S* base = static_cast<const S*>(P.data);
+    const int T = threads_for(nthreads, 2.0 * double(P.n) * double(P.k));
+#pragma omp parallel for schedule(static, 64) num_threads(T) if (T > 1)
+    for (int64_t i = 0; i < P.n; ++i) {
+      const S* row = base + i * P.s0;
+      const int64_t y = labels[i];
+      const double pa = nudged[i];
+      bool beaten = false;
+      int64_t cnt = 0, f = -1;
+      for (int64_t j = 0; j < P.k; ++j) {
+        const double v = double(Num<S>::load(row[j * P.s1]));
+        beaten |= (j < y && v >= pa) || (j > y && v > pa);
+        const bool ok = v >= cut[j];
+        cnt += ok;
+        if (ok && f < 0) f = j;
+      }
+      keep[i] = uint8_t(!beaten);
+      npass[i] = cnt;
+      first[i] = f < 0 ? 0 : f;
     }
   });
 }

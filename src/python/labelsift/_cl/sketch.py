@@ -397,14 +397,26 @@ def _guesses(sk: Sketch, cut: np.ndarray):
                               np.ascontiguousarray(sk.y, dtype=np.int64), cut,
                               np.argsort(cut, kind="stable").astype(np.int64), guess, decided.view(np.uint8),
                               threads(None))
-    return _refined_guesses(sk, cut, guess, decided)
+    return _refined_guesses(sk, cut, guess, decided, fast=True)
 
 
-def _refined_guesses(sk: Sketch, cut, guess, decided):
+def _full_tests(sk: Sketch, nudged, cut):
+    """The C++ kernel ``full_rows_tests`` on the refined rows: (keep, passing count, first passing)."""
+    keep, npass, first = core().full_rows_tests(sk.frows, np.ascontiguousarray(sk.y[sk.fpos], dtype=np.int64),
+                                                np.ascontiguousarray(nudged, dtype=np.float64),
+                                                np.ascontiguousarray(cut, dtype=np.float64), threads(None))
+    return keep.view(bool), npass, first
+
+
+def _refined_guesses(sk: Sketch, cut, guess, decided, fast: bool = False):
     if len(sk.fpos):  # refined rows: everything is known
         amax = sk.ec[sk.ptr[sk.fpos]]
-        passes = sk.frows >= cut  # (float64 cut: the comparison promotes exactly, without a float64 copy)
-        guess[sk.fpos] = confident_guess(np.count_nonzero(passes, axis=1), np.argmax(passes, axis=1), amax)
+        if fast:  # one sweep of each row in C++
+            _, npass, first = _full_tests(sk, np.zeros(len(sk.fpos)), cut)
+        else:
+            passes = sk.frows >= cut  # (float64 cut: the comparison promotes exactly, without a float64 copy)
+            npass, first = np.count_nonzero(passes, axis=1), np.argmax(passes, axis=1)
+        guess[sk.fpos] = confident_guess(npass, first, amax)
         decided[sk.fpos] = True
     return guess, decided
 
@@ -440,9 +452,8 @@ def _keeps(sk: Sketch):
     core().sketch_keeps(sk.ptr, np.ascontiguousarray(sk.ec, dtype=np.int64), sk.ev, sk.rm,
                         np.ascontiguousarray(sk.y, dtype=np.int64), nudged, keep.view(np.uint8),
                         decided.view(np.uint8), threads(None))
-    if len(sk.fpos):  # refined rows: every class is known
-        keep[sk.fpos] = ~given_beaten(np.arange(sk.k)[None, :], sk.frows, sk.y[sk.fpos],
-                                      nudged[sk.fpos])
+    if len(sk.fpos):  # refined rows: every class is known (one sweep of each row in C++)
+        keep[sk.fpos] = _full_tests(sk, nudged[sk.fpos], np.full(sk.k, np.inf))[0]
         decided[sk.fpos] = True
     return keep, decided
 
