@@ -204,3 +204,15 @@ def test_refined_rows_kernel_equals_numpy(seed, n, k, dtype, decimals, frac):
     tg, tk = _true_guess_keep(P, y, cut)
     assert g_dec[sk.fpos].all() and k_dec[sk.fpos].all()
     assert np.array_equal(guess[sk.fpos], tg[sk.fpos]) and np.array_equal(keep[sk.fpos], tk[sk.fpos])
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 2**31), n=st.integers(0, 300), k=st.sampled_from([1, 3, 200, 40000]))
+def test_class_then_descending_order_equals_lexsort(seed, n, k):
+    from labelsift._cl.sketch_prune import _by_class_then_desc
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, k, n)
+    v = np.round(rng.normal(size=n), 1)  # many ties
+    v[rng.random(n) < 0.1] = -np.inf
+    v[rng.random(n) < 0.1] = -0.0
+    assert np.array_equal(_by_class_then_desc(y, v, k), np.lexsort((np.arange(n), -v, y)))

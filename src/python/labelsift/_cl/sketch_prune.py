@@ -88,6 +88,16 @@ def _known_entries(sk, by_given, pair_keys, pstart, pj, refined) -> _Known:
     return _Known(ei[o], ep[o], em[o], start)
 
 
+def _by_class_then_desc(y, v, k: int) -> np.ndarray:
+    """``np.lexsort((arange(n), -v, y))`` -- rows by class, then v descending, then id -- as two
+    stable sorts (the second a radix sort of the classes when they fit 16 bits): the same order."""
+    o = np.argsort(-v, kind="stable")
+    yo = y[o]
+    if k <= np.iinfo(np.int16).max:
+        yo = yo.astype(np.int16)
+    return o[np.argsort(yo, kind="stable")]
+
+
 def _decided_fast(sk, kn: _Known, pk, cap, label_counts, ub, ties):
     """(pairs decided without looking at every row, pairs selecting their
     whole class, pairs whose every margin is known).
@@ -104,7 +114,7 @@ def _decided_fast(sk, kn: _Known, pk, cap, label_counts, ub, ties):
     n, npairs = sk.n, len(pk)
     n_k = label_counts[pk]
     rows = np.arange(n, dtype=np.int64)
-    by_ub = np.lexsort((rows, -ub, sk.y))  # class, ub descending, id ascending
+    by_ub = _by_class_then_desc(sk.y, ub, sk.k)  # class, ub descending, id ascending
     cstart = np.zeros(sk.k + 1, np.int64)
     np.cumsum(label_counts, out=cstart[1:])
     pos_in_class = np.empty(n, np.int64)
