@@ -232,6 +232,7 @@ def test_drop_behind_sweep_equals_two_passes(kind, ties, tmp_path, monkeypatch):
     from labelsift._cl import oneread
     monkeypatch.setattr(arrays, "BLOCK_BYTES", 256 << 10)
     monkeypatch.setattr(oneread, "_outgrows_memory", lambda pb: True)
+    monkeypatch.setattr(arrays.DirectBlocks, "of", classmethod(lambda cls, seg, step: None))  # the mapped path
     dropped = []
     real = arrays.DropBehind.__call__
     monkeypatch.setattr(arrays.DropBehind, "__call__", lambda self, b: (dropped.append(len(b)), real(self, b)))
@@ -286,3 +287,48 @@ def test_positioned_rereads_equal_indexing(dtype, tmp_path, monkeypatch):
     # not plain rows of a file: the caller reads through the mapping instead
     assert not oneread._pread_rows(np.asarray(P), local, out, pos)
     assert not oneread._pread_rows(m[:, ::2], local, out[:, :19], pos)
+
+
+def _direct_or_skip(m, step):
+    d = arrays.DirectBlocks.of(m, step)
+    if d is None:
+        pytest.skip("no O_DIRECT on this file system (tmpfs?)")
+    return d
+
+
+@pytest.mark.parametrize("kind", ["path", "memmap", "shards"])
+@pytest.mark.parametrize("ties", ["cleanlab", "lower_index"])
+def test_direct_sweep_equals_two_passes(kind, ties, tmp_path, monkeypatch):
+    """A dump larger than the page cache: the one-read sweep reads it with O_DIRECT (no page cache)
+    into a ring of buffers; the answer is unchanged."""
+    from labelsift._cl import oneread
+    monkeypatch.setattr(arrays, "BLOCK_BYTES", 200 << 10)
+    monkeypatch.setattr(arrays, "DIRECT_PIECE", 64 << 10)  # several reads a block
+    monkeypatch.setattr(oneread, "_outgrows_memory", lambda pb: True)
+    y, P = flat_dump(5000, 123, seed=12)  # 492-byte rows: blocks start off the 4 KB grid
+    src = _as(kind, P, tmp_path)
+    used = []
+    real = arrays.DirectBlocks.of.__func__
+    monkeypatch.setattr(arrays.DirectBlocks, "of", classmethod(lambda cls, seg, step: used.append(1) or real(cls, seg, step)))
+    _direct_or_skip(np.load(str(tmp_path / "p.npy"), mmap_mode="r"), 10).close()
+    got, want = _both(y, src, ties)
+    assert used and np.array_equal(got, want) and labelsift.read_report()["exact"]
+
+
+def test_direct_blocks_read_every_row_and_name_a_truncated_file(tmp_path, monkeypatch):
+    monkeypatch.setattr(arrays, "DIRECT_PIECE", 8 << 10)
+    P = np.random.default_rng(1).random((3001, 37)).astype(np.float32)
+    path = str(tmp_path / "p.npy")
+    np.save(path, P)
+    m = np.load(path, mmap_mode="r")
+    for step in (1, 7, 1000, 5000):
+        with _direct_or_skip(m, step) as d:
+            got = [(a, b.copy()) for a, b in d]
+        assert [a for a, _ in got] == list(range(0, 3001, step))
+        assert np.array_equal(np.concatenate([b for _, b in got]), P)
+    d = _direct_or_skip(m, 500)
+    os.truncate(path, os.path.getsize(path) - 3000)
+    with pytest.raises(ValueError, match="truncated"):
+        with d:
+            for _ in d:
+                pass

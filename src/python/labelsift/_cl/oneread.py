@@ -25,7 +25,7 @@ import os
 
 import numpy as np
 
-from .._common.arrays import PROB_LOW, _available_memory, _mapped_file, _mmap_of, _prefetch
+from .._common.arrays import PROB_LOW, _available_memory, _mmap_of, _prefetch, file_rows
 from .._common.backend import core
 from .._common.options import current_reads
 from .._common.trace import stage
@@ -275,25 +275,11 @@ REREAD_BATCH = 1024
 REREAD_THREADS, REREAD_RUN_BYTES = 32, 4 << 20
 
 
-def _file_rows(block):
-    """(path, (st_dev, st_ino), file offset of row 0, row bytes) of the rows of a C-contiguous
-    np.memmap (a .npy path's, a shard's), or None when they cannot be read from the file directly."""
-    if not isinstance(block, np.memmap) or block.ndim != 2 or not block.flags.c_contiguous or block.size == 0:
-        return None
-    mm = _mmap_of(block)
-    info = _mapped_file(block)
-    if mm is None or info is None:
-        return None
-    base = np.frombuffer(mm, dtype=np.uint8).ctypes.data
-    file_start = block.offset - block.offset % mmap.ALLOCATIONGRANULARITY
-    return info[0], info[2], file_start + (block.ctypes.data - base), block.strides[0]
-
-
 def _pread_rows(block, local, out, pos) -> bool:
     """out[pos] = block[local] read from the file with positioned reads: runs of consecutive rows
     (landing in consecutive rows of out) as one read each, REREAD_THREADS reads in flight (os.preadv
     releases the GIL). False (nothing read) when the rows are not plain rows of a file."""
-    fr = _file_rows(block)
+    fr = file_rows(block)
     if fr is None or not out.flags.c_contiguous or out.strides[0] != fr[3] or out.dtype != block.dtype:
         return False
     path, ident, off0, rb = fr

@@ -182,10 +182,13 @@ class Probs:
           memory, so a dump larger than RAM works.
         * Segments that need a dtype conversion are converted block by block.
         * ``drop_behind`` (one sweep over a file larger than the page cache):
-          once the caller asks for the next block, the previous one's pages
-          of a read-only mapping are unmapped and dropped from the page cache
-          (:class:`DropBehind`), so reading ahead never waits for the kernel
-          to reclaim pages of a file that will not be read again.
+          the rows of a plain .npy file are read with O_DIRECT into a ring of
+          buffers (:class:`DirectBlocks`: no page cache, no page faults; a
+          block is valid until the next one is asked for); where that cannot
+          be done, once the caller asks for the next block the previous one's
+          pages of a read-only mapping are unmapped and dropped from the page
+          cache (:class:`DropBehind`), so reading ahead never waits for the
+          kernel to reclaim pages of a file that will not be read again.
         """
         for row0, block in self._blocks(block_bytes, drop_behind):
             yield row0, block
@@ -199,6 +202,11 @@ class Probs:
             if _readable_in_place(seg) and _mmap_of(seg) is None:
                 if len(seg):
                     yield row0, seg
+            elif _readable_in_place(seg) and drop_behind and (direct := DirectBlocks.of(seg, step)) is not None:
+                with direct:
+                    for a, block in direct:
+                        self._check_segment(i)
+                        yield row0 + a, block
             elif _readable_in_place(seg):
                 drop = DropBehind.of(seg) if drop_behind else None
                 io = IOWorker.start()
@@ -419,6 +427,128 @@ class IOWorker:
     def close(self) -> None:
         self.q.put(None)
         self.t.join()
+
+
+def file_rows(block):
+    """(path, (st_dev, st_ino), file offset of row 0, row bytes) of the rows of a C-contiguous 2-D
+    np.memmap (a .npy path's, a shard's), or None when they are not plain rows of a file."""
+    if not isinstance(block, np.memmap) or block.ndim != 2 or not block.flags.c_contiguous or block.size == 0:
+        return None
+    mm = _mmap_of(block)
+    info = _mapped_file(block)
+    if mm is None or info is None:
+        return None
+    base = np.frombuffer(mm, dtype=np.uint8).ctypes.data
+    file_start = block.offset - block.offset % mmap.ALLOCATIONGRANULARITY
+    return info[0], info[2], file_start + (block.ctypes.data - base), block.strides[0]
+
+
+#: O_DIRECT: reads in flight and bytes per read
+DIRECT_THREADS, DIRECT_PIECE = 4, 16 << 20
+_ALIGN = 4096
+
+
+class DirectBlocks:
+    """The rows of a plain .npy segment read with O_DIRECT, ``step`` rows a
+    block, PREFETCH_AHEAD blocks ahead, into a ring of PREFETCH_AHEAD + 1
+    page-aligned buffers: the disk's data lands in this process's buffers
+    without the page cache (no page faults, no pages to reclaim or drop:
+    on a 2-core VM a mapped sweep spent ~0.55 s of CPU per GB on those, a
+    direct one 0.06). Iterating yields (first row, block view); a block's
+    buffer is reused once the next block is asked for. DIRECT_THREADS reads
+    of DIRECT_PIECE bytes are in flight."""
+
+    def __init__(self, seg, fd: int, off0: int, rb: int, step: int):
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.seg, self.fd, self.off0, self.rb, self.step = seg, fd, off0, rb, step
+        self.n = len(seg)
+        span = step * rb + 2 * _ALIGN
+        self.bufs = [mmap.mmap(-1, span) for _ in range(PREFETCH_AHEAD + 1)]
+        self.pool = ThreadPoolExecutor(DIRECT_THREADS, thread_name_prefix="labelsift-direct")
+        self.pending: dict[int, list] = {}
+
+    @classmethod
+    def of(cls, seg, step: int):
+        """A direct reader for ``seg``, or None (not a plain file's rows, or no O_DIRECT here)."""
+        fr = file_rows(seg)
+        if fr is None or not hasattr(os, "O_DIRECT"):
+            return None
+        path, ident, off0, rb = fr
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_DIRECT)
+        except OSError:
+            return None
+        st = os.fstat(fd)
+        if (st.st_dev, st.st_ino) != ident:
+            os.close(fd)
+            return None
+        return cls(seg, fd, off0, rb, step)
+
+    def _span(self, a: int):
+        m = min(self.step, self.n - a)
+        start = self.off0 + a * self.rb
+        end = start + m * self.rb
+        lo = start // _ALIGN * _ALIGN
+        return m, start, end, lo
+
+    def _read(self, buf, lo: int, rel: int, length: int, need_end: int) -> None:
+        """buf[rel : rel + length] = the file's bytes at lo + rel (a short read past need_end is fine)."""
+        mv = memoryview(buf)
+        got = 0
+        while got < length:
+            r = os.preadv(self.fd, [mv[rel + got : rel + length]], lo + rel + got)
+            if r <= 0:
+                break
+            got += r
+            if got % _ALIGN:  # the end of the file (O_DIRECT reads whole sectors otherwise)
+                break
+        if lo + rel + got < min(need_end, lo + rel + length):
+            raise ValueError(f"pred_probs: the file ended at byte {lo + rel + got} while reading rows; "
+                             "was it truncated while in use?")
+
+    def _submit(self, b: int) -> None:
+        a = b * self.step
+        if a >= self.n or b in self.pending:
+            return
+        m, start, end, lo = self._span(a)
+        hi = -(-end // _ALIGN) * _ALIGN
+        buf = self.bufs[b % len(self.bufs)]
+        self.pending[b] = [self.pool.submit(self._read, buf, lo, r, min(DIRECT_PIECE, hi - lo - r), end)
+                           for r in range(0, hi - lo, DIRECT_PIECE)]
+
+    def __iter__(self):
+        nblocks = -(-self.n // self.step)
+        for b in range(min(nblocks, PREFETCH_AHEAD)):
+            self._submit(b)
+        for b in range(nblocks):
+            self._submit(b + PREFETCH_AHEAD)  # into the buffer of block b - 1, which the caller is done with
+            for f in self.pending.pop(b):
+                f.result()
+            m, start, _, lo = self._span(b * self.step)
+            k = self.seg.shape[1]
+            yield b * self.step, np.frombuffer(self.bufs[b % len(self.bufs)], dtype=self.seg.dtype, count=m * k,
+                                               offset=start - lo).reshape(m, k)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
+    def close(self) -> None:
+        for fs in self.pending.values():
+            for f in fs:
+                try:
+                    f.result()
+                except ValueError:
+                    pass
+        self.pending.clear()
+        self.pool.shutdown(wait=True)
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
 
 
 class DropBehind:
