@@ -19,9 +19,9 @@ run, with the answers compared.
 from __future__ import annotations
 
 import argparse
-import json
-import platform
 import time
+
+from gpu_bench_common import Run
 
 
 def main() -> int:
@@ -34,36 +34,18 @@ def main() -> int:
     ap.add_argument("--out", default="gpu_noise.json")
     ap.add_argument("--budget", type=float, default=70.0)
     args = ap.parse_args()
-    t0 = time.perf_counter()
-    res = {"n": args.n, "d": args.d, "m": args.m, "classes": args.classes, "python": platform.python_version()}
-
-    def write():
-        with open(args.out, "w") as fh:
-            json.dump(res, fh, indent=2)
-        print(json.dumps(res, indent=2), flush=True)
-
-    def left():
-        return args.budget - (time.perf_counter() - t0)
+    run = Run(args.out, args.budget, n=args.n, d=args.d, m=args.m, classes=args.classes)
+    res, write, left = run.res, run.write, run.left
 
     import numpy as np
 
     import labelsift
     from labelsift import noise
 
-    res["backend_info"] = labelsift.backend_info()
-    try:
-        import torch
-    except ImportError as exc:
-        res["error"] = f"torch missing: {exc}"
-        write()
+    got = run.torch_device()
+    if got is None:
         return 1
-    if not torch.cuda.is_available() or not res["backend_info"]["cuda_available"]:
-        res["error"] = "no usable CUDA device: " + (res["backend_info"]["cuda_reason"] or "torch has no CUDA")
-        write()
-        return 1
-    dev = torch.device("cuda:0")
-    res["device"] = torch.cuda.get_device_name(dev)
-    res["torch"] = torch.__version__
+    torch, dev = got
     g = torch.Generator(device=dev).manual_seed(0)
     K = args.classes
     centres = torch.randn(K, args.d, device=dev, generator=g)

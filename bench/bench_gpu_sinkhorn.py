@@ -25,9 +25,9 @@ spent, and the JSON is rewritten after each stage.
 from __future__ import annotations
 
 import argparse
-import json
-import platform
 import time
+
+from gpu_bench_common import Run
 
 
 def swav_loop(torch, out, epsilon, iters):
@@ -57,36 +57,18 @@ def main() -> int:
     ap.add_argument("--out", default="gpu_sinkhorn.json")
     ap.add_argument("--budget", type=float, default=100.0, help="seconds this script may take in all")
     args = ap.parse_args()
-    t0 = time.perf_counter()
-    res = {"k": args.k, "dtype": "float32", "python": platform.python_version()}
-
-    def write():
-        with open(args.out, "w") as fh:
-            json.dump(res, fh, indent=2)
-        print(json.dumps(res, indent=2), flush=True)
-
-    def left():
-        return args.budget - (time.perf_counter() - t0)
+    run = Run(args.out, args.budget, k=args.k, dtype="float32")
+    res, write, left = run.res, run.write, run.left
 
     import numpy as np
 
     import labelsift
     from labelsift import sinkhorn
 
-    res["backend_info"] = labelsift.backend_info()
-    try:
-        import torch
-    except ImportError as exc:
-        res["error"] = f"torch missing: {exc}"
-        write()
+    got = run.torch_device()
+    if got is None:
         return 1
-    if not torch.cuda.is_available() or not res["backend_info"]["cuda_available"]:
-        res["error"] = "no usable CUDA device: " + (res["backend_info"]["cuda_reason"] or "torch has no CUDA")
-        write()
-        return 1
-    dev = torch.device("cuda:0")
-    res["device"] = torch.cuda.get_device_name(dev)
-    res["torch"] = torch.__version__
+    torch, dev = got
 
     def sync():
         torch.cuda.synchronize(dev)
@@ -179,7 +161,7 @@ def main() -> int:
             res[f"swav_finite_fraction_eps{e2}"] = float(torch.isfinite(swav_loop(torch, out, e2, iters)).float().mean())
             res[f"codes_finite_eps{e2}"] = bool(torch.isfinite(sinkhorn.swav_codes(out, epsilon=e2, n_iter=iters)).all())
         write()
-    res["total_s"] = time.perf_counter() - t0
+    res["total_s"] = time.perf_counter() - run.t0
     write()
     return 0
 

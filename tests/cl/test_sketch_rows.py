@@ -216,3 +216,20 @@ def test_class_then_descending_order_equals_lexsort(seed, n, k):
     v[rng.random(n) < 0.1] = -np.inf
     v[rng.random(n) < 0.1] = -0.0
     assert np.array_equal(_by_class_then_desc(y, v, k), np.lexsort((np.arange(n), -v, y)))
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 2**31), m=st.integers(0, 400), ngroups=st.integers(1, 30))
+def test_group_sort_equals_lexsort(seed, m, ngroups):
+    """The C++ group_sort_desc (the prune certificate's known margins by pair) against np.lexsort,
+    with ties in the key, -0.0 and -inf; (group, id) unique as in the sketch."""
+    from labelsift._common.backend import core
+    rng = np.random.default_rng(seed)
+    ids = rng.permutation(10 * m + 1)[:m].astype(np.int64)
+    g = rng.integers(0, ngroups, m).astype(np.int64)
+    key = np.round(rng.normal(size=m), 1)
+    key[rng.random(m) < 0.1] = -0.0
+    key[rng.random(m) < 0.05] = -np.inf
+    o, start = core().group_sort_desc(g, key, ids, ngroups, 0)
+    assert np.array_equal(o, np.lexsort((ids, -key, g)))
+    assert np.array_equal(start, np.concatenate(([0], np.cumsum(np.bincount(g, minlength=ngroups)))))

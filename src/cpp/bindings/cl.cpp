@@ -290,6 +290,27 @@ void bind_cl(py::module_& m) {
       py::arg("keep"), py::arg("decided"), py::arg("nthreads") = 0);
 
   m.def(
+      "group_sort_desc",
+      [](const py::array& group, const py::array& key, const py::array& id, int64_t ngroups, int nthreads) {
+        const int64_t m = group.ndim() == 1 ? group.shape(0) : -1;
+        const int64_t* g = in_ptr<int64_t>(group, m, "group");
+        const double* k = in_ptr<double>(key, m, "key");
+        const int64_t* i = in_ptr<int64_t>(id, m, "id");
+        if (ngroups < 0) throw py::value_error("group_sort_desc: ngroups < 0");
+        for (int64_t e = 0; e < m; ++e)
+          if (g[e] < 0 || g[e] >= ngroups) throw py::value_error("group_sort_desc: group out of range");
+        py::array_t<int64_t> order(m), start(ngroups + 1);
+        int64_t* op = order.mutable_data();
+        int64_t* sp = start.mutable_data();
+        {
+          py::gil_scoped_release nogil;
+          group_sort_desc(g, k, i, m, ngroups, op, sp, nthreads);
+        }
+        return py::make_tuple(order, start);
+      },
+      py::arg("group"), py::arg("key"), py::arg("id"), py::arg("ngroups"), py::arg("nthreads") = 0);
+
+  m.def(
       "full_rows_tests",
       [](const py::array& P, const py::array& labels, const py::array& nudged, const py::array& cut, int nthreads) {
         const Mat M = as_mat(P);

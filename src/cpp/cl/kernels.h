@@ -105,6 +105,12 @@ void sketch_keeps(const int64_t* ptr, int64_t n, const int64_t* ec, const void* 
 void full_rows_tests(const Mat& P, const int64_t* labels, const double* nudged, const double* cut, uint8_t* keep,
                      int64_t* npass, int64_t* first, int nthreads);
 
+// The order of entries by (group ascending, key descending, id ascending) -- np.lexsort((id, -key,
+// group)) when (group, id) pairs are unique -- by a counting sort on the groups (0 <= group < ngroups)
+// and a sort within each group; start (ngroups + 1) receives the groups' first positions.
+void group_sort_desc(const int64_t* group, const double* key, const int64_t* id, int64_t m, int64_t ngroups,
+                     int64_t* order, int64_t* start, int nthreads);
+
 // The pair table of the one-read path: for every given class k and column j
 // the `slots` best rows of class k by prune margin P[j] - P[k] (computed in
 // the input dtype; better = larger margin, then lower row id), kept as

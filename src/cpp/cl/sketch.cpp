@@ -879,4 +879,20 @@ void full_rows_tests(const Mat& P, const int64_t* labels, const double* nudged, 
   });
 }
 
+void group_sort_desc(const int64_t* group, const double* key, const int64_t* id, int64_t m, int64_t ngroups,
+                     int64_t* order, int64_t* start, int nthreads) {
+  std::fill(start, start + ngroups + 1, int64_t(0));
+  for (int64_t e = 0; e < m; ++e) ++start[group[e] + 1];
+  for (int64_t g = 0; g < ngroups; ++g) start[g + 1] += start[g];
+  std::vector<int64_t> fill(start, start + ngroups);
+  for (int64_t e = 0; e < m; ++e) order[fill[size_t(group[e])]++] = e;
+  const int T = threads_for(nthreads, 20.0 * double(m));
+#pragma omp parallel for schedule(dynamic, 64) num_threads(T) if (T > 1)
+  for (int64_t g = 0; g < ngroups; ++g) {
+    std::sort(order + start[g], order + start[g + 1], [&](int64_t a, int64_t b) {
+      return key[a] > key[b] || (!(key[b] > key[a]) && id[a] < id[b]);
+    });
+  }
+}
+
 }  // namespace ls
