@@ -121,7 +121,9 @@ def _decided_fast(sk, kn: _Known, pk, cap, label_counts, ub, ties):
     pos_in_class = np.empty(n, np.int64)
     pos_in_class[by_ub] = np.arange(n) - cstart[sk.y[by_ub]]
     epos = pos_in_class[kn.rows]
-    o2 = np.lexsort((epos, kn.pair))
+    # np.lexsort((epos, kn.pair)): by pair, then position in ub order (unique within a pair)
+    o2, _ = core().group_sort_desc(np.ascontiguousarray(kn.pair, dtype=np.int64), -epos.astype(np.float64),
+                                   np.arange(len(epos), dtype=np.int64), npairs, threads(None))
     t_idx = np.arange(len(kn.rows)) - kn.start[kn.pair[o2]]
     prefix = np.bincount(kn.pair[o2], weights=(epos[o2] == t_idx), minlength=npairs).astype(np.int64)
     best_unknown = by_ub[cstart[pk] + np.minimum(prefix, n_k - 1)]
