@@ -332,3 +332,22 @@ def test_direct_blocks_read_every_row_and_name_a_truncated_file(tmp_path, monkey
         with d:
             for _ in d:
                 pass
+
+
+def test_direct_reads_refused_fall_back_to_the_mapping(tmp_path, monkeypatch):
+    """A file system that opens with O_DIRECT but refuses the reads: no direct reader, and the
+    one-read sweep still gives the two-pass answer through the mapping."""
+    from labelsift._cl import oneread
+    y, P = flat_dump(3000, 60, seed=13)
+    src = _as("path", P, tmp_path)
+    real = os.preadv
+
+    def refuse(fd, bufs, off, *a):
+        if os.get_blocking(fd) and (os.O_DIRECT & __import__("fcntl").fcntl(fd, __import__("fcntl").F_GETFL)):
+            raise OSError(22, "Invalid argument")
+        return real(fd, bufs, off, *a)
+    monkeypatch.setattr(arrays.os, "preadv", refuse)
+    assert arrays.DirectBlocks.of(np.load(src, mmap_mode="r"), 100) is None
+    monkeypatch.setattr(oneread, "_outgrows_memory", lambda pb: True)
+    got, want = _both(y, src, "lower_index")
+    assert np.array_equal(got, want)

@@ -480,7 +480,14 @@ class DirectBlocks:
         except OSError:
             return None
         st = os.fstat(fd)
-        if (st.st_dev, st.st_ino) != ident:
+        probe = mmap.mmap(-1, _ALIGN)
+        try:  # some file systems accept O_DIRECT at open and refuse the reads (alignment): try one
+            ok = (st.st_dev, st.st_ino) == ident and os.preadv(fd, [memoryview(probe)], 0) >= 0
+        except OSError:
+            ok = False
+        finally:
+            probe.close()
+        if not ok:
             os.close(fd)
             return None
         return cls(seg, fd, off0, rb, step)
