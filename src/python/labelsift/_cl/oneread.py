@@ -25,7 +25,7 @@ import os
 
 import numpy as np
 
-from .._common.arrays import PROB_LOW, _available_memory, _mmap_of, _prefetch, file_rows
+from .._common.arrays import PROB_LOW, _available_memory, _mmap_of, _prefetch, file_rows, open_mapped_file
 from .._common.backend import core
 from .._common.options import current_reads
 from .._common.trace import stage
@@ -84,8 +84,17 @@ def prefer_one_read(data_bytes: int | None = None, file_backed: bool = False) ->
         return reads == "one"
     if not file_backed or data_bytes is None:
         return False
+    return _beyond_page_cache(data_bytes)
+
+
+def _beyond_page_cache(data_bytes: int) -> bool:
+    """More bytes than AUTO_MEMORY_FRAC of the memory available: the page cache cannot keep them."""
     avail = _available_memory()
     return avail is not None and data_bytes > AUTO_MEMORY_FRAC * avail
+
+
+def _segment_bytes(segs) -> int:
+    return sum(int(getattr(s, "nbytes", 0)) for s in segs)
 
 
 def prefer_for(pb) -> bool:
@@ -95,8 +104,7 @@ def prefer_for(pb) -> bool:
 
 def prefer_for_segments(segs) -> bool:
     """:func:`prefer_one_read` for these row segments (the arrays a dump is read from)."""
-    return prefer_one_read(sum(int(getattr(s, "nbytes", 0)) for s in segs),
-                           any(_mmap_of(s) is not None for s in segs))
+    return prefer_one_read(_segment_bytes(segs), any(_mmap_of(s) is not None for s in segs))
 
 
 def _floors(sums, seen, counts, dtype):
@@ -159,9 +167,7 @@ def _outgrows_memory(pb) -> bool:
     (AUTO_MEMORY_FRAC of the memory available): then the sweep drops the
     pages it has read (:class:`..._common.arrays.DropBehind`), as nothing
     but a few targeted rows is read again."""
-    avail = _available_memory()
-    nbytes = sum(int(getattr(s, "nbytes", 0)) for s in pb.probs.segments)
-    return avail is not None and nbytes > AUTO_MEMORY_FRAC * avail
+    return _beyond_page_cache(_segment_bytes(pb.probs.segments))
 
 
 def _pair_table(pb) -> PairTable | None:
@@ -283,14 +289,10 @@ def _pread_rows(block, local, out, pos) -> bool:
     if fr is None or not out.flags.c_contiguous or out.strides[0] != fr[3] or out.dtype != block.dtype:
         return False
     path, ident, off0, rb = fr
+    fd = open_mapped_file(path, ident)
+    if fd is None:
+        return False  # gone, or the path names another file now: read through the mapping
     try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return False
-    try:
-        st = os.fstat(fd)
-        if (st.st_dev, st.st_ino) != ident:
-            return False  # the path names another file now: read through the mapping
         if hasattr(os, "posix_fadvise"):  # no readahead on this descriptor: read just the rows' pages
             os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_RANDOM)
         local = np.asarray(local, np.int64)

@@ -209,7 +209,7 @@ class Probs:
                         yield row0 + a, block
             elif _readable_in_place(seg):
                 drop = DropBehind.of(seg) if drop_behind else None
-                io = IOWorker.start()
+                io = IOWorker()
                 try:
                     for a in range(0, len(seg), step):
                         self._check_segment(i)
@@ -406,10 +406,6 @@ class IOWorker:
         self.t = threading.Thread(target=self._run, name="labelsift-io", daemon=True)
         self.t.start()
 
-    @classmethod
-    def start(cls) -> "IOWorker":
-        return cls()
-
     def submit(self, fn, *args) -> None:
         self.q.put((fn, args))
 
@@ -441,6 +437,20 @@ def file_rows(block):
     base = np.frombuffer(mm, dtype=np.uint8).ctypes.data
     file_start = block.offset - block.offset % mmap.ALLOCATIONGRANULARITY
     return info[0], info[2], file_start + (block.ctypes.data - base), block.strides[0]
+
+
+def open_mapped_file(path: str, ident, flags: int = os.O_RDONLY):
+    """A descriptor of ``path`` opened with ``flags`` if it is still the file (st_dev, st_ino) = ``ident``
+    that a mapping holds, else None."""
+    try:
+        fd = os.open(path, flags)
+    except OSError:
+        return None
+    st = os.fstat(fd)
+    if (st.st_dev, st.st_ino) != ident:
+        os.close(fd)
+        return None
+    return fd
 
 
 #: O_DIRECT: reads in flight and bytes per read
@@ -475,14 +485,12 @@ class DirectBlocks:
         if fr is None or not hasattr(os, "O_DIRECT"):
             return None
         path, ident, off0, rb = fr
-        try:
-            fd = os.open(path, os.O_RDONLY | os.O_DIRECT)
-        except OSError:
+        fd = open_mapped_file(path, ident, os.O_RDONLY | os.O_DIRECT)
+        if fd is None:
             return None
-        st = os.fstat(fd)
         probe = mmap.mmap(-1, _ALIGN)
         try:  # some file systems accept O_DIRECT at open and refuse the reads (alignment): try one
-            ok = (st.st_dev, st.st_ino) == ident and os.preadv(fd, [memoryview(probe)], 0) >= 0
+            ok = os.preadv(fd, [memoryview(probe)], 0) >= 0
         except OSError:
             ok = False
         finally:
@@ -589,13 +597,8 @@ class DropBehind:
                 or not hasattr(mm, "madvise") or not hasattr(os, "posix_fadvise"):
             return None
         info = _mapped_file(base)
-        try:
-            fd = os.open(base.filename, os.O_RDONLY)
-        except OSError:
-            return None
-        st = os.fstat(fd)
-        if info is None or (st.st_dev, st.st_ino) != info[2]:
-            os.close(fd)  # the path names another file now: nothing to drop through it
+        fd = None if info is None else open_mapped_file(base.filename, info[2])
+        if fd is None:  # gone, or the path names another file now: nothing to drop through it
             return None
         return cls(mm, fd, base.offset - base.offset % mmap.ALLOCATIONGRANULARITY)
 

@@ -372,7 +372,7 @@ class DeviceMatrix:
         self.cuda = cuda
         self.arr = arr
         self.dtype = arr.dtype
-        self.s0, self.s1 = (tuple(arr.strides) + (1, 1))[:2]  # (a 1-D array: only fetched)
+        self.s0, self.s1 = arr.strides
         self.dev = arr.device if arr.device is not None else int(cuda.pointer_device(arr.ptr))
         self.stream = resolve_stream(arr)
 
@@ -395,11 +395,21 @@ class DeviceMatrix:
 
     def fetch(self, ptr: int, shape, strides, dtype) -> np.ndarray:
         """A host copy of a strided device array (strides in elements, any sign)."""
-        a = CudaArray(ptr, tuple(shape), tuple(strides), np.dtype(dtype), None, self.dev, "other", None)
-        lo, hi = span(a)
-        raw = np.empty(hi - lo, a.dtype)
-        if hi > lo:
-            self.cuda.copy_dtoh(raw, ptr + lo * a.dtype.itemsize, self.dev, self.stream)
-        view = np.ndarray(a.shape, a.dtype, buffer=raw, offset=-lo * a.dtype.itemsize,
-                          strides=tuple(s * a.dtype.itemsize for s in a.strides))
-        return view.copy()
+        return _fetch(self.cuda, self.dev, self.stream, ptr, shape, strides, dtype)
+
+
+def _fetch(cuda, dev: int, stream: int, ptr: int, shape, strides, dtype) -> np.ndarray:
+    a = CudaArray(ptr, tuple(shape), tuple(strides), np.dtype(dtype), None, dev, "other", None)
+    lo, hi = span(a)
+    raw = np.empty(hi - lo, a.dtype)
+    if hi > lo:
+        cuda.copy_dtoh(raw, ptr + lo * a.dtype.itemsize, dev, stream)
+    view = np.ndarray(a.shape, a.dtype, buffer=raw, offset=-lo * a.dtype.itemsize,
+                      strides=tuple(s * a.dtype.itemsize for s in a.strides))
+    return view.copy()
+
+
+def host_copy(a: CudaArray, cuda) -> np.ndarray:
+    """A host copy of the whole CUDA array ``a`` (any shape and strides), on its own device and stream."""
+    dev = a.device if a.device is not None else int(cuda.pointer_device(a.ptr))
+    return _fetch(cuda, dev, resolve_stream(a), a.ptr, a.shape, a.strides, a.dtype)

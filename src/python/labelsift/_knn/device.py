@@ -80,7 +80,7 @@ class TorchOps:
         self.device = self.t.device("cuda", dev)
         self.dt = {np.dtype(np.float16): self.t.float16, np.dtype(np.float32): self.t.float32,
                    np.dtype(np.float64): self.t.float64, np.dtype(np.int64): self.t.int64,
-                   np.dtype(np.uint8): self.t.uint8, np.dtype(np.uint64): self.t.uint64}
+                   np.dtype(np.uint8): self.t.uint8}
 
     def wrap(self, arr: CudaArray):
         if arr.framework == "torch":
@@ -298,11 +298,10 @@ def host_copy(x, what: str):
     """(a NumPy copy of CUDA features, the function that turns results back
     into the caller's kind)."""
     from .._cl.device import require_cuda
-    from .._common.cuda_arrays import DeviceMatrix, to_caller
+    from .._common.cuda_arrays import host_copy as fetch_all, to_caller
 
     a = device_features(x, what)
-    dm = DeviceMatrix(a, require_cuda(what))
-    return dm.fetch(a.ptr, a.shape, a.strides, a.dtype), (lambda r: to_caller(a, r))
+    return fetch_all(a, require_cuda(what)), (lambda r: to_caller(a, r))
 
 
 def device_features(x, what: str) -> CudaArray:

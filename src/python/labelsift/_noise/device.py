@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._common.cuda_arrays import DeviceMatrix, is_cuda_array, parse
+from .._common import cuda_arrays
 
 #: candidates beyond the wanted neighbours (the certificate's room)
 EXTRA = 8
@@ -44,18 +44,13 @@ EXHAUSTIVE_CHUNK_BYTES = 64 << 20
 U64 = 2.0 ** -53
 
 
-def is_device(data) -> bool:
-    return is_cuda_array(data)
-
-
 def host_copy(x, what: str) -> np.ndarray:
-    """A NumPy copy of a (small) CUDA array: neighbour lists, labels, distances."""
+    """A NumPy copy of a (small) CUDA array: neighbour lists, labels, distances; other inputs as they are."""
     from .._cl.device import require_cuda
 
-    if not is_cuda_array(x):
+    if not cuda_arrays.is_cuda_array(x):
         return x
-    a = parse(x, what)
-    return DeviceMatrix(a, require_cuda(what)).fetch(a.ptr, a.shape, a.strides, a.dtype)
+    return cuda_arrays.host_copy(cuda_arrays.parse(x, what), require_cuda(what))
 
 
 class DeviceFeatures:
@@ -201,6 +196,11 @@ class RoundNeighbours:
         self.full_i = self.full_d = None
         if mode == "full":
             self.full_i, self.full_d = dfeat.neighbours(None, want)
+
+    @property
+    def recomputed(self) -> int:
+        """Rows searched exhaustively so far (HOCResult.recomputed_rows)."""
+        return self.f.recomputed
 
     def __call__(self, sample: np.ndarray):
         """(ya, yb, nbr, dist) for nz_vote / nz_consensus."""

@@ -169,5 +169,5 @@ def estimate(data, labels, num_classes=None, *, rounds=50, sample_size=35000, st
         noisy_prior=np.bincount(y, minlength=k) / d.n,
         loss=fit.loss, step=fit.step, best_loss=fit.best_loss, best_step=fit.best_step, final_loss=fit.final_loss,
         agreement_1nn=float(np.trace(cons.c2)), agreement_2nn=agree2, duplicate_rate=dup,
-        recomputed_rows=d.features.recomputed if on_device else patterns.recomputed, rounds=rounds, sample_size=m, steps=steps, neighbours=neighbours,
+        recomputed_rows=patterns.recomputed, rounds=rounds, sample_size=m, steps=steps, neighbours=neighbours,
         consensus=cons)
