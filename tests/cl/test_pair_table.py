@@ -23,21 +23,26 @@ def _rows(seed, n, k, dtype, decimals):
     return dirichlet_rows(seed, n, k, dtype, decimals, (0.2, 1.0, 5.0))
 
 
-def _definition(P, y, slots):
-    """Per (k, j != k): the rows of class k by (margin in the dtype desc, id asc), first `slots`."""
+def _definition(P, y, slots, runner=False):
+    """Per (k, j != k): the rows of class k by (margin in the dtype desc, id asc), first `slots`
+    (``runner``: also the best margin of the rows left out, -inf when none is)."""
     n, K = P.shape
     want_v = np.full((K, slots, K), -np.inf)
     want_i = np.full((K, slots, K), -1, np.int64)
+    want_r = np.full((K, K), -np.inf)
     for k in range(K):
         rows = np.flatnonzero(y == k)
         for j in range(K):
             if j == k or len(rows) == 0:
                 continue
-            m = (P[rows, j] - P[rows, k]).astype(np.float64)
-            order = np.lexsort((rows, -m))[:slots]
+            m = (P[rows, j] - P[rows, k]).astype(P.dtype).astype(np.float64)
+            full = np.lexsort((rows, -m))
+            order = full[:slots]
             want_v[k, : len(order), j] = m[order]
             want_i[k, : len(order), j] = rows[order]
-    return want_v, want_i
+            if len(full) > slots:
+                want_r[k, j] = m[full[slots]]
+    return (want_v, want_i, want_r) if runner else (want_v, want_i)
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -55,15 +60,23 @@ def test_kernel_equals_definition_in_any_block_order(seed, n, k, slots, dtype, d
     skipping = PairTable(k, slots, dtype, n)  # fed with each block's sketch: rows below the worst slots skipped
     for a, b in bounds:
         yb = y[a:b].astype(np.int64)
-        core().pair_top_update(P[a:b], yb, a, slots, got.vals, got.ids, nthreads=threads)
+        core().pair_top_update(P[a:b], yb, a, slots, got.vals, got.ids, nthreads=threads, runner=got.runner)
         ref.update_numpy(P[a:b], y[a:b], a)
         part = sketch_rows(P[a:b], yb, 1, max(1, k // 3), None, np.inf)  # few kept classes: most left out
         ptr, cls, _, rest = part[:4]
         core().pair_top_update(P[a:b], yb, a, slots, skipping.vals, skipping.ids, skipping.low, rest, ptr,
-                               cls.astype(np.int32), threads)
-    want_v, want_i = _definition(P, y, slots)
+                               cls.astype(np.int32), threads, skipping.runner)
+    want_v, want_i, want_r = _definition(P, y, slots, runner=True)
     for t in (got, ref, skipping):
         assert np.array_equal(t.ids, want_i) and np.array_equal(t.vals.astype(np.float64), want_v)
+    # the runner-up: exact in the definition; in the kernels a bound that ties the worst slot exactly when
+    # a row outside the slots does (rows never offered were below the worst slot of their time)
+    worst = want_v[:, -1, :]
+    assert np.array_equal(ref.runner.astype(np.float64), want_r)
+    for t in (got, skipping):
+        r = t.runner.astype(np.float64)
+        assert (r <= want_r).all()
+        assert np.array_equal(r >= worst, want_r >= worst)
     if n:  # the bounds are bounds: every filled worst slot of a class is at least its low
         worst = skipping.vals[:, -1, :].astype(np.float64)
         assert all((worst[c][np.arange(k) != c] >= skipping.low[c]).all() for c in range(k))
@@ -98,10 +111,13 @@ def test_kernel_refuses_bad_tables_and_labels():
 
 
 def test_slots_fit_the_budget():
+    """Slots of 8 bytes an entry (float32 margins, int32 ids) plus the runner-up row of each class."""
+    kk = 4000 * 4000
     assert pair_slots(1000, np.float32, 10**6, 1 << 30) == 3
-    assert pair_slots(4000, np.float32, 10**6, 3 * 4000 * 4000 * 8) == 3
-    assert pair_slots(4000, np.float32, 10**6, 3 * 4000 * 4000 * 8 - 1) == 2
-    assert pair_slots(4000, np.float64, 10**6, 4000 * 4000 * 12) == 1
+    assert pair_slots(4000, np.float32, 10**6, 3 * kk * 8 + kk * 4) == 3
+    assert pair_slots(4000, np.float32, 10**6, 3 * kk * 8 + kk * 4 - 1) == 2
+    assert pair_slots(4000, np.float64, 10**6, kk * 12 + kk * 8) == 1
+    assert pair_slots(4000, np.float64, 10**6, kk * 8) == 0  # the runner alone
     assert pair_slots(21000, np.float32, 10**7, 1 << 30) == 0
 
 
@@ -135,3 +151,32 @@ def test_the_table_settles_tail_selections_without_rereads(ties, dtype, tmp_path
         assert reports[slots]["exact"]
     assert reports[0]["pair_table_bytes"] == 0 and reports[3]["pair_table_bytes"] > 0
     assert reports[3]["rows_reread"] < 0.5 * reports[0]["rows_reread"], reports
+
+
+def test_the_runner_up_settles_selections_of_slots_rows_with_cleanlab_ties(tmp_path, monkeypatch):
+    """ties="cleanlab": a selection of exactly `slots` rows is settled by the table only when its worst
+    slot strictly beats every other row of the class -- what the runner-up tells. Without it (a runner
+    that ties everything) those selections send rows back to be read; with it none, same answer."""
+    from labelsift._cl import sketch_prune
+    y, P = _flat(20000, 300, seed=4)
+    path = str(tmp_path / "p.npy")
+    np.save(path, P)
+    with labelsift.options(reads="two"):
+        want = labelsift.find_label_issues(y, path, ties="cleanlab")
+    with labelsift.options(reads="one"):
+        got = labelsift.find_label_issues(y, path, ties="cleanlab")
+    with_runner = labelsift.read_report()
+    real = sketch_prune._table_pairs
+
+    def blind(sel, table, *args):
+        if table is not None:
+            table.runner[:] = np.inf  # a bound that proves nothing
+        return real(sel, table, *args)
+
+    monkeypatch.setattr(sketch_prune, "_table_pairs", blind)
+    with labelsift.options(reads="one"):
+        blind_got = labelsift.find_label_issues(y, path, ties="cleanlab")
+    without = labelsift.read_report()
+    assert np.array_equal(got, want) and np.array_equal(blind_got, want)
+    assert with_runner["exact"] and with_runner["rows_reread"] == 0
+    assert without["rows_reread"] > 0, without

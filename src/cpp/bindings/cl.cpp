@@ -162,7 +162,7 @@ void bind_cl(py::module_& m) {
       "pair_top_update",
       [](const py::array& P, const py::array& labels, int64_t row0, int64_t slots, const py::array& vals,
          const py::array& ids, const py::object& low, const py::object& rest, const py::object& ptr,
-         const py::object& cls, int nthreads) {
+         const py::object& cls, int nthreads, const py::object& runner) {
         const Mat M = as_mat(P);
         if (slots < 1) throw py::value_error("pair_top_update: need slots >= 1");
         const py::ssize_t size = py::ssize_t(M.k) * M.k * slots;
@@ -209,12 +209,20 @@ void bind_cl(py::module_& m) {
           for (py::ssize_t e = 0; e < ca.size(); ++e)
             if (cl[e] < 0 || cl[e] >= M.k) throw py::value_error("pair_top_update: class out of range");
         }
+        void* rn = nullptr;
+        if (!runner.is_none()) {
+          const py::array ra = runner.cast<py::array>();
+          if (!(v64 ? py::isinstance<py::array_t<double>>(ra) : py::isinstance<py::array_t<float>>(ra)) ||
+              ra.size() != py::ssize_t(M.k) * M.k || !(ra.flags() & py::array::c_style) || !ra.writeable())
+            throw py::value_error("pair_top_update: bad runner array");
+          rn = const_cast<void*>(ra.data());
+        }
         py::gil_scoped_release nogil;
-        pair_top_update(M, y, row0, slots, v, d, wide, lo, rs, pt, cl, nthreads);
+        pair_top_update(M, y, row0, slots, v, d, wide, lo, rs, pt, cl, nthreads, rn);
       },
       py::arg("P"), py::arg("labels"), py::arg("row0"), py::arg("slots"), py::arg("vals"), py::arg("ids"),
       py::arg("low") = py::none(), py::arg("rest") = py::none(), py::arg("ptr") = py::none(),
-      py::arg("cls") = py::none(), py::arg("nthreads") = 0);
+      py::arg("cls") = py::none(), py::arg("nthreads") = 0, py::arg("runner") = py::none());
 
   m.def(
       "sketch_guesses",

@@ -125,9 +125,16 @@ void group_sort_desc(const int64_t* group, const double* key, const int64_t* id,
 // dtype) and the sketch's CSR classes (ptr, cls) of these rows, a row whose
 // bound rest - P[k] is below low[k] offers only its kept classes: the rest of
 // its margins could not enter (most rows of flat dumps: a scalar test).
+// runner (optional, K x K of V, -inf at first): runner[k, j] is raised to
+// every margin offered to column j of class k and not held (turned away or
+// pushed out of the slots). A row never offered has a margin below the worst
+// slot of its time, so runner[k, j] == vals[k, slots - 1, j] exactly when a
+// row outside the slots ties the worst one, and is below it otherwise
+// (whatever the block order): the strict cut a tie-order-dependent
+// selection of `slots` rows needs.
 void pair_top_update(const Mat& P, const int64_t* labels, int64_t row0, int64_t slots, void* vals, void* ids,
                      bool wide_ids, void* low, const void* rest, const int64_t* ptr, const int32_t* cls,
-                     int nthreads);
+                     int nthreads, void* runner = nullptr);
 
 // For every given class k: the `num[k]` rows of that class with the lowest
 // value (ties: lower index) get mask = 1. `tied` (optional, K entries): 1

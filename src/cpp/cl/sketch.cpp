@@ -609,13 +609,18 @@ struct ClassSlots {
   V* cv;
   I* ci;
   int64_t K, slots;
+  V* cr;  // the class's runner-up row (K margins), or null: the best margin offered and not held
 
-  // (m, id) into column j when it beats the worst slot's key
+  // (m, id) into column j when it beats the worst slot's key; what is turned away or pushed out raises cr[j]
   void offer(int64_t j, V m, int64_t id) const {
     int64_t s = slots - 1;
     const V wv = cv[s * K + j];
     const I wid = ci[s * K + j];
-    if (!(m > wv || (m == wv && (wid < 0 || id < int64_t(wid))))) return;
+    if (!(m > wv || (m == wv && (wid < 0 || id < int64_t(wid))))) {
+      if (cr != nullptr && m > cr[j]) cr[j] = m;
+      return;
+    }
+    if (cr != nullptr && wid >= 0 && wv > cr[j]) cr[j] = wv;
     while (s > 0) {
       const V pv = cv[(s - 1) * K + j];
       const I pid = ci[(s - 1) * K + j];
@@ -704,15 +709,15 @@ __attribute__((target("avx2"))) float lowest_f32_avx2(const ClassSlots<float, I>
 // The rows of classes k with k % nt == t (one thread's share) into the table. Avx: the AVX2 twin's
 // build, which scans contiguous float32 rows 8 columns at a time.
 template <class S, class V, class I, bool Avx = false>
-void pair_rows(const Mat& P, const int64_t* labels, int64_t row0, int64_t slots, V* vp, I* idp, V* lowp, const S* rs,
-               const int64_t* ptr, const int32_t* cls, int t, int nt) {
+void pair_rows(const Mat& P, const int64_t* labels, int64_t row0, int64_t slots, V* vp, I* idp, V* lowp, V* rp,
+               const S* rs, const int64_t* ptr, const int32_t* cls, int t, int nt) {
   const S* base = static_cast<const S*>(P.data);
   const int64_t K = P.k;
   const bool skip = lowp != nullptr && rs != nullptr && ptr != nullptr && cls != nullptr;
   for (int64_t i = 0; i < P.n; ++i) {
     const int64_t k = labels[i];
     if (k % nt != t) continue;
-    const ClassSlots<V, I> cs{vp + k * slots * K, idp + k * slots * K, K, slots};
+    const ClassSlots<V, I> cs{vp + k * slots * K, idp + k * slots * K, K, slots, rp == nullptr ? nullptr : rp + k * K};
     const S* row = base + i * P.s0;
     const V g = Num<S>::load(row[k * P.s1]);
     if (skip) {
@@ -744,17 +749,17 @@ void pair_rows(const Mat& P, const int64_t* labels, int64_t row0, int64_t slots,
 #ifdef LS_HAVE_AVX2_F16C_TWINS
 template <class S, class V, class I>
 __attribute__((target("avx2,f16c"), flatten)) void pair_rows_avx2(const Mat& P, const int64_t* labels, int64_t row0,
-                                                                  int64_t slots, V* vp, I* idp, V* lowp, const S* rs,
-                                                                  const int64_t* ptr, const int32_t* cls, int t,
-                                                                  int nt) {
-  pair_rows<S, V, I, true>(P, labels, row0, slots, vp, idp, lowp, rs, ptr, cls, t, nt);
+                                                                  int64_t slots, V* vp, I* idp, V* lowp, V* rp,
+                                                                  const S* rs, const int64_t* ptr, const int32_t* cls,
+                                                                  int t, int nt) {
+  pair_rows<S, V, I, true>(P, labels, row0, slots, vp, idp, lowp, rp, rs, ptr, cls, t, nt);
 }
 #endif
 }  // namespace
 
 void pair_top_update(const Mat& P, const int64_t* labels, int64_t row0, int64_t slots, void* vals, void* ids,
                      bool wide_ids, void* low, const void* rest, const int64_t* ptr, const int32_t* cls,
-                     int nthreads) {
+                     int nthreads, void* runner) {
   require_host(P);
   if (slots < 1) return;
   dispatch(P.dtype, [&](auto tag) {
@@ -762,6 +767,7 @@ void pair_top_update(const Mat& P, const int64_t* labels, int64_t row0, int64_t 
     using V = typename Num<S>::V;
     const S* rs = static_cast<const S*>(rest);
     V* lowp = static_cast<V*>(low);
+    V* rp = static_cast<V*>(runner);
     auto run = [&](auto* idp) {
       using I = std::remove_pointer_t<decltype(idp)>;
       V* vp = static_cast<V*>(vals);
@@ -772,7 +778,7 @@ void pair_top_update(const Mat& P, const int64_t* labels, int64_t row0, int64_t 
       // a thread owns the classes k with k % T == t: no two threads write one table row
       const int T = threads_for(nthreads, 2.0 * double(P.n) * double(P.k));
 #pragma omp parallel num_threads(T) if (T > 1)
-      fn(P, labels, row0, slots, vp, idp, lowp, rs, ptr, cls, omp_get_thread_num(), omp_get_num_threads());
+      fn(P, labels, row0, slots, vp, idp, lowp, rp, rs, ptr, cls, omp_get_thread_num(), omp_get_num_threads());
     };
     if (wide_ids) {
       run(static_cast<int64_t*>(ids));

@@ -168,6 +168,11 @@ class PairTable:
     k with the best prune margin ``P[j] - P[k]`` (in the input dtype; better
     = larger, then lower row id), best first: ``vals[k, s, j]`` (the margins,
     -inf in an empty slot) and ``ids[k, s, j]`` (the row ids, -1 when empty).
+    ``runner[k, j]``: the best margin of a row offered to the column and not
+    held (-inf: none), at most the best margin outside the slots and equal to
+    the worst slot's exactly when a row outside the slots ties it -- so
+    ``vals[k, -1, j] > runner[k, j]`` says the worst slot strictly beats every
+    other row of the class (a cut no order among equal margins can move).
 
     It settles every prune selection of at most ``slots`` rows exactly, in one
     pass, whatever the rows' sketches keep -- the selections whose cut lands
@@ -180,6 +185,7 @@ class PairTable:
         self.k, self.slots = int(k), int(slots)
         self.vals = np.full((k, slots, k), -np.inf, vdt)
         self.ids = np.full((k, slots, k), -1, idt)
+        self.runner = np.full((k, k), -np.inf, vdt)
         self.low = np.full(k, -np.inf, vdt)  # per class, a lower bound of its worst-slot margins
 
     @staticmethod
@@ -195,7 +201,7 @@ class PairTable:
 
     @property
     def nbytes(self) -> int:
-        return self.vals.nbytes + self.ids.nbytes + self.low.nbytes
+        return self.vals.nbytes + self.ids.nbytes + self.runner.nbytes + self.low.nbytes
 
     def update(self, P: np.ndarray, labels: np.ndarray, row0: int, sketch=None) -> None:
         """Feed rows ``row0 .. row0 + len(P)`` (valid rows, any strides).
@@ -204,11 +210,12 @@ class PairTable:
         worst slots (it then offers only their kept classes)."""
         y = np.ascontiguousarray(labels, dtype=np.int64)
         if sketch is None:
-            core().pair_top_update(P, y, int(row0), self.slots, self.vals, self.ids, self.low, nthreads=threads(None))
+            core().pair_top_update(P, y, int(row0), self.slots, self.vals, self.ids, self.low, nthreads=threads(None),
+                                   runner=self.runner)
         else:
             ptr, cls, _, rest = sketch[:4]
             core().pair_top_update(P, y, int(row0), self.slots, self.vals, self.ids, self.low, rest, ptr,
-                                   np.ascontiguousarray(cls, dtype=np.int32), threads(None))
+                                   np.ascontiguousarray(cls, dtype=np.int32), threads(None), self.runner)
 
     def update_numpy(self, P: np.ndarray, labels: np.ndarray, row0: int) -> None:
         """Definition of :meth:`update`: merge each class's rows into its slots by the full key."""
@@ -222,17 +229,25 @@ class PairTable:
             empty = alli < 0
             # order per column: filled before empty, margin descending, id ascending
             key_id = np.where(empty, np.iinfo(np.int64).max, alli)
-            order = np.lexsort((key_id, -np.where(empty, -np.inf, allm), empty), axis=0)[: self.slots]
+            full = np.lexsort((key_id, -np.where(empty, -np.inf, allm), empty), axis=0)
+            order = full[: self.slots]
             self.vals[k] = np.take_along_axis(allm, order, axis=0)
             self.ids[k] = np.take_along_axis(alli, order, axis=0)
+            if len(full) > self.slots:  # the best row left out: the exact runner-up
+                out = full[self.slots]
+                cols = np.arange(self.k)
+                filled = alli[out, cols] >= 0
+                self.runner[k] = np.maximum(self.runner[k], np.where(filled, allm[out, cols], -np.inf))
             self.vals[k][:, k] = -np.inf
             self.ids[k][:, k] = -1
+            self.runner[k, k] = -np.inf
 
 
 def pair_slots(k: int, dtype, n_rows: int, budget_bytes: int, most: int = 3) -> int:
-    """The most slots (<= ``most``) whose table fits ``budget_bytes``; 0: none."""
+    """The most slots (<= ``most``) whose table (with its runner-up row per class) fits ``budget_bytes``; 0: none."""
     per_slot = k * k * PairTable.entry_bytes(dtype, n_rows)
-    return int(min(most, budget_bytes // max(1, per_slot)))
+    runner = k * k * PairTable.dtypes(dtype, n_rows)[0].itemsize
+    return int(max(0, min(most, (budget_bytes - runner) // max(1, per_slot))))
 
 
 # ---------------------------------------------------------------------------

@@ -240,8 +240,9 @@ def _table_pairs(sel: Selection, table, pk, pj, cap, label_counts, ties, dtype, 
     and best); a bool per pair. The table holds the best ``slots`` rows of
     the class by (margin, id): the first c of them are the selection when
     c <= slots (``"lower_index"``); with ``ties="cleanlab"`` only when the
-    c-th margin strictly beats the next row's (then no order among equal
-    margins can change the set) or the class has at most ``slots`` rows
+    c-th margin strictly beats the next row's (the next slot, or for
+    c == slots the table's runner-up; then no order among equal margins
+    can change the set) or the class has at most ``slots`` rows
     (every margin known: cleanlab's own argsort on them, in ``dtype``).
     Only the ``wanted`` pairs are looked at."""
     npairs = len(pk)
@@ -256,9 +257,11 @@ def _table_pairs(sel: Selection, table, pk, pj, cap, label_counts, ties, dtype, 
     ok = wanted & (c <= S) & (filled >= c)
     if ties == "cleanlab":
         whole = ok & (n_k <= S) & (filled == n_k)
-        nxt = np.where(c < S, vals[np.arange(npairs), np.minimum(c, S - 1)], -np.inf)
-        nxt = np.where(c < filled, nxt, -np.inf)  # no next row: nothing to tie with
-        strict = ok & ~whole & (c < S) & (vals[np.arange(npairs), np.clip(c - 1, 0, S - 1)] > nxt)
+        # the next row's margin: the slot after the cut, or for c == S a bound that ties the worst slot
+        # exactly when a row outside the slots does (the runner-up)
+        after = np.where(c < filled, vals[np.arange(npairs), np.minimum(c, S - 1)], -np.inf)  # none: no tie
+        nxt = np.where(c < S, after, table.runner[pk, pj].astype(np.float64))
+        strict = ok & ~whole & (vals[np.arange(npairs), np.clip(c - 1, 0, S - 1)] > nxt)
         for p in np.flatnonzero(whole):  # the whole class: cleanlab's order among equal margins
             order = np.argsort(ids[p, : n_k[p]], kind="stable")
             m_by_id = vals[p, : n_k[p]][order].astype(dtype)
