@@ -351,3 +351,40 @@ def test_direct_reads_refused_fall_back_to_the_mapping(tmp_path, monkeypatch):
     monkeypatch.setattr(oneread, "_outgrows_memory", lambda pb: True)
     got, want = _both(y, src, "lower_index")
     assert np.array_equal(got, want)
+
+
+@pytest.mark.parametrize("name", ["flat_k200", "ties", "float16", "flat_k10"])
+@pytest.mark.parametrize("ties", ["cleanlab", "lower_index"])
+@pytest.mark.parametrize("slots,cap", [(0, 64), (3, 64), (0, 3)])
+def test_later_rounds_look_again_only_at_open_pairs(name, ties, slots, cap, tmp_path, monkeypatch):
+    """The rounds after a re-read start from the selections the last round
+    settled (the memo): every round's answer -- mask, uncertain rows, rows to
+    read -- equals a fresh computation on the same sketch."""
+    from labelsift._cl import oneread, sketch
+    y, P = _data(name)
+    monkeypatch.setattr(oneread, "PAIR_SLOTS", slots)
+    monkeypatch.setattr(oneread, "CAP", cap)  # small sketches: more rows read again, over more rounds
+    monkeypatch.setattr(oneread, "AVG", min(cap, oneread.AVG))
+    monkeypatch.setattr(oneread, "SLICE_BYTES", 48 << 10)
+    path = _as("path", P, tmp_path)
+    real = oneread.result
+    seen = {"incremental": 0, "rounds": 0}
+
+    def checked(sk, ties_, with_latent=True, memo=None):
+        incremental = memo is not None and "select" in memo
+        got = real(sk, ties_, with_latent=with_latent, memo=memo)
+        fresh = real(sk, ties_, with_latent=with_latent, memo=None)
+        for f in ("label_issues", "uncertain", "to_refine", "exact", "num_uncertain"):
+            assert np.array_equal(getattr(got, f), getattr(fresh, f)), f
+        seen["incremental"] += incremental
+        seen["rounds"] += 1
+        return got
+
+    monkeypatch.setattr(oneread, "result", checked)
+    monkeypatch.setattr(sketch, "result", checked)
+    got, want = _both(y, path, ties)
+    assert np.array_equal(got, want)
+    if slots == 0 and name == "flat_k200":
+        assert seen["rounds"] > 1, seen
+    if seen["rounds"] > 1:
+        assert seen["incremental"] == seen["rounds"] - 1, seen

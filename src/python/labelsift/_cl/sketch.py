@@ -524,7 +524,7 @@ def result(sk: Sketch, ties: str, with_latent: bool = True, memo: dict | None = 
     if with_latent:
         py, noise_matrix, inverse_noise_matrix = latent.estimate_latent(cj, label_counts, "cnt", True)
         joint = latent.estimate_joint_from_calibrated(cj)
-    sel = select_by_noise_rate(sk, pcm, label_counts, ties)
+    sel = select_by_noise_rate(sk, pcm, label_counts, ties, memo)
 
     is_eligible = eligible(label_counts, 1)
     kept_for_sure = keep_decided & keep

@@ -66,12 +66,13 @@ def count_better(A, Q, ids):
     return out - (A > Q)  # i's own A key, counted when strictly better than its Q key
 
 
-def _known_entries(sk, by_given, pair_keys, pstart, pj, refined) -> _Known:
-    """Margins the sketch knows: the classes in each row's sketch, every active pair of a refined row."""
+def _known_entries(sk, active, pair_keys, pstart, pj, refined) -> _Known:
+    """Margins the sketch knows: the classes in each row's sketch, every active pair of a refined row.
+    ``active(k, j)``: whether the pairs (given class, column) are active (bool array)."""
     K = sk.k
     er = sk.er
     ye = sk.y[er]
-    valid = np.flatnonzero((sk.ec != ye) & (by_given[ye, sk.ec] > 0) & ~refined[er])
+    valid = np.flatnonzero((sk.ec != ye) & active(ye, sk.ec) & ~refined[er])
     ei = er[valid]
     ep = np.searchsorted(pair_keys, ye[valid] * K + sk.ec[valid])
     em = (sk.ev[valid] - sk.g[ei]).astype(np.float64)  # P[j] - P[k] in the dtype
@@ -277,9 +278,85 @@ def _table_pairs(sel: Selection, table, pk, pj, cap, label_counts, ties, dtype, 
     return ok
 
 
-def select_by_noise_rate(sk, pcm: np.ndarray, label_counts: np.ndarray, ties: str) -> Selection:
-    """The sketch's prune_by_noise_rate selections (min_examples_per_class=1)."""
+class _Marks:
+    """Stands in for a row mask of :class:`Selection` while one pair is
+    settled: records the rows marked (the per-pair steps only ever set rows)."""
+
+    def __init__(self):
+        self.rows: list = []
+
+    def __setitem__(self, idx, value) -> None:
+        assert value is True
+        self.rows.append(np.asarray(idx, np.int64).ravel())
+
+    def ids(self) -> np.ndarray:
+        return np.concatenate(self.rows) if self.rows else np.zeros(0, np.int64)
+
+
+def _settle_undecided(sel: Selection, members, kn: _Known, p, cp, ub, lb, est, ties, dtype, all_known) -> bool:
+    """One pair neither the fast test nor the pair table decided, marked into
+    ``sel`` (whose masks are only set); True when it is settled (no row left open)."""
+    if ties == "cleanlab" and all_known:
+        _cleanlab_exact(sel, members, kn, p, cp, dtype)
+        return True
+    b = _Bounds.of(members, kn, p, ub, lb, est)
+    if ties != "cleanlab":
+        marks = Selection(sel.definite, _Marks(), sel.best, sel.competing)
+        _settle_pair(marks, members, b, cp)
+        if not marks.maybe.rows:
+            return True
+        sel.maybe[marks.maybe.ids()] = True
+        return False
+    if _strict_cut(sel, members, b, cp):
+        return True
+    if not _cleanlab_open(sel, members, b, cp):
+        _unsettled(sel, members, b, cp)
+    return False
+
+
+def _marked(sel: Selection, sink: Selection) -> Selection:
+    """A selection that marks rows into both ``sel`` and ``sink``."""
+    class _Both:
+        def __init__(self, a, b):
+            self.a, self.b = a, b
+
+        def __setitem__(self, idx, value):
+            self.a[idx] = value
+            self.b[idx] = value
+    return Selection(*(_Both(getattr(sel, f), getattr(sink, f)) for f in ("definite", "maybe", "best", "competing")))
+
+
+def _row_bounds(sk, refined):
+    """(upper, lower, best-estimate) bounds of every row's unknown margins, in float64
+    (rounded in the dtype first: rounding is monotone, so they stay bounds)."""
+    ub = (sk.rm - sk.g).astype(np.float64)
+    ub[refined] = -np.inf  # never unknown
+    lb = (np.asarray(_FLOOR, dtype=sk.dtype) - sk.g).astype(np.float64)
+    est = (np.minimum(sk.rm, np.asarray(0, dtype=sk.dtype)) - sk.g).astype(np.float64)
+    return ub, lb, est
+
+
+def _class_members(sk, label_counts):
+    by_class = np.argsort(sk.y, kind="stable")
+    cstart = np.zeros(sk.k + 1, np.int64)
+    np.cumsum(label_counts, out=cstart[1:])
+    return lambda k: by_class[cstart[k] : cstart[k + 1]]
+
+
+def select_by_noise_rate(sk, pcm: np.ndarray, label_counts: np.ndarray, ties: str,
+                         memo: dict | None = None) -> Selection:
+    """The sketch's prune_by_noise_rate selections (min_examples_per_class=1).
+
+    ``memo``: a dict kept between the rounds of one call. A later round with
+    the same prune counts and more rows given in full (re-reads only add
+    knowledge) starts from the rows of the pairs the last round settled (they
+    are proven) and looks again only at the pairs it left open: the same
+    selection as a fresh call."""
     n = sk.n
+    state = None if memo is None else memo.get("select")
+    if state is not None and state["ties"] == ties and np.array_equal(state["pcm"], pcm) \
+            and np.isin(state["fpos"], sk.fpos, assume_unique=True).all():
+        return _select_open_pairs(sk, state, label_counts, ties, memo)
     sel = Selection(np.zeros(n, bool), np.zeros(n, bool), np.zeros(n, bool), np.zeros(n, bool))
     by_given, pk, pj, cap = active_pairs(pcm, label_counts, 1)
     if len(pk) == 0:
@@ -288,13 +365,8 @@ def select_by_noise_rate(sk, pcm: np.ndarray, label_counts: np.ndarray, ties: st
     np.cumsum(np.bincount(pk, minlength=sk.k), out=pstart[1:])
     refined = np.zeros(n, bool)
     refined[sk.fpos] = True
-    kn = _known_entries(sk, by_given, pk * sk.k + pj, pstart, pj, refined)
-
-    # bounds of unknown margins (rounded in the dtype: rounding is monotone)
-    ub = (sk.rm - sk.g).astype(np.float64)
-    ub[refined] = -np.inf  # never unknown
-    lb = (np.asarray(_FLOOR, dtype=sk.dtype) - sk.g).astype(np.float64)
-    est = (np.minimum(sk.rm, np.asarray(0, dtype=sk.dtype)) - sk.g).astype(np.float64)
+    kn = _known_entries(sk, lambda a, b: by_given[a, b] > 0, pk * sk.k + pj, pstart, pj, refined)
+    ub, lb, est = _row_bounds(sk, refined)
 
     decided, full, exact_pairs = _decided_fast(sk, kn, pk, cap, label_counts, ub, ties)
     by_table = _table_pairs(sel, sk.pairs, pk, pj, cap, label_counts, ties, sk.dtype, ~decided & ~full)
@@ -306,19 +378,77 @@ def select_by_noise_rate(sk, pcm: np.ndarray, label_counts: np.ndarray, ties: st
     sel.best[:] = sel.definite
 
     und = np.flatnonzero(~decided & ~by_table)
+    settled = sel.best.copy()  # the rows of the pairs settled (for a later round)
+    open_pairs = []
     if len(und):
-        by_class = np.argsort(sk.y, kind="stable")
-        cstart = np.zeros(sk.k + 1, np.int64)
-        np.cumsum(label_counts, out=cstart[1:])
+        members_of = _class_members(sk, label_counts)
         for p in und:
-            members = by_class[cstart[pk[p]] : cstart[pk[p] + 1]]
-            if ties == "cleanlab" and exact_pairs[p]:
-                _cleanlab_exact(sel, members, kn, p, cap[p], sk.dtype)
-                continue
-            b = _Bounds.of(members, kn, p, ub, lb, est)
-            if ties != "cleanlab":
-                _settle_pair(sel, members, b, cap[p])
-            elif not (_strict_cut(sel, members, b, cap[p]) or _cleanlab_open(sel, members, b, cap[p])):
-                _unsettled(sel, members, b, cap[p])
+            members = members_of(pk[p])
+            sink = Selection(_Marks(), _Marks(), _Marks(), _Marks())
+            if _settle_undecided(_marked(sel, sink), members, kn, p, cap[p], ub, lb, est, ties, sk.dtype,
+                                 bool(exact_pairs[p])):
+                settled[sink.best.ids()] = True
+            else:
+                open_pairs.append(p)
     sel.maybe &= ~sel.definite
+    if memo is not None:
+        op = np.asarray(open_pairs, np.int64)
+        memo["select"] = dict(ties=ties, pcm=np.array(pcm, copy=True), fpos=np.array(sk.fpos, np.int64),
+                              settled=settled, pk=pk[op], pj=pj[op], cap=cap[op])
+    return sel
+
+
+@dataclass
+class _RowsView:
+    """The entries of some rows of a sketch (row ids stay global), for :func:`_known_entries`."""
+
+    er: np.ndarray
+    ec: np.ndarray
+    ev: np.ndarray
+    y: np.ndarray
+    g: np.ndarray
+    fpos: np.ndarray
+    frows: np.ndarray
+    k: int
+
+    @classmethod
+    def of(cls, sk, rows) -> "_RowsView":
+        a, b = sk.ptr[rows], sk.ptr[rows + 1]
+        cnt = b - a
+        idx = np.repeat(a - (np.cumsum(cnt) - cnt), cnt) + np.arange(int(cnt.sum()))
+        held = np.isin(sk.fpos, rows)
+        return cls(np.repeat(rows, cnt), sk.ec[idx], sk.ev[idx], sk.y, sk.g, sk.fpos[held], sk.frows[held], sk.k)
+
+
+def _select_open_pairs(sk, state, label_counts, ties, memo) -> Selection:
+    """A later round: the settled pairs' rows from ``state`` (selected, certainly); the open
+    pairs looked at again on the entries of their classes' rows alone."""
+    n, K = sk.n, sk.k
+    sel = Selection(state["settled"].copy(), np.zeros(n, bool), state["settled"].copy(), np.zeros(n, bool))
+    pk, pj, cap = state["pk"], state["pj"], state["cap"]  # (k, j) order, as active_pairs gives them
+    if len(pk) == 0:
+        return sel
+    members_of = _class_members(sk, label_counts)
+    rows = np.sort(np.concatenate([members_of(k) for k in np.unique(pk)]))
+    keys = pk * K + pj
+    pstart = np.zeros(K + 1, np.int64)
+    np.cumsum(np.bincount(pk, minlength=K), out=pstart[1:])
+    refined = np.zeros(n, bool)
+    refined[sk.fpos] = True
+    kn = _known_entries(_RowsView.of(sk, rows), lambda a, b: np.isin(a * K + b, keys), keys, pstart, pj, refined)
+    ub, lb, est = _row_bounds(sk, refined)
+    known = kn.start[1:] - kn.start[:-1]
+    settled = state["settled"].copy()
+    still = np.zeros(len(pk), bool)
+    for p in range(len(pk)):
+        members = members_of(pk[p])
+        sink = Selection(_Marks(), _Marks(), _Marks(), _Marks())
+        if _settle_undecided(_marked(sel, sink), members, kn, p, cap[p], ub, lb, est, ties, sk.dtype,
+                             bool(known[p] >= len(members))):
+            settled[sink.best.ids()] = True
+        else:
+            still[p] = True
+    sel.maybe &= ~sel.definite
+    memo["select"] = dict(state, fpos=np.array(sk.fpos, np.int64), settled=settled, pk=pk[still], pj=pj[still],
+                          cap=cap[still])
     return sel
