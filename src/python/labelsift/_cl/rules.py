@@ -70,7 +70,7 @@ def confident_joint_from_guesses(labels: np.ndarray, guess: np.ndarray, k: int):
         # transposed (Fortran-ordered) view too, and the float sums of the
         # calibration follow the memory layout.
         flat = guess[counted].astype(np.int64) * k + labels[counted]
-        cj = np.bincount(flat, minlength=k * k).astype(np.int64).reshape(k, k).T
+        cj = np.bincount(flat, minlength=k * k).astype(np.int64, copy=False).reshape(k, k).T  # no K x K copy
     else:
         cj = np.zeros((k, k), dtype=np.int64)
     np.fill_diagonal(cj, np.maximum(cj.diagonal(), 1))
