@@ -11,8 +11,9 @@ shrunk by a slack far above the rounding of the dtype's mean, minus the
 1e-6 of the cut, that bound is a floor no class below it can pass, so a row
 whose left-out classes are all below their floors has a proven guess.
 The pair table (:class:`.sketch.PairTable`), filled in the same sweep,
-holds the best three prune margins of every class and column, which settles
-the small selections whose cut lands on tail margins no row sketch keeps.
+holds the best three prune margins of every class and column (and the best
+margin turned away, the runner-up), which settles the small selections whose
+cut lands on tail margins no row sketch keeps, in both tie modes.
 When more rows would have to be held in full than half the rows or 40 % of
 the available memory allow, the two-pass plan runs instead.
 ``tau``: the margin level for prune selections, set from the first block so
