@@ -285,8 +285,7 @@ class _Marks:
     def __init__(self):
         self.rows: list = []
 
-    def __setitem__(self, idx, value) -> None:
-        assert value is True
+    def __setitem__(self, idx, value) -> None:  # value is always True
         self.rows.append(np.asarray(idx, np.int64).ravel())
 
     def ids(self) -> np.ndarray:
@@ -393,7 +392,7 @@ def select_by_noise_rate(sk, pcm: np.ndarray, label_counts: np.ndarray, ties: st
     sel.maybe &= ~sel.definite
     if memo is not None:
         op = np.asarray(open_pairs, np.int64)
-        memo["select"] = dict(ties=ties, pcm=np.array(pcm, copy=True), fpos=np.array(sk.fpos, np.int64),
+        memo["select"] = dict(ties=ties, pcm=pcm, fpos=np.array(sk.fpos, np.int64),  # pcm: never written to
                               settled=settled, pk=pk[op], pj=pj[op], cap=cap[op])
     return sel
 
