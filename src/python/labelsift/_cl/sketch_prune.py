@@ -102,7 +102,7 @@ def _by_class_then_desc(y, v, k: int) -> np.ndarray:
 
 def _decided_fast(sk, kn: _Known, pk, cap, label_counts, ub, ties):
     """(pairs decided without looking at every row, pairs selecting their
-    whole class, pairs whose every margin is known).
+    whole class).
 
     Decided: the cap-th best known margin beats every unknown upper bound
     (or nothing is unknown, or the whole class is selected). The best
@@ -115,7 +115,6 @@ def _decided_fast(sk, kn: _Known, pk, cap, label_counts, ub, ties):
     """
     n, npairs = sk.n, len(pk)
     n_k = label_counts[pk]
-    rows = np.arange(n, dtype=np.int64)
     by_ub = _by_class_then_desc(sk.y, ub, sk.k)  # class, ub descending, id ascending
     cstart = np.zeros(sk.k + 1, np.int64)
     np.cumsum(label_counts, out=cstart[1:])
@@ -142,9 +141,9 @@ def _decided_fast(sk, kn: _Known, pk, cap, label_counts, ub, ties):
         nxt = np.where(cnt > cap, kn.margin[np.minimum(kn.start[:-1] + cap, max(len(kn.rows) - 1, 0))], -np.inf) \
             if len(kn.rows) else np.full(npairs, -np.inf)
         beats = (k_m > u_m) & (k_m > nxt)
-        return full | (~all_known & has_kappa & beats), full, all_known & ~full
+        return full | (~all_known & has_kappa & beats), full
     beats = (k_m > u_m) | ((k_m == u_m) & (k_i < best_unknown))
-    return full | all_known | (has_kappa & beats), full, np.zeros(npairs, bool)
+    return full | all_known | (has_kappa & beats), full
 
 
 @dataclass
@@ -168,13 +167,16 @@ class _Bounds:
         unknown[loc] = False
         return cls(hi, lo, best, unknown)
 
-    def mark_best(self, sel: Selection, members, cp) -> None:
-        """The best answer: the cp best estimates, ties by id."""
-        sel.best[members[np.lexsort((members, -self.best))[:cp]]] = True
+    def mark_best(self, sel: Selection, members, cp) -> np.ndarray:
+        """The best answer: the cp best estimates, ties by id (the rows marked)."""
+        chosen = members[np.lexsort((members, -self.best))[:cp]]
+        sel.best[chosen] = True
+        return chosen
 
 
-def _settle_pair(sel: Selection, members, b: _Bounds, cp) -> None:
-    """An undecided pair: bound every row of the class, mark what is proven."""
+def _settle_pair(sel: Selection, members, b: _Bounds, cp) -> np.ndarray | None:
+    """An undecided pair: bound every row of the class, mark what is proven.
+    The rows of its best answer when no row is left open, else None."""
     d_sel = count_better(b.hi, b.lo, members) < cp  # too few rows can beat its lowest margin
     d_not = count_better(b.lo, b.hi, members) >= cp  # cp rows surely beat its highest margin
     sel.definite[members[d_sel]] = True
@@ -182,34 +184,37 @@ def _settle_pair(sel: Selection, members, b: _Bounds, cp) -> None:
     if maybe.any():
         sel.maybe[members[maybe]] = True
         sel.competing[members[b.unknown & ~d_not]] = True
-    b.mark_best(sel, members, cp)
+    chosen = b.mark_best(sel, members, cp)
+    return None if maybe.any() else chosen
 
 
-def _cleanlab_exact(sel: Selection, members, kn: _Known, p, cp, dtype) -> None:
+def _cleanlab_exact(sel: Selection, members, kn: _Known, p, cp, dtype) -> np.ndarray:
     """A pair whose every margin is known: cleanlab's own selection, the
     first cp of ``np.argsort(-margin)`` over the class's rows in id order,
-    in the input dtype."""
+    in the input dtype (the rows chosen)."""
     s, e = kn.start[p], kn.start[p + 1]
     margin = np.empty(len(members), dtype)
     margin[np.searchsorted(members, kn.rows[s:e])] = kn.margin[s:e]
     chosen = members[np.argsort(-margin)[:cp]]
     sel.definite[chosen] = True
     sel.best[chosen] = True
+    return chosen
 
 
-def _strict_cut(sel: Selection, members, b: _Bounds, cp) -> bool:
+def _strict_cut(sel: Selection, members, b: _Bounds, cp) -> np.ndarray | None:
     """``ties="cleanlab"``, some margin unknown: decided when the cp rows with
     the highest lower bounds all strictly beat the upper bound of every other
-    row -- then no order among equal margins can change the set."""
+    row -- then no order among equal margins can change the set (the rows
+    chosen; None when not decided)."""
     if cp >= len(members):
-        return False
+        return None
     order = np.argsort(-b.lo, kind="stable")
     chosen, rest = order[:cp], order[cp:]
     if not b.lo[chosen].min() > b.hi[rest].max():
-        return False
+        return None
     sel.definite[members[chosen]] = True
     sel.best[members[chosen]] = True
-    return True
+    return members[chosen]
 
 
 def _cleanlab_open(sel: Selection, members, b: _Bounds, cp) -> bool:
@@ -278,51 +283,32 @@ def _table_pairs(sel: Selection, table, pk, pj, cap, label_counts, ties, dtype, 
     return ok
 
 
-class _Marks:
-    """Stands in for a row mask of :class:`Selection` while one pair is
-    settled: records the rows marked (the per-pair steps only ever set rows)."""
-
-    def __init__(self):
-        self.rows: list = []
-
-    def __setitem__(self, idx, value) -> None:  # value is always True
-        self.rows.append(np.asarray(idx, np.int64).ravel())
-
-    def ids(self) -> np.ndarray:
-        return np.concatenate(self.rows) if self.rows else np.zeros(0, np.int64)
-
-
-def _settle_undecided(sel: Selection, members, kn: _Known, p, cp, ub, lb, est, ties, dtype, all_known) -> bool:
+def _settle_undecided(sel: Selection, members, kn: _Known, p, cp, ub, lb, est, ties, dtype) -> np.ndarray | None:
     """One pair neither the fast test nor the pair table decided, marked into
-    ``sel`` (whose masks are only set); True when it is settled (no row left open)."""
-    if ties == "cleanlab" and all_known:
-        _cleanlab_exact(sel, members, kn, p, cp, dtype)
-        return True
+    ``sel``: the rows it selects when it is settled (no row left open), else None."""
+    if ties == "cleanlab" and kn.start[p + 1] - kn.start[p] >= len(members):  # every margin known
+        return _cleanlab_exact(sel, members, kn, p, cp, dtype)
     b = _Bounds.of(members, kn, p, ub, lb, est)
     if ties != "cleanlab":
-        marks = Selection(sel.definite, _Marks(), sel.best, sel.competing)
-        _settle_pair(marks, members, b, cp)
-        if not marks.maybe.rows:
-            return True
-        sel.maybe[marks.maybe.ids()] = True
-        return False
-    if _strict_cut(sel, members, b, cp):
-        return True
-    if not _cleanlab_open(sel, members, b, cp):
+        return _settle_pair(sel, members, b, cp)
+    chosen = _strict_cut(sel, members, b, cp)
+    if chosen is None and not _cleanlab_open(sel, members, b, cp):
         _unsettled(sel, members, b, cp)
-    return False
+    return chosen
 
 
-def _marked(sel: Selection, sink: Selection) -> Selection:
-    """A selection that marks rows into both ``sel`` and ``sink``."""
-    class _Both:
-        def __init__(self, a, b):
-            self.a, self.b = a, b
-
-        def __setitem__(self, idx, value):
-            self.a[idx] = value
-            self.b[idx] = value
-    return Selection(*(_Both(getattr(sel, f), getattr(sink, f)) for f in ("definite", "maybe", "best", "competing")))
+def _settle_pairs(sel: Selection, settled, pairs, pk, cap, kn: _Known, members_of, ub, lb, est, ties,
+                  dtype) -> np.ndarray:
+    """:func:`_settle_undecided` for each of ``pairs`` (indices into pk, cap and kn's pairs), the
+    rows of those settled also marked in ``settled``; returns the ones left open."""
+    left = []
+    for p in pairs:
+        chosen = _settle_undecided(sel, members_of(pk[p]), kn, p, cap[p], ub, lb, est, ties, dtype)
+        if chosen is None:
+            left.append(p)
+        else:
+            settled[chosen] = True
+    return np.asarray(left, np.int64)
 
 
 def _row_bounds(sk, refined):
@@ -367,7 +353,7 @@ def select_by_noise_rate(sk, pcm: np.ndarray, label_counts: np.ndarray, ties: st
     kn = _known_entries(sk, lambda a, b: by_given[a, b] > 0, pk * sk.k + pj, pstart, pj, refined)
     ub, lb, est = _row_bounds(sk, refined)
 
-    decided, full, exact_pairs = _decided_fast(sk, kn, pk, cap, label_counts, ub, ties)
+    decided, full = _decided_fast(sk, kn, pk, cap, label_counts, ub, ties)
     by_table = _table_pairs(sel, sk.pairs, pk, pj, cap, label_counts, ties, sk.dtype, ~decided & ~full)
     take = decided[kn.pair] & (kn.rank < cap[kn.pair])
     sel.definite[kn.rows[take]] = True
@@ -378,20 +364,12 @@ def select_by_noise_rate(sk, pcm: np.ndarray, label_counts: np.ndarray, ties: st
 
     und = np.flatnonzero(~decided & ~by_table)
     settled = sel.best.copy()  # the rows of the pairs settled (for a later round)
-    open_pairs = []
+    op = np.zeros(0, np.int64)
     if len(und):
-        members_of = _class_members(sk, label_counts)
-        for p in und:
-            members = members_of(pk[p])
-            sink = Selection(_Marks(), _Marks(), _Marks(), _Marks())
-            if _settle_undecided(_marked(sel, sink), members, kn, p, cap[p], ub, lb, est, ties, sk.dtype,
-                                 bool(exact_pairs[p])):
-                settled[sink.best.ids()] = True
-            else:
-                open_pairs.append(p)
+        op = _settle_pairs(sel, settled, und, pk, cap, kn, _class_members(sk, label_counts), ub, lb, est, ties,
+                           sk.dtype)
     sel.maybe &= ~sel.definite
     if memo is not None:
-        op = np.asarray(open_pairs, np.int64)
         memo["select"] = dict(ties=ties, pcm=pcm, fpos=np.array(sk.fpos, np.int64),  # pcm: never written to
                               settled=settled, pk=pk[op], pj=pj[op], cap=cap[op])
     return sel
@@ -436,17 +414,8 @@ def _select_open_pairs(sk, state, label_counts, ties, memo) -> Selection:
     refined[sk.fpos] = True
     kn = _known_entries(_RowsView.of(sk, rows), lambda a, b: np.isin(a * K + b, keys), keys, pstart, pj, refined)
     ub, lb, est = _row_bounds(sk, refined)
-    known = kn.start[1:] - kn.start[:-1]
     settled = state["settled"].copy()
-    still = np.zeros(len(pk), bool)
-    for p in range(len(pk)):
-        members = members_of(pk[p])
-        sink = Selection(_Marks(), _Marks(), _Marks(), _Marks())
-        if _settle_undecided(_marked(sel, sink), members, kn, p, cap[p], ub, lb, est, ties, sk.dtype,
-                             bool(known[p] >= len(members))):
-            settled[sink.best.ids()] = True
-        else:
-            still[p] = True
+    still = _settle_pairs(sel, settled, range(len(pk)), pk, cap, kn, members_of, ub, lb, est, ties, sk.dtype)
     sel.maybe &= ~sel.definite
     memo["select"] = dict(state, fpos=np.array(sk.fpos, np.int64), settled=settled, pk=pk[still], pj=pj[still],
                           cap=cap[still])
