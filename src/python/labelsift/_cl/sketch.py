@@ -400,10 +400,11 @@ def _min_unknown_cut(sk: Sketch, rows: np.ndarray, cut: np.ndarray) -> np.ndarra
     return out
 
 
-def _guesses(sk: Sketch, cut: np.ndarray):
+def _guesses(sk: Sketch, cut: np.ndarray, full=None):
     """(confident guesses, which are proven) from the sketch; cut in float64.
     The C++ kernel ``sketch_guesses`` (one sweep of each row's entries);
-    :func:`_guesses_numpy` is its definition."""
+    :func:`_guesses_numpy` is its definition. ``full``: :func:`_full_tests`
+    of the refined rows with this cut, when already at hand."""
     cut = np.ascontiguousarray(cut, dtype=np.float64)
     guess = np.empty(sk.n, np.int64)
     decided = np.empty(sk.n, bool)
@@ -412,22 +413,28 @@ def _guesses(sk: Sketch, cut: np.ndarray):
                               np.ascontiguousarray(sk.y, dtype=np.int64), cut,
                               np.argsort(cut, kind="stable").astype(np.int64), guess, decided.view(np.uint8),
                               threads(None))
-    return _refined_guesses(sk, cut, guess, decided, fast=True)
+    return _refined_guesses(sk, cut, guess, decided, fast=True, full=full)
 
 
-def _full_tests(sk: Sketch, nudged, cut):
-    """The C++ kernel ``full_rows_tests`` on the refined rows: (keep, passing count, first passing)."""
+def _nudged(sk: Sketch) -> np.ndarray:
+    """P[y] + 1e-6 in the dtype, as float64: what the unflagging test compares against."""
+    return (sk.g + np.asarray(1e-6, dtype=sk.dtype)).astype(np.float64)
+
+
+def _full_tests(sk: Sketch, cut):
+    """The C++ kernel ``full_rows_tests`` on the refined rows, one sweep of each:
+    (unflagging test, passing count and first passing class with ``cut``)."""
     keep, npass, first = core().full_rows_tests(sk.frows, np.ascontiguousarray(sk.y[sk.fpos], dtype=np.int64),
-                                                np.ascontiguousarray(nudged, dtype=np.float64),
-                                                np.ascontiguousarray(cut, dtype=np.float64), threads(None))
+                                                _nudged(sk)[sk.fpos], np.ascontiguousarray(cut, dtype=np.float64),
+                                                threads(None))
     return keep.view(bool), npass, first
 
 
-def _refined_guesses(sk: Sketch, cut, guess, decided, fast: bool = False):
+def _refined_guesses(sk: Sketch, cut, guess, decided, fast: bool = False, full=None):
     if len(sk.fpos):  # refined rows: everything is known
         amax = sk.ec[sk.ptr[sk.fpos]]
         if fast:  # one sweep of each row in C++
-            _, npass, first = _full_tests(sk, np.zeros(len(sk.fpos)), cut)
+            _, npass, first = _full_tests(sk, cut) if full is None else full
         else:
             passes = sk.frows >= cut  # (float64 cut: the comparison promotes exactly, without a float64 copy)
             npass, first = np.count_nonzero(passes, axis=1), np.argmax(passes, axis=1)
@@ -458,24 +465,25 @@ def _guesses_numpy(sk: Sketch, cut: np.ndarray):
     return _refined_guesses(sk, cut, guess.astype(np.int64), decided)
 
 
-def _keeps(sk: Sketch):
+def _keeps(sk: Sketch, full=None):
     """(the unflagging test: given label still the argmax after + 1e-6, which are proven): the C++
-    kernel ``sketch_keeps``, one sweep of each row's entries; :func:`_keeps_numpy` is its definition."""
-    nudged = (sk.g + np.asarray(1e-6, dtype=sk.dtype)).astype(np.float64)
+    kernel ``sketch_keeps``, one sweep of each row's entries; :func:`_keeps_numpy` is its definition.
+    ``full``: :func:`_full_tests` of the refined rows, when already at hand."""
+    nudged = _nudged(sk)
     keep = np.empty(sk.n, bool)
     decided = np.empty(sk.n, bool)
     core().sketch_keeps(sk.ptr, np.ascontiguousarray(sk.ec, dtype=np.int64), sk.ev, sk.rm,
                         np.ascontiguousarray(sk.y, dtype=np.int64), nudged, keep.view(np.uint8),
                         decided.view(np.uint8), threads(None))
     if len(sk.fpos):  # refined rows: every class is known (one sweep of each row in C++)
-        keep[sk.fpos] = _full_tests(sk, nudged[sk.fpos], np.full(sk.k, np.inf))[0]
+        keep[sk.fpos] = (_full_tests(sk, np.full(sk.k, np.inf)) if full is None else full)[0]
         decided[sk.fpos] = True
     return keep, decided
 
 
 def _keeps_numpy(sk: Sketch):
     """Definition of :func:`_keeps` (NumPy over all entries at once)."""
-    nudged = (sk.g + np.asarray(1e-6, dtype=sk.dtype)).astype(np.float64)
+    nudged = _nudged(sk)
     rm64 = sk.rm.astype(np.float64)
     er = sk.er
     ye, pe, ev64 = sk.y[er], nudged[er], sk.ev.astype(np.float64)
@@ -515,8 +523,9 @@ def result(sk: Sketch, ties: str, with_latent: bool = True, memo: dict | None = 
     label_counts = np.bincount(sk.y, minlength=sk.k).astype(np.int64)
     thresholds = thresholds_from_given(sk.g, sk.y, sk.k, threads(None))  # exact
     cut = cut_from_thresholds(thresholds, sk.k, sk.dtype).astype(np.float64)  # compared exactly in float64
-    guess, guess_decided = _guesses(sk, cut)
-    keep, keep_decided = _keeps(sk)
+    full = _full_tests(sk, cut) if len(sk.fpos) else None  # the refined rows' tests, one sweep for both
+    guess, guess_decided = _guesses(sk, cut, full)
+    keep, keep_decided = _keeps(sk, full)
     counts_exact = bool(guess_decided.all())
 
     cj, pcm = _counts(sk, guess, label_counts, ties, memo)
