@@ -247,6 +247,60 @@ def test_fused_kernel_without_avx2(tmp_path):
     np.testing.assert_array_equal(got[1], ref.search(X, k=7, metric="l2")[0])
 
 
+_ISA_SCRIPT = """
+import sys, numpy as np
+import labelsift
+from labelsift._knn.search import search_metrics
+X = np.load(sys.argv[1]); Y = np.load(sys.argv[2]); out = {}
+for name, tile in (("t50", (50, 50)), ("t37", (37, 37)), ("t64", (64, 64))):
+    r = search_metrics(X, k=7, metrics=("cosine", "l2"), tile=tile)
+    out[name + "_cos"], out[name + "_l2"] = r[0][0], r[1][0]
+    assert r[0][2].symmetric
+r = search_metrics(Y, k=5, metrics=("l2",), tile=(40, 40))   # d = 300: two coordinate chunks
+out["d300"] = r[0][0]
+r = search_metrics(X, k=6, metrics=("l2",), tile=(33, 45), symmetric=False)   # the tile_select path
+out["asym"] = r[0][0]
+r = search_metrics(X[:70], X, k=6, metrics=("cosine",), tile=(16, 48))   # queries against a database
+out["db"] = r[0][0]
+isa = labelsift.backend_info()["cpu_isa"]
+out["isa"] = np.array([isa["knn_gram"], isa["knn_select"]])
+np.savez(sys.argv[3], **out)
+"""
+
+
+@pytest.mark.parametrize("env", [{}, {"LABELSIFT_NO_AVX512": "1"}, {"LABELSIFT_NO_AVX2": "1"}],
+                         ids=["best", "no-avx512", "portable"])
+def test_every_micro_kernel_isa_gives_the_exact_neighbours(tmp_path, env):
+    # The Gram micro-kernel and the selections exist for AVX-512 (8 x 32
+    # register block), AVX2+FMA (6 x 16) and portable C++; the ISA is read
+    # once per process, so each runs in its own. Tiles whose sizes are not
+    # multiples of the register blocks (rests of 1..7 rows, partial panels),
+    # d past one coordinate chunk, the direct and the database searches.
+    import os
+    import subprocess
+    import sys
+    X = tied_data(230, 20, seed=11).astype(np.float32)
+    Y = np.random.default_rng(3).integers(-2, 3, size=(150, 300)).astype(np.float32)
+    Y[10:30] = Y[5]
+    np.save(tmp_path / "X.npy", X)
+    np.save(tmp_path / "Y.npy", Y)
+    base = {k: v for k, v in os.environ.items() if k not in ("LABELSIFT_NO_AVX512", "LABELSIFT_NO_AVX2")}
+    subprocess.run([sys.executable, "-c", _ISA_SCRIPT, str(tmp_path / "X.npy"), str(tmp_path / "Y.npy"),
+                    str(tmp_path / "out.npz")], env=base | env, check=True)
+    got = np.load(tmp_path / "out.npz")
+    gram, select = got["isa"]
+    if "LABELSIFT_NO_AVX2" in env:
+        assert (gram, select) == ("portable", "portable")
+    elif "LABELSIFT_NO_AVX512" in env:
+        assert "avx512" not in (gram, select)
+    for name in ("t50", "t37", "t64"):
+        np.testing.assert_array_equal(got[name + "_cos"], ref.search(X, k=7, metric="cosine")[0])
+        np.testing.assert_array_equal(got[name + "_l2"], ref.search(X, k=7, metric="l2")[0])
+    np.testing.assert_array_equal(got["d300"], ref.search(Y, k=5, metric="l2")[0])
+    np.testing.assert_array_equal(got["asym"], ref.search(X, k=6, metric="l2")[0])
+    np.testing.assert_array_equal(got["db"], ref.search(X[:70], X, k=6, metric="cosine")[0])
+
+
 def test_fused_kernel_on_row_strided_views_and_tiny_sets():
     rng = np.random.default_rng(12)
     W = rng.integers(-3, 4, size=(90, 40)).astype(np.float32)

@@ -117,6 +117,7 @@ void bind_knn(py::module_& m) {
       py::arg("hi"), py::arg("nthreads") = 0);
 
   m.def("knn_sym_rounds", &knn::sym_rounds, py::arg("nblocks"));
+  m.def("knn_isa", []() { return py::make_tuple(knn::gram_isa(), knn::sel_isa()); });
 
   m.def(
       "knn_sym_search",

@@ -2,6 +2,7 @@
 #include <omp.h>
 #include <pybind11/pybind11.h>
 
+#include "common/cpu.h"
 #include "common/validation.h"
 
 namespace py = pybind11;
@@ -18,6 +19,11 @@ PYBIND11_MODULE(_core, m) {
   using namespace ls;
   m.doc() = "labelsift CPU kernels (C++17, OpenMP)";
   m.def("max_threads", []() { return omp_get_max_threads(); });
+#ifdef LS_HAVE_AVX2_F16C_TWINS
+  m.def("cl_avx2", []() { return cpu_has_avx2_f16c(); });
+#else
+  m.def("cl_avx2", []() { return false; });
+#endif
   {
     py::dict codes;
     codes["ok"] = int(ROW_OK);

@@ -35,9 +35,13 @@ void tile_select_sym(const float* S, int64_t nI, int64_t nJ, int64_t ls, int64_t
 // then the diagonal blocks), so that the tasks of one round touch disjoint
 // heaps and each heap sees its candidates in an order fixed by the schedule,
 // whatever the thread count. Runs rounds [round0, round1). Per task: the Gram
-// tile in a per-thread buffer (own micro-kernel, AVX2+FMA when available),
-// then the direct and transposed selections of tile_select_sym.
+// tile in a per-thread buffer (own micro-kernel: AVX-512 or AVX2+FMA when
+// available), then the direct and transposed selections of tile_select_sym.
 int64_t sym_rounds(int64_t nblocks);
+// The ISAs chosen at run time (0 portable, 1 AVX2, 2 AVX-512) of the Gram
+// micro-kernel and of the candidate selections.
+int gram_isa();
+int sel_isa();
 void sym_search(const float* G, int64_t N, int64_t d, int64_t ldg, int64_t block, int64_t round0, int64_t round1,
                 int ne, const float* const* a, const float* const* b, float* const* hk, int64_t* const* hi,
                 int64_t m, int nthreads);

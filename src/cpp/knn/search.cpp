@@ -248,6 +248,7 @@ __attribute__((target("avx2"))) void select_cols_avx2(const float* S, int64_t nI
   }
   for (int64_t r = 0; r < nI; ++r) {
     const float* s = S + r * ls + cb;
+    _mm_prefetch(reinterpret_cast<const char*>(s + 16 * ls), _MM_HINT_T0);  // see select_cols_avx512
     const __m256 s0 = _mm256_loadu_ps(s), s1 = _mm256_loadu_ps(s + 8);
     for (int e = 0; e < ne; ++e) {
       const float av = a[e][i0 + r], bv = b[e][i0 + r];
@@ -288,27 +289,127 @@ __attribute__((target("avx2"))) void sym_task_avx2(const float* S, int64_t nI, i
   }
 }
 
+// AVX-512 versions: the same keys and insertions, sixteen lanes at a time
+// (select_cols' group of W = 16 columns is one register).
+__attribute__((target("avx512f"))) void select_row_avx512(const float* s, int64_t nc, const float* a,
+                                                         const float* b, int64_t c0, int64_t self, float* hk,
+                                                         int64_t* hi, int64_t m) {
+  float thr = hk[0];
+  __m512 tv = _mm512_set1_ps(thr);
+  int64_t j = 0;
+  for (; j + 32 <= nc; j += 32) {
+    const __m512 k0 = _mm512_add_ps(_mm512_loadu_ps(a + j), _mm512_mul_ps(_mm512_loadu_ps(b + j), _mm512_loadu_ps(s + j)));
+    const __m512 k1 = _mm512_add_ps(_mm512_loadu_ps(a + j + 16),
+                                    _mm512_mul_ps(_mm512_loadu_ps(b + j + 16), _mm512_loadu_ps(s + j + 16)));
+    if (!_mm512_cmp_ps_mask(_mm512_min_ps(k0, k1), tv, _CMP_LT_OQ)) continue;
+    for (int64_t t = j; t < j + 32; ++t) {
+      const float v = a[t] + b[t] * s[t];
+      if (v < thr && c0 + t != self) {
+        insert_row(v, c0 + t, hk, hi, m);
+        thr = hk[0];
+      }
+    }
+    tv = _mm512_set1_ps(thr);
+  }
+  for (; j < nc; ++j) {
+    const float v = a[j] + b[j] * s[j];
+    if (v < thr && c0 + j != self) {
+      insert_row(v, c0 + j, hk, hi, m);
+      thr = hk[0];
+    }
+  }
+}
+
+__attribute__((target("avx512f"), flatten)) void select_rows_avx512(const float* S, int64_t r0, int64_t r1,
+                                                                    int64_t nc, int64_t ls, const float* a,
+                                                                    const float* b, int64_t c0, int64_t self0,
+                                                                    float* hk, int64_t* hi, int64_t m) {
+  for (int64_t r = r0; r < r1; ++r)
+    select_row_avx512(S + r * ls, nc, a, b, c0, self0 < 0 ? -1 : self0 + r, hk + r * m, hi + r * m, m);
+}
+
+__attribute__((target("avx512f"))) void select_cols_avx512(const float* S, int64_t nI, int64_t ls, int64_t i0,
+                                                          int64_t j0, int64_t cb, int64_t nw, int ne,
+                                                          const float* const* a, const float* const* b,
+                                                          float* const* hk, int64_t* const* hi, int64_t m) {
+  static_assert(W == 16, "one zmm register per group of columns");
+  if (nw < W) {
+    select_cols(S, nI, ls, i0, j0, cb, nw, ne, a, b, hk, hi, m);
+    return;
+  }
+  alignas(64) float thr[MAXE][W];
+  __m512 tz[MAXE];
+  for (int e = 0; e < ne; ++e) {
+    for (int64_t w = 0; w < W; ++w) thr[e][w] = hk[e][(j0 + cb + w) * m];
+    tz[e] = _mm512_load_ps(thr[e]);
+  }
+  for (int64_t r = 0; r < nI; ++r) {
+    const float* s = S + r * ls + cb;
+    // a column strip: each row is in another 4 KB page, beyond the hardware
+    // prefetchers' reach
+    _mm_prefetch(reinterpret_cast<const char*>(s + 16 * ls), _MM_HINT_T0);
+    const __m512 sv = _mm512_loadu_ps(s);
+    for (int e = 0; e < ne; ++e) {
+      const float av = a[e][i0 + r], bv = b[e][i0 + r];
+      const __m512 kv = _mm512_add_ps(_mm512_set1_ps(av), _mm512_mul_ps(_mm512_set1_ps(bv), sv));
+      unsigned mask = _mm512_cmp_ps_mask(kv, tz[e], _CMP_LT_OQ);
+      if (!mask) continue;
+      for (; mask; mask &= mask - 1) {
+        const int w = __builtin_ctz(mask);
+        const float v = av + bv * s[w];
+        float* h = hk[e] + (j0 + cb + w) * m;
+        int64_t* g = hi[e] + (j0 + cb + w) * m;
+        insert_row(v, i0 + r, h, g, m);
+        thr[e][w] = h[0];
+      }
+      tz[e] = _mm512_load_ps(thr[e]);
+    }
+  }
+}
+
+__attribute__((target("avx512f"))) void sym_task_avx512(const float* S, int64_t nI, int64_t nJ, int64_t ls,
+                                                       int64_t i0, int64_t j0, int64_t tstart, int ne,
+                                                       const float* const* a, const float* const* b,
+                                                       float* const* hk, int64_t* const* hi, int64_t m, int64_t task,
+                                                       int64_t nrt) {
+  constexpr int64_t R = 8;
+  if (task < nrt) {
+    const int64_t r0 = task * R, r1 = std::min(nI, r0 + R);
+    for (int e = 0; e < ne; ++e)
+      for (int64_t r = r0; r < r1; ++r)
+        select_row_avx512(S + r * ls, nJ, a[e] + j0, b[e] + j0, j0, i0 + r, hk[e] + (i0 + r) * m,
+                          hi[e] + (i0 + r) * m, m);
+  } else {
+    const int64_t cb = tstart + (task - nrt) * W, nw = std::min(W, nJ - cb);
+    select_cols_avx512(S, nI, ls, i0, j0, cb, nw, ne, a, b, hk, hi, m);
+  }
+}
+
 // ---- the fused symmetric search: a float32 Gram tile per block pair, in L2 ----
 //
 // S = G_I G_J^T over kc-chunks of the d coordinates: B_J is packed in panels
-// of 16 columns (k-major), the micro-kernel keeps ROWS x 16 sums in registers
-// and writes them to the task's S buffer (row stride ldS, a multiple of 16;
+// of PW columns (k-major; 16 for the portable and AVX2 micro-kernels, 32 for
+// the AVX-512 one), the micro-kernel keeps ROWS x PW sums in registers and
+// writes them to the task's S buffer (row stride ldS, a multiple of 32;
 // padded columns are zero and never selected). Any summation order gives a
-// float32 dot product within the certificate's bound gamma_d |G_i| |G_j|.
-constexpr int64_t PW = 16;   // panel width
-constexpr int64_t KC = 256;  // coordinates per chunk
+// float32 dot product within the certificate's bound gamma_d |G_i| |G_j|, so
+// the ISA changes the candidates' float32 keys, never the neighbours.
+constexpr int64_t PW = 16;    // panel width (portable, AVX2)
+constexpr int64_t PW5 = 32;   // panel width (AVX-512)
+constexpr int64_t KC = 256;   // coordinates per chunk (128 measured slower for AVX-512 too)
 
+template <int64_t PWT = PW>
 void pack_panels(const float* G, int64_t ldg, int64_t j0, int64_t nJ, int64_t k0, int64_t kc, float* P) {
-  const int64_t np = (nJ + PW - 1) / PW;
+  const int64_t np = (nJ + PWT - 1) / PWT;
   for (int64_t p = 0; p < np; ++p) {
-    float* out = P + p * kc * PW;
-    for (int64_t w = 0; w < PW; ++w) {
-      const int64_t j = p * PW + w;
+    float* out = P + p * kc * PWT;
+    for (int64_t w = 0; w < PWT; ++w) {
+      const int64_t j = p * PWT + w;
       if (j < nJ) {
         const float* g = G + (j0 + j) * ldg + k0;
-        for (int64_t k = 0; k < kc; ++k) out[k * PW + w] = g[k];
+        for (int64_t k = 0; k < kc; ++k) out[k * PWT + w] = g[k];
       } else {
-        for (int64_t k = 0; k < kc; ++k) out[k * PW + w] = 0.0f;
+        for (int64_t k = 0; k < kc; ++k) out[k * PWT + w] = 0.0f;
       }
     }
   }
@@ -375,30 +476,90 @@ __attribute__((target("avx2,fma"))) inline void micro_avx2(const float* const* A
   if constexpr (ROWS > 5) put_row(Sr + 5 * ldS, c50, c51, add);
 }
 
-template <bool AVX>
+__attribute__((target("avx512f"))) inline void put_row512(float* o, __m512 lo, __m512 hi, bool add) {
+  if (add) {
+    lo = _mm512_add_ps(lo, _mm512_loadu_ps(o));
+    hi = _mm512_add_ps(hi, _mm512_loadu_ps(o + 16));
+  }
+  _mm512_storeu_ps(o, lo);
+  _mm512_storeu_ps(o + 16, hi);
+}
+
+// ROWS x 32 sums in 2 ROWS zmm registers (8 x 32: 16 accumulators, 10 loads
+// for 16 FMAs per coordinate, so the FMA ports bound it, not the loads).
+template <int ROWS>
+__attribute__((target("avx512f"))) inline void micro_avx512(const float* const* A, const float* Pp, int64_t kc,
+                                                             float* Sr, int64_t ldS, bool add) {
+  __m512 c00 = _mm512_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00, c31 = c00;
+  __m512 c40 = c00, c41 = c00, c50 = c00, c51 = c00, c60 = c00, c61 = c00, c70 = c00, c71 = c00;
+  const float* a0 = A[0];
+  const float* a1 = ROWS > 1 ? A[1] : A[0];
+  const float* a2 = ROWS > 2 ? A[2] : A[0];
+  const float* a3 = ROWS > 3 ? A[3] : A[0];
+  const float* a4 = ROWS > 4 ? A[4] : A[0];
+  const float* a5 = ROWS > 5 ? A[5] : A[0];
+  const float* a6 = ROWS > 6 ? A[6] : A[0];
+  const float* a7 = ROWS > 7 ? A[7] : A[0];
+  for (int64_t k = 0; k < kc; ++k) {
+    const __m512 b0 = _mm512_loadu_ps(Pp + k * PW5), b1 = _mm512_loadu_ps(Pp + k * PW5 + 16);
+    __m512 av;
+#define LS_FMA_ROW(r)                                  \
+  if constexpr (ROWS > r) {                            \
+    av = _mm512_set1_ps(a##r[k]);                      \
+    c##r##0 = _mm512_fmadd_ps(av, b0, c##r##0);        \
+    c##r##1 = _mm512_fmadd_ps(av, b1, c##r##1);        \
+  }
+    LS_FMA_ROW(0)
+    LS_FMA_ROW(1)
+    LS_FMA_ROW(2)
+    LS_FMA_ROW(3)
+    LS_FMA_ROW(4)
+    LS_FMA_ROW(5)
+    LS_FMA_ROW(6)
+    LS_FMA_ROW(7)
+#undef LS_FMA_ROW
+  }
+  put_row512(Sr, c00, c01, add);
+  if constexpr (ROWS > 1) put_row512(Sr + ldS, c10, c11, add);
+  if constexpr (ROWS > 2) put_row512(Sr + 2 * ldS, c20, c21, add);
+  if constexpr (ROWS > 3) put_row512(Sr + 3 * ldS, c30, c31, add);
+  if constexpr (ROWS > 4) put_row512(Sr + 4 * ldS, c40, c41, add);
+  if constexpr (ROWS > 5) put_row512(Sr + 5 * ldS, c50, c51, add);
+  if constexpr (ROWS > 6) put_row512(Sr + 6 * ldS, c60, c61, add);
+  if constexpr (ROWS > 7) put_row512(Sr + 7 * ldS, c70, c71, add);
+}
+
+enum GramIsa { GRAM_PORTABLE = 0, GRAM_AVX2 = 1, GRAM_AVX512 = 2 };
+
+template <int ISA>
 void gram_tile(const float* G, int64_t ldg, int64_t d, int64_t i0, int64_t nI, int64_t j0, int64_t nJ, float* P,
                float* S, int64_t ldS) {
-  const int64_t np = (nJ + PW - 1) / PW;
+  constexpr int64_t PWT = ISA == GRAM_AVX512 ? PW5 : PW;
+  constexpr int R = ISA == GRAM_AVX512 ? 8 : 6;
+  const int64_t np = (nJ + PWT - 1) / PWT;
   for (int64_t k0 = 0; k0 < d; k0 += KC) {
     const int64_t kc = std::min(KC, d - k0);
     const bool add = k0 > 0;
-    pack_panels(G, ldg, j0, nJ, k0, kc, P);
+    pack_panels<PWT>(G, ldg, j0, nJ, k0, kc, P);
     for (int64_t p = 0; p < np; ++p) {
-      const float* Pp = P + p * kc * PW;
+      const float* Pp = P + p * kc * PWT;
       int64_t r = 0;
-      const float* A[6];
-      for (; r + 6 <= nI; r += 6) {
-        for (int t = 0; t < 6; ++t) A[t] = G + (i0 + r + t) * ldg + k0;
-        if (AVX) micro_avx2<6>(A, Pp, kc, S + r * ldS + p * PW, ldS, add);
-        else micro_generic<6>(A, Pp, kc, S + r * ldS + p * PW, ldS, add);
+      const float* A[8];
+      for (; r + R <= nI; r += R) {
+        for (int t = 0; t < R; ++t) A[t] = G + (i0 + r + t) * ldg + k0;
+        float* Sr = S + r * ldS + p * PWT;
+        if constexpr (ISA == GRAM_AVX512) micro_avx512<8>(A, Pp, kc, Sr, ldS, add);
+        else if constexpr (ISA == GRAM_AVX2) micro_avx2<6>(A, Pp, kc, Sr, ldS, add);
+        else micro_generic<6>(A, Pp, kc, Sr, ldS, add);
       }
       const int64_t rest = nI - r;
       for (int t = 0; t < rest; ++t) A[t] = G + (i0 + r + t) * ldg + k0;
-      float* Sr = S + r * ldS + p * PW;
-#define LS_MICRO(n)                                   \
-  case n:                                             \
-    if (AVX) micro_avx2<n>(A, Pp, kc, Sr, ldS, add);  \
-    else micro_generic<n>(A, Pp, kc, Sr, ldS, add);   \
+      float* Sr = S + r * ldS + p * PWT;
+#define LS_MICRO(n)                                                        \
+  case n:                                                                  \
+    if constexpr (ISA == GRAM_AVX512) micro_avx512<n>(A, Pp, kc, Sr, ldS, add); \
+    else if constexpr (ISA == GRAM_AVX2) micro_avx2<(n < 6 ? n : 1)>(A, Pp, kc, Sr, ldS, add); \
+    else micro_generic<(n < 6 ? n : 1)>(A, Pp, kc, Sr, ldS, add); \
     break;
       switch (rest) {
         LS_MICRO(1)
@@ -406,6 +567,8 @@ void gram_tile(const float* G, int64_t ldg, int64_t d, int64_t i0, int64_t nI, i
         LS_MICRO(3)
         LS_MICRO(4)
         LS_MICRO(5)
+        LS_MICRO(6)
+        LS_MICRO(7)
         default:
           break;
       }
@@ -417,6 +580,27 @@ void gram_tile(const float* G, int64_t ldg, int64_t d, int64_t i0, int64_t nI, i
 bool use_avx2() {
   static const bool yes = __builtin_cpu_supports("avx2") && !std::getenv("LABELSIFT_NO_AVX2");
   return yes;
+}
+
+// The Gram micro-kernel's ISA, chosen at run time: AVX-512 where the CPU has
+// it (LABELSIFT_NO_AVX512 or LABELSIFT_NO_AVX2 turn it off), else AVX2+FMA,
+// else the portable one.
+int pick_sel_isa() {
+  static const int isa = [] {
+    if (!use_avx2()) return int(GRAM_PORTABLE);
+    if (__builtin_cpu_supports("avx512f") && !std::getenv("LABELSIFT_NO_AVX512")) return int(GRAM_AVX512);
+    return int(GRAM_AVX2);
+  }();
+  return isa;
+}
+
+int pick_gram_isa() {
+  static const int isa = [] {
+    if (!use_avx2() || !__builtin_cpu_supports("fma")) return int(GRAM_PORTABLE);
+    if (__builtin_cpu_supports("avx512f") && !std::getenv("LABELSIFT_NO_AVX512")) return int(GRAM_AVX512);
+    return int(GRAM_AVX2);
+  }();
+  return isa;
 }
 
 template <class S>
@@ -464,6 +648,9 @@ void scan_range(const Mat& Q, int64_t r, const Mat& D, int64_t j0, int64_t j1, i
 
 }  // namespace
 
+int gram_isa() { return pick_gram_isa(); }
+int sel_isa() { return pick_sel_isa(); }
+
 void norms2(const Mat& X, double* out, int nthreads) {
   require_host(X);
   const int nt = threads_for(nthreads, double(X.n) * double(X.k));
@@ -485,12 +672,14 @@ void norms2(const Mat& X, double* out, int nthreads) {
 void tile_select(const float* S, int64_t nq, int64_t nc, int64_t ls, const float* a, const float* b, int64_t c0,
                  int64_t self0, float* hk, int64_t* hi, int64_t m, int nthreads) {
   const int nt = threads_for(nthreads, double(nq) * double(nc));
-  const bool avx2 = use_avx2();
+  const int isa = pick_sel_isa();
   constexpr int64_t R = 8;  // rows per task
 #pragma omp parallel for schedule(dynamic, 1) num_threads(nt)
   for (int64_t r0 = 0; r0 < nq; r0 += R) {
     const int64_t r1 = std::min(nq, r0 + R);
-    if (avx2)
+    if (isa == GRAM_AVX512)
+      select_rows_avx512(S, r0, r1, nc, ls, a, b, c0, self0, hk, hi, m);
+    else if (isa == GRAM_AVX2)
       select_rows_avx2(S, r0, r1, nc, ls, a, b, c0, self0, hk, hi, m);
     else
       select_rows<0>(S, r0, r1, nc, ls, a, b, c0, self0, hk, hi, m);
@@ -501,7 +690,7 @@ void tile_select_sym(const float* S, int64_t nI, int64_t nJ, int64_t ls, int64_t
                      int ne, const float* const* a, const float* const* b, float* const* hk, int64_t* const* hi,
                      int64_t m, int nthreads) {
   const int nt = threads_for(nthreads, double(nI) * double(nJ) * double(ne) * (tstart < nJ ? 2.0 : 1.0));
-  const bool avx2 = use_avx2();
+  const int isa = pick_sel_isa();
   constexpr int64_t R = 8;
   const int64_t nrt = (nI + R - 1) / R;
   const int64_t nct = tstart < nJ ? (nJ - tstart + W - 1) / W : 0;
@@ -509,7 +698,9 @@ void tile_select_sym(const float* S, int64_t nI, int64_t nJ, int64_t ls, int64_t
   // rows j0+tstart.. (disjoint: tstart is past the tile's own rows).
 #pragma omp parallel for schedule(dynamic, 1) num_threads(nt)
   for (int64_t task = 0; task < nrt + nct; ++task) {
-    if (avx2)
+    if (isa == GRAM_AVX512)
+      sym_task_avx512(S, nI, nJ, ls, i0, j0, tstart, ne, a, b, hk, hi, m, task, nrt);
+    else if (isa == GRAM_AVX2)
       sym_task_avx2(S, nI, nJ, ls, i0, j0, tstart, ne, a, b, hk, hi, m, task, nrt);
     else
       sym_task<0>(S, nI, nJ, ls, i0, j0, tstart, ne, a, b, hk, hi, m, task, nrt);
@@ -525,8 +716,8 @@ void sym_search(const float* G, int64_t N, int64_t d, int64_t ldg, int64_t block
   const int64_t ne_ = nb % 2 ? nb + 1 : nb;  // players of the round-robin (one dummy when nb is odd)
   const int64_t nr = sym_rounds(nb);         // ne_ - 1 rounds of pairs, then the diagonal round
   if (round0 < 0 || round1 > nr || round0 > round1) throw std::invalid_argument("sym_search: bad round range");
-  const bool avx2 = use_avx2() && __builtin_cpu_supports("fma");
-  const int64_t ldS = (block + PW - 1) / PW * PW;
+  const int sisa = pick_sel_isa(), gisa = pick_gram_isa();
+  const int64_t ldS = (block + PW5 - 1) / PW5 * PW5;
   const int nt = threads_or_default(nthreads);
   std::vector<std::pair<int64_t, int64_t>> tasks;
 #pragma omp parallel num_threads(nt)
@@ -555,16 +746,20 @@ void sym_search(const float* G, int64_t N, int64_t d, int64_t ldg, int64_t block
         const int64_t i0 = I * block, nI = std::min(block, N - i0);
         const int64_t j0 = J * block, nJ = std::min(block, N - j0);
         float* S = Sbuf.data();
-        if (avx2)
-          gram_tile<true>(G, ldg, d, i0, nI, j0, nJ, Pbuf.data(), S, ldS);
+        if (gisa == GRAM_AVX512)
+          gram_tile<GRAM_AVX512>(G, ldg, d, i0, nI, j0, nJ, Pbuf.data(), S, ldS);
+        else if (gisa == GRAM_AVX2)
+          gram_tile<GRAM_AVX2>(G, ldg, d, i0, nI, j0, nJ, Pbuf.data(), S, ldS);
         else
-          gram_tile<false>(G, ldg, d, i0, nI, j0, nJ, Pbuf.data(), S, ldS);
+          gram_tile<GRAM_PORTABLE>(G, ldg, d, i0, nI, j0, nJ, Pbuf.data(), S, ldS);
         const bool diag = I == J;
         const int64_t nrt = (nI + 7) / 8;
         const int64_t tstart = diag ? nJ : 0;
         const int64_t nct = diag ? 0 : (nJ + W - 1) / W;
         for (int64_t u = 0; u < nrt + nct; ++u) {
-          if (avx2)
+          if (sisa == GRAM_AVX512)
+            sym_task_avx512(S, nI, nJ, ldS, i0, j0, tstart, ne, a, b, hk, hi, m, u, nrt);
+          else if (sisa == GRAM_AVX2)
             sym_task_avx2(S, nI, nJ, ldS, i0, j0, tstart, ne, a, b, hk, hi, m, u, nrt);
           else
             sym_task<0>(S, nI, nJ, ldS, i0, j0, tstart, ne, a, b, hk, hi, m, u, nrt);

@@ -116,12 +116,25 @@ def backend_info() -> dict:
     (whether the CUDA module was compiled), ``cuda_available`` (a usable GPU
     was found), ``cuda_reason`` (why not, empty when available), and
     ``cuda_devices`` (names, when available), ``cuda_compute_capability``
-    and ``cuda_memory_bytes`` (one entry per device).
+    and ``cuda_memory_bytes`` (one entry per device); ``cpu_isa``: the
+    instruction set each family of CPU kernels chose at run time
+    (``"avx512"``, ``"avx2"``, ``"sse2"`` or ``"portable"``; ``LABELSIFT_NO_AVX512`` and
+    ``LABELSIFT_NO_AVX2`` lower it). Results never depend on it.
     """
     mod, q = _cuda_state()
+    c = core()
+    names = ("portable", "avx2", "avx512")
+    gram, select = c.knn_isa()
+    cpu_isa = {
+        "confident_learning": "avx2" if c.cl_avx2() else "portable",
+        "knn_gram": names[gram],
+        "knn_select": names[select],
+        "sinkhorn": {1: "portable", 2: "sse2", 3: "avx2", 4: "avx512"}.get(int(c.sk_best_isa()), "portable"),
+    }
     available = mod is not None and q.get("count", 0) > 0
     return {
-        "cpu_threads": int(core().max_threads()),
+        "cpu_threads": int(c.max_threads()),
+        "cpu_isa": cpu_isa,
         "cuda_built": mod is not None,
         "cuda_available": available,
         "cuda_reason": "" if available else q.get("reason", ""),
