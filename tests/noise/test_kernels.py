@@ -171,3 +171,20 @@ def test_canonical_rows_and_distances_equal_numpy(seed, n, d, scale):
     assert np.array_equal(x, ref_f.x64)
     assert np.array_equal(dist, ref_f.distances(qi, dj))
 
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 2 ** 31), m=st.integers(0, 20), km1=st.integers(2, 40),
+       scale=st.sampled_from([1.0, 1e-9, 1e300, 0.0]))
+def test_self_weights_row_equals_numpy(seed, m, km1, scale):
+    """noise/canon_math.h self_weights_row (the CUDA vote kernel's weights, through the CPU
+    binding nz_self_weights) against simifeat.self_weights, bit for bit, including distances
+    that overflow 2 d_1 - d_2."""
+    from labelsift._noise.simifeat import self_weights
+
+    rng = np.random.default_rng(seed)
+    dist = np.sort(rng.random((m, km1)) * 2.0, axis=1) * scale
+    got = core().nz_self_weights(dist)
+    want = self_weights(dist)
+    assert got.shape == want.shape == (m, km1 + 1)
+    assert np.array_equal(got, want, equal_nan=True)

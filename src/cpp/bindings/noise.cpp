@@ -114,6 +114,22 @@ void bind_noise(py::module_& m) {
       py::arg("features"), py::arg("qi"), py::arg("dj"));
 
   m.def(
+      "nz_self_weights",
+      [](const py::array& dist) {
+        // SimiFeat's weights by noise/canon_math.h self_weights_row (the CUDA vote kernel's
+        // function), for the tests: (m, k - 1) float64 distances -> (m, k) weights.
+        if (dist.ndim() != 2 || dist.shape(1) < 2)
+          throw py::value_error("labelsift._core: dist must be (m, k - 1) with k - 1 >= 2");
+        const int64_t mm = dist.shape(0), km1 = dist.shape(1);
+        const double* dp = in2<double>(dist, mm, km1, "dist");
+        py::array_t<double> w({mm, km1 + 1});
+        double* wp = w.mutable_data();
+        for (int64_t r = 0; r < mm; ++r) nz::self_weights_row(dp + r * km1, km1, wp + r * (km1 + 1));
+        return w;
+      },
+      py::arg("dist"));
+
+  m.def(
       "nz_filter_in_sample",
       [](const py::array& cand, const py::array& cand_d, const py::array& rows, const py::array& in_sample,
          int64_t want, int nthreads) {
