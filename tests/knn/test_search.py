@@ -252,20 +252,43 @@ import sys, numpy as np
 import labelsift
 from labelsift._knn.search import search_metrics
 X = np.load(sys.argv[1]); Y = np.load(sys.argv[2]); out = {}
-for name, tile in (("t50", (50, 50)), ("t37", (37, 37)), ("t64", (64, 64))):
-    r = search_metrics(X, k=7, metrics=("cosine", "l2"), tile=tile)
+for name, tile, extra in (("t50", (50, 50), None), ("t37", (37, 37), None), ("t64", (64, 64), None),
+                          ("t50x0", (50, 50), 0), ("t130x0", (130, 130), 0)):
+    # extra=0: the heaps hold exactly k, so a wrong insertion is a wrong neighbour
+    r = search_metrics(X, k=7, metrics=("cosine", "l2"), tile=tile, extra=extra)
     out[name + "_cos"], out[name + "_l2"] = r[0][0], r[1][0]
     assert r[0][2].symmetric
 r = search_metrics(Y, k=5, metrics=("l2",), tile=(40, 40))   # d = 300: two coordinate chunks
 out["d300"] = r[0][0]
-r = search_metrics(X, k=6, metrics=("l2",), tile=(33, 45), symmetric=False)   # the tile_select path
+r = search_metrics(X, k=6, metrics=("l2",), tile=(33, 45), symmetric=False, extra=0)   # tile_select
 out["asym"] = r[0][0]
 r = search_metrics(X[:70], X, k=6, metrics=("cosine",), tile=(16, 48))   # queries against a database
 out["db"] = r[0][0]
+from labelsift._common.backend import core
+Z = np.load(sys.argv[4])   # small integers: every float32 product and sum exact, in any order
+rng = np.random.default_rng(5)
+a_l = [rng.integers(0, 50, len(Z)).astype(np.float32) for _ in range(2)]
+b_l = [np.full(len(Z), -2.0, np.float32), rng.integers(-3, 0, len(Z)).astype(np.float32)]
+for blk in (37, 64, 130):
+    hks = [np.full((len(Z), 5), np.inf, np.float32) for _ in range(2)]
+    his = [np.full((len(Z), 5), -1, np.int64) for _ in range(2)]
+    core().knn_sym_search(Z, blk, 0, core().knn_sym_rounds(-(-len(Z) // blk)), a_l, b_l, hks, his, 2)
+    for e in range(2):
+        out[f"heap{blk}_{e}_k"], out[f"heap{blk}_{e}_i"] = hks[e], his[e]
+out["heap_a"], out["heap_b"] = np.stack(a_l), np.stack(b_l)
 isa = labelsift.backend_info()["cpu_isa"]
 out["isa"] = np.array([isa["knn_gram"], isa["knn_select"]])
 np.savez(sys.argv[3], **out)
 """
+
+
+def _heaps_definition(Z, a, b, m):
+    # the top m of key[i, j] = a[j] + b[j] * (z_i . z_j), j != i, by (key, index), sorted
+    S = (Z.astype(np.float64) @ Z.astype(np.float64).T).astype(np.float32)
+    key = a[None, :] + b[None, :] * S
+    np.fill_diagonal(key, np.inf)
+    idx = np.lexsort((np.broadcast_to(np.arange(len(Z)), key.shape), key), axis=1)[:, :m]
+    return np.take_along_axis(key, idx, 1), idx
 
 
 @pytest.mark.parametrize("env", [{}, {"LABELSIFT_NO_AVX512": "1"}, {"LABELSIFT_NO_AVX2": "1"}],
@@ -280,25 +303,43 @@ def test_every_micro_kernel_isa_gives_the_exact_neighbours(tmp_path, env):
     import subprocess
     import sys
     X = tied_data(230, 20, seed=11).astype(np.float32)
+    X[200:] = np.random.default_rng(4).normal(size=(30, 20)).astype(np.float32)  # no ties: an order to get wrong
     Y = np.random.default_rng(3).integers(-2, 3, size=(150, 300)).astype(np.float32)
     Y[10:30] = Y[5]
     np.save(tmp_path / "X.npy", X)
     np.save(tmp_path / "Y.npy", Y)
+    Z = np.random.default_rng(6).integers(-4, 5, size=(260, 300)).astype(np.float32)
+    Z[40:50] = Z[3]
+    np.save(tmp_path / "Z.npy", Z)
     base = {k: v for k, v in os.environ.items() if k not in ("LABELSIFT_NO_AVX512", "LABELSIFT_NO_AVX2")}
     subprocess.run([sys.executable, "-c", _ISA_SCRIPT, str(tmp_path / "X.npy"), str(tmp_path / "Y.npy"),
-                    str(tmp_path / "out.npz")], env=base | env, check=True)
+                    str(tmp_path / "out.npz"), str(tmp_path / "Z.npy")], env=base | env, check=True)
     got = np.load(tmp_path / "out.npz")
     gram, select = got["isa"]
     if "LABELSIFT_NO_AVX2" in env:
         assert (gram, select) == ("portable", "portable")
     elif "LABELSIFT_NO_AVX512" in env:
         assert "avx512" not in (gram, select)
-    for name in ("t50", "t37", "t64"):
+    for name in ("t50", "t37", "t64", "t50x0", "t130x0"):
         np.testing.assert_array_equal(got[name + "_cos"], ref.search(X, k=7, metric="cosine")[0])
         np.testing.assert_array_equal(got[name + "_l2"], ref.search(X, k=7, metric="l2")[0])
     np.testing.assert_array_equal(got["d300"], ref.search(Y, k=5, metric="l2")[0])
     np.testing.assert_array_equal(got["asym"], ref.search(X, k=6, metric="l2")[0])
     np.testing.assert_array_equal(got["db"], ref.search(X[:70], X, k=6, metric="cosine")[0])
+    # The fused kernel's candidate heaps themselves (the re-rank and certificate would mend a
+    # wrong tail): the m smallest keys, and the rows holding keys below the m-th (a heap sees its
+    # candidates in the schedule's order, not by index, so which of the rows tied at the m-th
+    # key it keeps is the schedule's).
+    for blk in (37, 64, 130):
+        for e in range(2):
+            hk, hi = got[f"heap{blk}_{e}_k"], got[f"heap{blk}_{e}_i"]
+            o = np.lexsort((hi, hk), axis=1)
+            hk, hi = np.take_along_axis(hk, o, 1), np.take_along_axis(hi, o, 1)
+            wk, wi = _heaps_definition(Z, got["heap_a"][e], got["heap_b"][e], 5)
+            np.testing.assert_array_equal(hk, wk)
+            below = wk < wk[:, -1:]
+            np.testing.assert_array_equal(np.where(below, hi, -1), np.where(below, wi, -1))
+            assert ((hi >= 0) & (hi != np.arange(len(hi))[:, None])).all()
 
 
 def test_fused_kernel_on_row_strided_views_and_tiny_sets():

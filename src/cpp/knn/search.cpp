@@ -22,6 +22,9 @@ namespace knn {
 
 namespace {
 
+// The ISA of the Gram micro-kernel and of the selections (chosen at run time).
+enum GramIsa { GRAM_PORTABLE = 0, GRAM_AVX2 = 1, GRAM_AVX512 = 2 };
+
 template <class S>
 inline const S* row_ptr(const Mat& X, int64_t i) {
   return static_cast<const S*>(X.data) + i * X.s0;
@@ -328,41 +331,47 @@ __attribute__((target("avx512f"), flatten)) void select_rows_avx512(const float*
     select_row_avx512(S + r * ls, nc, a, b, c0, self0 < 0 ? -1 : self0 + r, hk + r * m, hi + r * m, m);
 }
 
+// Groups of W5 = 64 columns (four registers): each row of S a strip visits is
+// in another 4 KB page, so a wider strip pays that latency for 4 cache lines;
+// partial groups are masked (their lanes' thresholds -inf: never below).
+constexpr int64_t W5 = 64;
 __attribute__((target("avx512f"))) void select_cols_avx512(const float* S, int64_t nI, int64_t ls, int64_t i0,
                                                           int64_t j0, int64_t cb, int64_t nw, int ne,
                                                           const float* const* a, const float* const* b,
                                                           float* const* hk, int64_t* const* hi, int64_t m) {
-  static_assert(W == 16, "one zmm register per group of columns");
-  if (nw < W) {
-    select_cols(S, nI, ls, i0, j0, cb, nw, ne, a, b, hk, hi, m);
-    return;
+  alignas(64) float thr[MAXE][W5];
+  __m512 tz[MAXE][4];
+  __mmask16 lm[4];
+  for (int q = 0; q < 4; ++q) {
+    const int64_t left = std::max<int64_t>(0, std::min<int64_t>(16, nw - 16 * q));
+    lm[q] = __mmask16(left >= 16 ? 0xFFFF : (1u << left) - 1);
   }
-  alignas(64) float thr[MAXE][W];
-  __m512 tz[MAXE];
   for (int e = 0; e < ne; ++e) {
-    for (int64_t w = 0; w < W; ++w) thr[e][w] = hk[e][(j0 + cb + w) * m];
-    tz[e] = _mm512_load_ps(thr[e]);
+    for (int64_t w = 0; w < W5; ++w)
+      thr[e][w] = w < nw ? hk[e][(j0 + cb + w) * m] : -std::numeric_limits<float>::infinity();
+    for (int q = 0; q < 4; ++q) tz[e][q] = _mm512_load_ps(thr[e] + 16 * q);
   }
   for (int64_t r = 0; r < nI; ++r) {
     const float* s = S + r * ls + cb;
-    // a column strip: each row is in another 4 KB page, beyond the hardware
-    // prefetchers' reach
-    _mm_prefetch(reinterpret_cast<const char*>(s + 16 * ls), _MM_HINT_T0);
-    const __m512 sv = _mm512_loadu_ps(s);
+    __m512 sv[4];
+    for (int q = 0; q < 4; ++q) sv[q] = _mm512_maskz_loadu_ps(lm[q], s + 16 * q);
     for (int e = 0; e < ne; ++e) {
       const float av = a[e][i0 + r], bv = b[e][i0 + r];
-      const __m512 kv = _mm512_add_ps(_mm512_set1_ps(av), _mm512_mul_ps(_mm512_set1_ps(bv), sv));
-      unsigned mask = _mm512_cmp_ps_mask(kv, tz[e], _CMP_LT_OQ);
+      const __m512 A = _mm512_set1_ps(av), B = _mm512_set1_ps(bv);
+      uint64_t mask = 0;
+      for (int q = 0; q < 4; ++q)
+        mask |= uint64_t(_mm512_cmp_ps_mask(_mm512_add_ps(A, _mm512_mul_ps(B, sv[q])), tz[e][q], _CMP_LT_OQ))
+                << (16 * q);
       if (!mask) continue;
       for (; mask; mask &= mask - 1) {
-        const int w = __builtin_ctz(mask);
+        const int w = __builtin_ctzll(mask);
         const float v = av + bv * s[w];
         float* h = hk[e] + (j0 + cb + w) * m;
         int64_t* g = hi[e] + (j0 + cb + w) * m;
         insert_row(v, i0 + r, h, g, m);
         thr[e][w] = h[0];
       }
-      tz[e] = _mm512_load_ps(thr[e]);
+      for (int q = 0; q < 4; ++q) tz[e][q] = _mm512_load_ps(thr[e] + 16 * q);
     }
   }
 }
@@ -380,7 +389,7 @@ __attribute__((target("avx512f"))) void sym_task_avx512(const float* S, int64_t 
         select_row_avx512(S + r * ls, nJ, a[e] + j0, b[e] + j0, j0, i0 + r, hk[e] + (i0 + r) * m,
                           hi[e] + (i0 + r) * m, m);
   } else {
-    const int64_t cb = tstart + (task - nrt) * W, nw = std::min(W, nJ - cb);
+    const int64_t cb = tstart + (task - nrt) * W5, nw = std::min(W5, nJ - cb);
     select_cols_avx512(S, nI, ls, i0, j0, cb, nw, ne, a, b, hk, hi, m);
   }
 }
@@ -528,8 +537,6 @@ __attribute__((target("avx512f"))) inline void micro_avx512(const float* const* 
   if constexpr (ROWS > 6) put_row512(Sr + 6 * ldS, c60, c61, add);
   if constexpr (ROWS > 7) put_row512(Sr + 7 * ldS, c70, c71, add);
 }
-
-enum GramIsa { GRAM_PORTABLE = 0, GRAM_AVX2 = 1, GRAM_AVX512 = 2 };
 
 template <int ISA>
 void gram_tile(const float* G, int64_t ldg, int64_t d, int64_t i0, int64_t nI, int64_t j0, int64_t nJ, float* P,
@@ -693,7 +700,8 @@ void tile_select_sym(const float* S, int64_t nI, int64_t nJ, int64_t ls, int64_t
   const int isa = pick_sel_isa();
   constexpr int64_t R = 8;
   const int64_t nrt = (nI + R - 1) / R;
-  const int64_t nct = tstart < nJ ? (nJ - tstart + W - 1) / W : 0;
+  const int64_t cw = isa == GRAM_AVX512 ? W5 : W;  // columns per transposed task
+  const int64_t nct = tstart < nJ ? (nJ - tstart + cw - 1) / cw : 0;
   // Direct tasks touch the heaps of rows i0..i0+nI, transposed ones those of
   // rows j0+tstart.. (disjoint: tstart is past the tile's own rows).
 #pragma omp parallel for schedule(dynamic, 1) num_threads(nt)
@@ -755,7 +763,8 @@ void sym_search(const float* G, int64_t N, int64_t d, int64_t ldg, int64_t block
         const bool diag = I == J;
         const int64_t nrt = (nI + 7) / 8;
         const int64_t tstart = diag ? nJ : 0;
-        const int64_t nct = diag ? 0 : (nJ + W - 1) / W;
+        const int64_t cw = sisa == GRAM_AVX512 ? W5 : W;
+        const int64_t nct = diag ? 0 : (nJ + cw - 1) / cw;
         for (int64_t u = 0; u < nrt + nct; ++u) {
           if (sisa == GRAM_AVX512)
             sym_task_avx512(S, nI, nJ, ldS, i0, j0, tstart, ne, a, b, hk, hi, m, u, nrt);
