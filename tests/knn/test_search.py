@@ -8,6 +8,7 @@ from hypothesis import given, settings, strategies as st, HealthCheck
 from labelsift import knn
 from labelsift._knn.search import exhaustive
 from labelsift.reference import knn as ref
+from labelsift._common.backend import core
 
 
 def tied_data(n=300, d=12, seed=0):
@@ -275,6 +276,14 @@ for blk in (37, 64, 130):
     core().knn_sym_search(Z, blk, 0, core().knn_sym_rounds(-(-len(Z) // blk)), a_l, b_l, hks, his, 2)
     for e in range(2):
         out[f"heap{blk}_{e}_k"], out[f"heap{blk}_{e}_i"] = hks[e], his[e]
+if core().knn_amx_usable():   # the AMX tiles: exact on these integers too (h + l holds them)
+    from labelsift._knn.search import bf16_split
+    split = bf16_split(Z, 2)
+    hks = [np.full((len(Z), 5), np.inf, np.float32) for _ in range(2)]
+    his = [np.full((len(Z), 5), -1, np.int64) for _ in range(2)]
+    core().knn_sym_search(Z, 64, 0, core().knn_sym_rounds(-(-len(Z) // 64)), a_l, b_l, hks, his, 2, split)
+    for e in range(2):
+        out[f"heapamx_{e}_k"], out[f"heapamx_{e}_i"] = hks[e], his[e]
 out["heap_a"], out["heap_b"] = np.stack(a_l), np.stack(b_l)
 isa = labelsift.backend_info()["cpu_isa"]
 out["isa"] = np.array([isa["knn_gram"], isa["knn_select"]])
@@ -330,7 +339,10 @@ def test_every_micro_kernel_isa_gives_the_exact_neighbours(tmp_path, env):
     # wrong tail): the m smallest keys, and the rows holding keys below the m-th (a heap sees its
     # candidates in the schedule's order, not by index, so which of the rows tied at the m-th
     # key it keeps is the schedule's).
-    for blk in (37, 64, 130):
+    blocks = (37, 64, 130) + (("amx",) if "heapamx_0_k" in got else ())
+    if not env and core().knn_amx_usable():
+        assert "heapamx_0_k" in got
+    for blk in blocks:
         for e in range(2):
             hk, hi = got[f"heap{blk}_{e}_k"], got[f"heap{blk}_{e}_i"]
             o = np.lexsort((hi, hk), axis=1)

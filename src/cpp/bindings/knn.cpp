@@ -7,6 +7,7 @@
 #include <pybind11/pybind11.h>
 
 #include "bindings/arrays.h"
+#include "knn/amx.h"
 #include "knn/kernels.h"
 #include "knn/math.h"
 
@@ -16,6 +17,33 @@ namespace py = pybind11;
 using namespace bind;
 
 namespace {
+
+// A C-contiguous array of dtype T with `size` elements (any shape).
+template <class T>
+const T* c_array(const py::array& a, int64_t size, const char* what) {
+  if (!py::isinstance<py::array_t<T>>(a) || a.size() != size || !(a.flags() & py::array::c_style))
+    throw py::value_error(std::string("labelsift._core: bad input array ") + what);
+  return static_cast<const T*>(a.data());
+}
+
+// (a_hi, a_lo, b_hi, b_lo) from knn_bf16_split; the arrays must outlive the use.
+knn::Bf16Split as_split(const py::object& split) {
+  py::tuple t = split.cast<py::tuple>();
+  if (t.size() != 4) throw py::value_error("labelsift._core: split = (a_hi, a_lo, b_hi, b_lo)");
+  py::array ah = t[0], al = t[1], bh = t[2], bl = t[3];
+  if (ah.ndim() != 2) throw py::value_error("labelsift._core: bad split");
+  knn::Bf16Split bs;
+  bs.np = ah.shape(0), bs.dp = ah.shape(1);
+  if (bs.np % 32 || bs.dp % 32) throw py::value_error("labelsift._core: bad split shape");
+  bs.a_hi = c_array<uint16_t>(ah, bs.np * bs.dp, "a_hi");
+  bs.a_lo = c_array<uint16_t>(al, bs.np * bs.dp, "a_lo");
+  bs.b_hi = c_array<uint32_t>(bh, bs.np * bs.dp / 2, "b_hi");
+  bs.b_lo = c_array<uint32_t>(bl, bs.np * bs.dp / 2, "b_lo");
+  for (const void* q : {static_cast<const void*>(bs.a_hi), static_cast<const void*>(bs.a_lo),
+                        static_cast<const void*>(bs.b_hi), static_cast<const void*>(bs.b_lo)})
+    if (reinterpret_cast<uintptr_t>(q) % 64) throw py::value_error("labelsift._core: split arrays must be 64-byte aligned");
+  return bs;
+}
 
 template <class T>
 T* out2(py::array a, int64_t n, int64_t m, const char* what) {
@@ -122,7 +150,7 @@ void bind_knn(py::module_& m) {
   m.def(
       "knn_sym_search",
       [](const py::array& G, int64_t block, int64_t round0, int64_t round1, const py::list& a, const py::list& b,
-         const py::list& hk, const py::list& hi, int nthreads) {
+         const py::list& hk, const py::list& hi, int nthreads, const py::object& split) {
         if (!py::isinstance<py::array_t<float>>(G) || G.ndim() != 2 || G.strides(1) != 4 || G.strides(0) % 4 ||
             G.strides(0) < 4 * G.shape(1))
           throw py::value_error("labelsift._core: G must be float32 rows with unit column stride");
@@ -131,14 +159,67 @@ void bind_knn(py::module_& m) {
         if (block < 1) throw py::value_error("labelsift._core: block must be positive");
         const float* g = static_cast<const float*>(G.data());
         const int64_t N = G.shape(0), d = G.shape(1), ldg = G.strides(0) / 4;
+        knn::Bf16Split bs;
+        const knn::Bf16Split* amx = nullptr;
+        if (!split.is_none()) {
+          if (!knn::amx_usable()) throw py::value_error("labelsift._core: AMX is not usable here");
+          bs = as_split(split);
+          if (bs.np < N || bs.dp < d || block % 32)
+            throw py::value_error("labelsift._core: split shape or block (a multiple of 32) do not fit G");
+          amx = &bs;
+        }
         {
           py::gil_scoped_release nogil;
           knn::sym_search(g, N, d, ldg, block, round0, round1, sp_.ne, sp_.a.data(), sp_.b.data(), sp_.hk.data(),
-                          sp_.hi.data(), sp_.m, nthreads);
+                          sp_.hi.data(), sp_.m, nthreads, amx);
         }
       },
       py::arg("G"), py::arg("block"), py::arg("round0"), py::arg("round1"), py::arg("a"), py::arg("b"),
-      py::arg("hk"), py::arg("hi"), py::arg("nthreads") = 0);
+      py::arg("hk"), py::arg("hi"), py::arg("nthreads") = 0, py::arg("split") = py::none());
+
+  m.def("knn_amx_usable", []() { return knn::amx_usable(); });
+  m.def(
+      "knn_amx_gram",
+      [](const py::object& split, int64_t i0, int64_t nI, int64_t j0, int64_t nJ) {
+        // One AMX Gram tile (for the tests): rows i0.. and j0.. (multiples of 32) of the split copy,
+        // returned as (nI rounded up to 32) x (nJ rounded up to 32) float32.
+        if (!knn::amx_usable()) throw py::value_error("labelsift._core: AMX is not usable here");
+        const knn::Bf16Split bs = as_split(split);
+        const int64_t rI = (nI + 31) / 32 * 32, rJ = (nJ + 31) / 32 * 32;
+        if (i0 < 0 || j0 < 0 || i0 % 32 || j0 % 32 || nI < 1 || nJ < 1 || i0 + rI > bs.np || j0 + rJ > bs.np)
+          throw py::value_error("labelsift._core: bad tile");
+        py::array_t<float> S({rI, rJ});
+        float* o = S.mutable_data();
+        {
+          py::gil_scoped_release nogil;
+          knn::amx_thread_begin();
+          knn::gram_tile_amx(bs, i0, nI, j0, nJ, o, rJ);
+          knn::amx_thread_end();
+        }
+        return S;
+      },
+      py::arg("split"), py::arg("i0"), py::arg("nI"), py::arg("j0"), py::arg("nJ"));
+  m.def(
+      "knn_bf16_split",
+      [](const py::array& G, const py::tuple& split, int nthreads) {
+        // Fills split = (a_hi, a_lo) uint16 (np x dp), (b_hi, b_lo) uint32 (np / 16 x dp / 2 x 16),
+        // 64-byte aligned, np and dp multiples of 32 (knn/amx.h)
+        if (!py::isinstance<py::array_t<float>>(G) || G.ndim() != 2 || G.strides(1) != 4 || G.strides(0) % 4 ||
+            G.strides(0) < 4 * G.shape(1))
+          throw py::value_error("labelsift._core: G must be float32 rows with unit column stride");
+        const int64_t N = G.shape(0), d = G.shape(1), ldg = G.strides(0) / 4;
+        const knn::Bf16Split bs = as_split(split);
+        if (bs.np < N || bs.dp < d) throw py::value_error("labelsift._core: split smaller than G");
+        for (int t = 0; t < 4; ++t)
+          if (!py::cast<py::array>(split[t]).writeable()) throw py::value_error("labelsift._core: split read-only");
+        const float* g = static_cast<const float*>(G.data());
+        {
+          py::gil_scoped_release nogil;
+          knn::bf16_split(g, N, d, ldg, bs.np, bs.dp, const_cast<uint16_t*>(bs.a_hi), const_cast<uint16_t*>(bs.a_lo),
+                          const_cast<uint32_t*>(bs.b_hi), const_cast<uint32_t*>(bs.b_lo), nthreads);
+        }
+      },
+      py::arg("G"), py::arg("split"), py::arg("nthreads") = 0);
 
   m.def(
       "knn_rerank",

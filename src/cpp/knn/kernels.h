@@ -42,9 +42,12 @@ int64_t sym_rounds(int64_t nblocks);
 // micro-kernel and of the candidate selections.
 int gram_isa();
 int sel_isa();
+// amx: the bf16 split of G (knn/amx.h; block a multiple of 32): the Gram tiles
+// on AMX instead of the float32 micro-kernel (G itself is then unused).
+struct Bf16Split;
 void sym_search(const float* G, int64_t N, int64_t d, int64_t ldg, int64_t block, int64_t round0, int64_t round1,
                 int ne, const float* const* a, const float* const* b, float* const* hk, int64_t* const* hi,
-                int64_t m, int nthreads);
+                int64_t m, int nthreads, const Bf16Split* amx = nullptr);
 
 // Exact float64 re-rank of the candidates: for query row r (Q row r, global
 // DB indices hi[r, :m], -1 = empty), the k best by (key, index); writes

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "common/parallel.h"
+#include "knn/amx.h"
 #include "knn/kernels.h"
 #include "knn/math.h"
 
@@ -399,7 +400,7 @@ __attribute__((target("avx512f"))) void sym_task_avx512(const float* S, int64_t 
 // S = G_I G_J^T over kc-chunks of the d coordinates: B_J is packed in panels
 // of PW columns (k-major; 16 for the portable and AVX2 micro-kernels, 32 for
 // the AVX-512 one), the micro-kernel keeps ROWS x PW sums in registers and
-// writes them to the task's S buffer (row stride ldS, a multiple of 32;
+// writes them to the task's S buffer (row stride ldS = 32 n + 16;
 // padded columns are zero and never selected). Any summation order gives a
 // float32 dot product within the certificate's bound gamma_d |G_i| |G_j|, so
 // the ISA changes the candidates' float32 keys, never the neighbours.
@@ -719,19 +720,27 @@ int64_t sym_rounds(int64_t nblocks) { return (nblocks % 2 ? nblocks + 1 : nblock
 
 void sym_search(const float* G, int64_t N, int64_t d, int64_t ldg, int64_t block, int64_t round0, int64_t round1,
                 int ne, const float* const* a, const float* const* b, float* const* hk, int64_t* const* hi,
-                int64_t m, int nthreads) {
+                int64_t m, int nthreads, const Bf16Split* amx) {
   const int64_t nb = (N + block - 1) / block;
   const int64_t ne_ = nb % 2 ? nb + 1 : nb;  // players of the round-robin (one dummy when nb is odd)
   const int64_t nr = sym_rounds(nb);         // ne_ - 1 rounds of pairs, then the diagonal round
   if (round0 < 0 || round1 > nr || round0 > round1) throw std::invalid_argument("sym_search: bad round range");
   const int sisa = pick_sel_isa(), gisa = pick_gram_isa();
-  const int64_t ldS = (block + PW5 - 1) / PW5 * PW5;
+  // one cache line past a multiple of 32 floats: rows 4 KB apart would share
+  // the L1 sets (the micro-kernels' and the tiles' stores, the column strips)
+  const int64_t ldS = (block + PW5 - 1) / PW5 * PW5 + 16;
+  if (amx && (block % 32 || amx->np < (N + 31) / 32 * 32 || amx->dp < d || amx->dp % 32))
+    throw std::invalid_argument("sym_search: the AMX split needs a block that is a multiple of 32");
   const int nt = threads_or_default(nthreads);
   std::vector<std::pair<int64_t, int64_t>> tasks;
 #pragma omp parallel num_threads(nt)
   {
-    std::vector<float> Sbuf(size_t(std::min(block, N) * ldS));
-    std::vector<float> Pbuf(size_t(ldS * std::min(KC, d)));
+    // AMX tiles write whole 32 x 32 blocks: rows up to nI rounded up to 32
+    // 64-byte aligned rows (ldS * 4 is a multiple of 64): no store splits a cache line
+    std::vector<float> Sbuf(size_t((std::min(block, N) + 31) / 32 * 32 * ldS) + 16);
+    float* const S_al = Sbuf.data() + (16 - (reinterpret_cast<uintptr_t>(Sbuf.data()) / 4) % 16) % 16;
+    std::vector<float> Pbuf(amx ? 0 : size_t(ldS * std::min(KC, d)));
+    if (amx) amx_thread_begin();
     for (int64_t rd = round0; rd < round1; ++rd) {
 #pragma omp single
       {
@@ -753,8 +762,10 @@ void sym_search(const float* G, int64_t N, int64_t d, int64_t ldg, int64_t block
         const int64_t I = tasks[t].first, J = tasks[t].second;
         const int64_t i0 = I * block, nI = std::min(block, N - i0);
         const int64_t j0 = J * block, nJ = std::min(block, N - j0);
-        float* S = Sbuf.data();
-        if (gisa == GRAM_AVX512)
+        float* S = S_al;
+        if (amx)
+          gram_tile_amx(*amx, i0, nI, j0, nJ, S, ldS);
+        else if (gisa == GRAM_AVX512)
           gram_tile<GRAM_AVX512>(G, ldg, d, i0, nI, j0, nJ, Pbuf.data(), S, ldS);
         else if (gisa == GRAM_AVX2)
           gram_tile<GRAM_AVX2>(G, ldg, d, i0, nI, j0, nJ, Pbuf.data(), S, ldS);
@@ -775,6 +786,7 @@ void sym_search(const float* G, int64_t N, int64_t d, int64_t ldg, int64_t block
         }
       }
     }
+    if (amx) amx_thread_end();
   }
 }
 

@@ -82,6 +82,14 @@ def search(features, database=None, *, k=10, metric="cosine", exclude_self=True,
     returned as arrays of the caller's kind (NumPy for other producers).
     ``device="cpu"`` searches a host copy instead. At most 1024 candidates
     (k + extra) per row on the device.
+
+    On the CPU, ``gram="auto"`` computes the Gram tiles of a set searched
+    against itself on Intel AMX where the CPU and OS allow it (each float32
+    value split into two bfloat16 parts, three tile products, float32
+    accumulation: ``SearchInfo.gram == "amx-bf16x3"``; ``LABELSIFT_NO_AMX=1``
+    turns it off), otherwise in float32; ``gram="fp32"`` always in float32.
+    The certificate uses each one's error bound, so the neighbours are the
+    same; only ``fallback_rows`` and the time differ.
     """
     where = _route(features, database, backend, device)
     exclude_self = flag(exclude_self, "exclude_self")
@@ -90,8 +98,6 @@ def search(features, database=None, *, k=10, metric="cosine", exclude_self=True,
         idx, dist, info = search_metrics_device(features, database, k=k, metrics=(metric,), exclude_self=exclude_self,
                                                 tile=tile, extra=extra, gram=gram)[0]
         return (idx, dist, info) if return_info else (idx, dist)
-    if gram not in ("auto", "fp32"):
-        raise ValueError(f"gram={gram!r}: the CPU search computes its tiles in float32 (gram='auto' or 'fp32')")
     to_caller = None
     if where == "host_copy":
         from ._knn.device import host_copy
@@ -99,7 +105,7 @@ def search(features, database=None, *, k=10, metric="cosine", exclude_self=True,
         if database is not None:
             database, _ = host_copy(database, "database")
     idx, dist, info = _search(features, database, k=k, metric=metric, exclude_self=exclude_self,
-                              n_jobs=n_jobs, tile=tile, extra=extra)
+                              n_jobs=n_jobs, tile=tile, extra=extra, gram=gram)
     if to_caller is not None:
         idx, dist = to_caller((idx, dist))
     return (idx, dist, info) if return_info else (idx, dist)

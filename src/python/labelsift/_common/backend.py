@@ -118,8 +118,8 @@ def backend_info() -> dict:
     ``cuda_devices`` (names, when available), ``cuda_compute_capability``
     and ``cuda_memory_bytes`` (one entry per device); ``cpu_isa``: the
     instruction set each family of CPU kernels chose at run time
-    (``"avx512"``, ``"avx2"``, ``"sse2"`` or ``"portable"``; ``LABELSIFT_NO_AVX512`` and
-    ``LABELSIFT_NO_AVX2`` lower it). Results never depend on it.
+    (``"amx-bf16x3"``, ``"avx512"``, ``"avx2"``, ``"sse2"`` or ``"portable"``; ``LABELSIFT_NO_AVX512`` and
+    ``LABELSIFT_NO_AVX2``, ``LABELSIFT_NO_AMX`` lower it). Results never depend on it.
     """
     mod, q = _cuda_state()
     c = core()
@@ -127,7 +127,7 @@ def backend_info() -> dict:
     gram, select = c.knn_isa()
     cpu_isa = {
         "confident_learning": "avx2" if c.cl_avx2() else "portable",
-        "knn_gram": names[gram],
+        "knn_gram": "amx-bf16x3" if c.knn_amx_usable() else names[gram],
         "knn_select": names[select],
         "sinkhorn": {1: "portable", 2: "sse2", 3: "avx2", 4: "avx512"}.get(int(c.sk_best_isa()), "portable"),
     }

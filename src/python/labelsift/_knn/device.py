@@ -541,6 +541,8 @@ class _DevPlan:
     def __init__(self, metric, mcode, e, s, mu, rounded, g_prod):
         self.metric, self.mcode, self.e, self.s, self.mu, self.rounded = metric, mcode, e, s, mu, rounded
         self.g_prod = g_prod
+        self.g_abs = 0.0  # the device bound is g_prod alone (see search_metrics_device)
+        self.inv_max = 0.0
         self.gq2: Optional[np.ndarray] = None
         self.M = 0.0
         self.eta_max = 0.0

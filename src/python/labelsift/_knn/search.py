@@ -72,6 +72,48 @@ def gamma(n: int, u: float) -> float:
     return n * u / (1.0 - n * u)
 
 
+#: the bf16 split copy for the AMX tiles (8 N d bytes) up to this many bytes; above it, float32 tiles
+AMX_SPLIT_BYTES = 4 << 30
+
+
+def _aligned_empty(shape, dtype, align=64):
+    """An uninitialised C array whose data starts on an ``align``-byte boundary."""
+    dt = np.dtype(dtype)
+    n = int(np.prod(shape)) * dt.itemsize
+    raw = np.empty(n + align, np.uint8)
+    off = (-raw.ctypes.data) % align
+    return raw[off:off + n].view(dt).reshape(shape)
+
+
+def bf16_split(G, nt):
+    """The AMX operands of float32 G (knn/amx.h): a_hi, a_lo (np x dp uint16), b_hi, b_lo
+    (np / 16 x dp / 2 x 16 uint32; np, dp = rows, columns rounded up to 32), 64-byte aligned."""
+    n, d = G.shape
+    np_, dp = -(-n // 32) * 32, -(-max(d, 1) // 32) * 32
+    split = (_aligned_empty((np_, dp), np.uint16), _aligned_empty((np_, dp), np.uint16),
+             _aligned_empty((np_ // 16, dp // 2, 16), np.uint32), _aligned_empty((np_ // 16, dp // 2, 16), np.uint32))
+    core().knn_bf16_split(G, split, nt)
+    return split
+
+
+def amx_bounds(d: int) -> tuple:
+    """(g_prod, g_abs) of the AMX tiles: |S_ij - G_i.G_j| <= g_prod |G_i| |G_j| + g_abs.
+
+    Each float32 x = h + l + t with h = bf16(x), l = bf16(x - h) (unit
+    roundoff u = 2^-8): |l| <= u (1 + u) |x|, |t| <= u^2 |x|, and the three
+    products h h' + h l' + l h' miss l l' + t y + (h + l) t', at most
+    (3 + 3u) u^2 |x_k| |y_k| per coordinate: 3.05 2^-16 |x| |y| in all
+    (Cauchy-Schwarz). The bf16 products are exact in float32; their 3 dp
+    float32 additions (dp = d padded to 32) cost gamma_{3 dp}(2^-24) times the
+    sum of their magnitudes (<= 1.03 |x| |y|), doubled for an accumulation
+    order or rounding the hardware does not document. The tiles treat
+    subnormal inputs and results as zero: each of the 3 dp products and sums
+    then errs by less than 2^-126 max|G| + 2^-126 <= 2^-85 (max|G| <= 2^40 by
+    the copy's scaling): g_abs = dp 2^-84."""
+    dp = -(-max(int(d), 1) // 32) * 32
+    return 3.05 * 2.0 ** -16 + 2.0 * 1.03 * gamma(3 * dp, U32), dp * 2.0 ** -84
+
+
 @dataclass
 class SearchInfo:
     """What a search did: rows searched, candidates kept per row (k + r),
@@ -141,6 +183,12 @@ class _Plan:
     eta_max: float = 0.0
     #: bound on |S_ij - G_i.G_j| / (|G_i| |G_j|) of the tile products (0: NumPy's float32 GEMM, gamma_d(u32))
     g_prod: float = 0.0
+    #: absolute bound added to it (the AMX tiles flush subnormals)
+    g_abs: float = 0.0
+    #: cosine: the largest |b_j| (scales g_abs into key units)
+    inv_max: float = 0.0
+    #: how the tiles were computed ("fp32" or "amx-bf16x3")
+    gram: str = "fp32"
 
 
 def _plan(metric, Q, D, same, qn, dn, nt, c, amax, copies) -> _Plan:
@@ -183,6 +231,7 @@ def _plan(metric, Q, D, same, qn, dn, nt, c, amax, copies) -> _Plan:
             inv = np.where(dn > 0, s / np.sqrt(dn), 0.0)
         p.a_col = np.zeros(nd, np.float32)
         p.b_col = (-inv).astype(np.float32)
+        p.inv_max = float(inv.max()) if nd else 0.0
     return p
 
 
@@ -199,13 +248,13 @@ def _proven(p, worst, kth, qt, gq, d) -> np.ndarray:
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
         if p.metric == "cosine":
             ni = s * np.sqrt(qt)
-            E = 1.05 * (g32 + rho + 3 * U32) * ni
+            E = 1.05 * ((g32 + rho + 3 * U32) * ni + p.g_abs * p.inv_max)
             lb = 1.0 + (worst - E) / ni
             good = (ni > 0) & (kth < lb - 2.0 * (1.1 * g64 + 4 * U64))
         else:
             M = p.M
             ni = np.sqrt(gq)
-            E = 1.05 * (2 * g32 * ni * M + 2 * U32 * M * M + 2 * U32 * ni * M)
+            E = 1.05 * (2 * g32 * ni * M + 2 * U32 * M * M + 2 * U32 * ni * M + 2 * p.g_abs)
             lbc = np.sqrt(np.maximum(gq * (1 - g64) + worst - E, 0.0))
             eta = 1.02 * (U32 + U64) * ni if p.rounded else 0.0
             lbx = (lbc - eta - p.eta_max) / s
@@ -269,21 +318,29 @@ def _prepare(queries, database, k, exclude_self, extra, tile, n_jobs):
 
 
 def search(queries, database=None, *, k: int = 10, metric: str = "cosine", exclude_self: bool = True,
-           n_jobs=None, tile=None, extra=None, progress: Optional[Callable[[str, int, int], None]] = None):
+           n_jobs=None, tile=None, extra=None, progress: Optional[Callable[[str, int, int], None]] = None,
+           gram="auto"):
     """(indices int64 (Nq, k), distances float32 (Nq, k), SearchInfo)."""
     return search_metrics(queries, database, k=k, metrics=(metric,), exclude_self=exclude_self, n_jobs=n_jobs,
-                          tile=tile, extra=extra, progress=progress)[0]
+                          tile=tile, extra=extra, progress=progress, gram=gram)[0]
 
 
 def search_metrics(queries, database=None, *, k: int = 10, metrics=("cosine",), exclude_self: bool = True,
-                   n_jobs=None, tile=None, extra=None, progress=None, symmetric=None):
+                   n_jobs=None, tile=None, extra=None, progress=None, symmetric=None, gram="auto"):
     """The same search for several metrics at once: a list of (indices,
     distances, SearchInfo), one per metric. Metrics whose float32 copy is the
     same (cosine, and L2 when the data need no centring) share every Gram
     tile. A set searched against itself (``exclude_self``) computes only the
     tiles on and above the diagonal, each feeding the heaps of its rows and,
     transposed, of its columns (``symmetric=None``: when the heaps of all
-    rows fit in ``SYM_HEAP_BYTES``)."""
+    rows fit in ``SYM_HEAP_BYTES``). ``gram``: "auto" computes the fused
+    kernel's tiles on AMX (bf16 split in three products, :func:`amx_bounds`)
+    where the CPU has it, the block is a multiple of 32 and the split copy
+    fits ``AMX_SPLIT_BYTES``; "fp32" always in float32. The neighbours are
+    the same either way (the certificate takes each one's bound)."""
+    if gram not in ("auto", "fp32"):
+        raise ValueError(f"gram={gram!r}: the CPU search computes its tiles in float32 or on AMX "
+                         "(gram='auto' or 'fp32')")
     metrics = [check_metric(mt) for mt in metrics]
     if not metrics:
         raise ValueError("at least one metric")
@@ -325,13 +382,22 @@ def search_metrics(queries, database=None, *, k: int = 10, metrics=("cosine",), 
             fused = G.dtype == np.float32 and G.ndim == 2 and G.strides[1] == 4 and G.strides[0] % 4 == 0
             if fused:
                 # one Gram tile per block pair, computed and consumed in each thread's cache
+                split = None
+                d_pad = -(-max(G.shape[1], 1) // 32) * 32
+                if (gram == "auto" and blk % 32 == 0 and 8 * (-(-nq // 32) * 32) * d_pad <= AMX_SPLIT_BYTES
+                        and c.knn_amx_usable()):
+                    split = bf16_split(G, nt)
+                    g_prod, g_abs = amx_bounds(G.shape[1])
+                    for p in ps:
+                        p.g_prod, p.g_abs, p.gram = g_prod, g_abs, "amx-bf16x3"
                 nr = c.knn_sym_rounds(-(-nq // blk))
                 step = max(1, -(-nr // 32))
                 for r0 in range(0, nr, step):
                     r1 = min(nr, r0 + step)
-                    c.knn_sym_search(G, blk, r0, r1, a_l, b_l, hks, his, nt)
+                    c.knn_sym_search(G, blk, r0, r1, a_l, b_l, hks, his, nt, split)
                     if progress is not None:
                         progress(label, r1, nr)
+                del split
             else:
                 total = sum(-(-(nq - i0) // bc) for i0 in range(0, nq, bq))
                 buf = np.empty(min(bq, nq) * min(bc, nq), np.float32)
@@ -387,7 +453,7 @@ def search_metrics(queries, database=None, *, k: int = 10, metrics=("cosine",), 
             out[i] = r_
     infos = [SearchInfo(rows=nq, k=k, candidates=m, fallback_rows=fallback[i], tile=(bq, bc), metric=p.metric,
                         centred=p.mu is not None, scale_exponent=p.e, float32_copy=p.Gd is not D,
-                        symmetric=symmetric)
+                        symmetric=symmetric, gram=p.gram)
              for i, p in enumerate(plans)]
     return [(out[i][0], out[i][1], infos[i]) for i in range(len(plans))]
 
