@@ -59,7 +59,7 @@ def _within_bound(G, i0, nI, j0, nJ):
     A = G[i0:i0 + nI].astype(np.float64)
     B = G[j0:j0 + nJ].astype(np.float64)
     exact = A @ B.T  # float64: exact enough (the bound is ~2^-15 relative)
-    g_prod, g_abs = amx_bounds(G.shape[1])
+    g_prod, g_abs = amx_bounds(G.shape[1], float(np.abs(G).max()))
     err = np.abs(S - exact)
     lim = g_prod * np.linalg.norm(A, axis=1)[:, None] * np.linalg.norm(B, axis=1)[None, :] + g_abs
     return err, lim, S, exact

@@ -96,8 +96,9 @@ def bf16_split(G, nt):
     return split
 
 
-def amx_bounds(d: int) -> tuple:
-    """(g_prod, g_abs) of the AMX tiles: |S_ij - G_i.G_j| <= g_prod |G_i| |G_j| + g_abs.
+def amx_bounds(d: int, gmax: float) -> tuple:
+    """(g_prod, g_abs) of the AMX tiles of G (d columns, max |G| = gmax):
+    |S_ij - G_i.G_j| <= g_prod |G_i| |G_j| + g_abs.
 
     Each float32 x = h + l + t with h = bf16(x), l = bf16(x - h) (unit
     roundoff u = 2^-8): |l| <= u (1 + u) |x|, |t| <= u^2 |x|, and the three
@@ -106,12 +107,13 @@ def amx_bounds(d: int) -> tuple:
     (Cauchy-Schwarz). The bf16 products are exact in float32; their 3 dp
     float32 additions (dp = d padded to 32) cost gamma_{3 dp}(2^-24) times the
     sum of their magnitudes (<= 1.03 |x| |y|), doubled for an accumulation
-    order or rounding the hardware does not document. The tiles treat
-    subnormal inputs and results as zero: each of the 3 dp products and sums
-    then errs by less than 2^-126 max|G| + 2^-126 <= 2^-85 (max|G| <= 2^40 by
-    the copy's scaling): g_abs = dp 2^-84."""
+    order the hardware does not document. The tiles treat subnormal inputs
+    and results as zero: a subnormal part (< 2^-126) dropped from one of the
+    3 dp products errs by at most 2^-126 * 1.01 gmax, a flushed product or
+    partial sum by at most 2^-126: g_abs = dp 2^-126 (3.1 gmax + 6)."""
     dp = -(-max(int(d), 1) // 32) * 32
-    return 3.05 * 2.0 ** -16 + 2.0 * 1.03 * gamma(3 * dp, U32), dp * 2.0 ** -84
+    return (3.05 * 2.0 ** -16 + 2.0 * 1.03 * gamma(3 * dp, U32),
+            dp * 2.0 ** -126 * (3.1 * float(gmax) + 6.0))
 
 
 @dataclass
@@ -387,7 +389,7 @@ def search_metrics(queries, database=None, *, k: int = 10, metrics=("cosine",), 
                 if (gram == "auto" and blk % 32 == 0 and 8 * (-(-nq // 32) * 32) * d_pad <= AMX_SPLIT_BYTES
                         and c.knn_amx_usable()):
                     split = bf16_split(G, nt)
-                    g_prod, g_abs = amx_bounds(G.shape[1])
+                    g_prod, g_abs = amx_bounds(G.shape[1], _abs_max(G))
                     for p in ps:
                         p.g_prod, p.g_abs, p.gram = g_prod, g_abs, "amx-bf16x3"
                 nr = c.knn_sym_rounds(-(-nq // blk))
