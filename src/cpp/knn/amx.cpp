@@ -114,31 +114,29 @@ __attribute__((target("amx-tile,amx-bf16"))) void gram_tile_amx(const Bf16Split&
       _tile_zero(1);
       _tile_zero(2);
       _tile_zero(3);
+      // the 2 x 2 products of the operand tiles 4, 5 (A) and 6, 7 (B) into C
+#define LS_TDP4()              \
+  _tile_dpbf16ps(0, 4, 6);     \
+  _tile_dpbf16ps(1, 4, 7);     \
+  _tile_dpbf16ps(2, 5, 6);     \
+  _tile_dpbf16ps(3, 5, 7)
       for (int64_t k = 0; k < dp; k += 32) {
         const int64_t p = k / 2;
-        _tile_loadd(4, ah + k, sa);
+        _tile_loadd(4, ah + k, sa);  // hi x hi
         _tile_loadd(5, ah + 16 * dp + k, sa);
         _tile_loadd(6, bh + p * 16, 64);
         _tile_loadd(7, bh + (half + p) * 16, 64);
-        _tile_dpbf16ps(0, 4, 6);
-        _tile_dpbf16ps(1, 4, 7);
-        _tile_dpbf16ps(2, 5, 6);
-        _tile_dpbf16ps(3, 5, 7);
-        _tile_loadd(6, bl + p * 16, 64);
+        LS_TDP4();
+        _tile_loadd(6, bl + p * 16, 64);  // hi x lo
         _tile_loadd(7, bl + (half + p) * 16, 64);
-        _tile_dpbf16ps(0, 4, 6);
-        _tile_dpbf16ps(1, 4, 7);
-        _tile_dpbf16ps(2, 5, 6);
-        _tile_dpbf16ps(3, 5, 7);
-        _tile_loadd(4, al + k, sa);
+        LS_TDP4();
+        _tile_loadd(4, al + k, sa);  // lo x hi
         _tile_loadd(5, al + 16 * dp + k, sa);
         _tile_loadd(6, bh + p * 16, 64);
         _tile_loadd(7, bh + (half + p) * 16, 64);
-        _tile_dpbf16ps(0, 4, 6);
-        _tile_dpbf16ps(1, 4, 7);
-        _tile_dpbf16ps(2, 5, 6);
-        _tile_dpbf16ps(3, 5, 7);
+        LS_TDP4();
       }
+#undef LS_TDP4
       float* o = S + r * ldS + c;
       _tile_stored(0, o, sc);
       _tile_stored(1, o + 16, sc);
