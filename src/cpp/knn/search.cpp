@@ -406,6 +406,7 @@ __attribute__((target("avx512f"))) void sym_task_avx512(const float* S, int64_t 
 // the ISA changes the candidates' float32 keys, never the neighbours.
 constexpr int64_t PW = 16;    // panel width (portable, AVX2)
 constexpr int64_t PW5 = 32;   // panel width (AVX-512)
+constexpr int64_t AMX_STRIPE = 128;  // rows of an AMX Gram stripe (a multiple of 32)
 constexpr int64_t KC = 256;   // coordinates per chunk (128 measured slower for AVX-512 too)
 
 template <int64_t PWT = PW>
@@ -763,27 +764,39 @@ void sym_search(const float* G, int64_t N, int64_t d, int64_t ldg, int64_t block
         const int64_t i0 = I * block, nI = std::min(block, N - i0);
         const int64_t j0 = J * block, nJ = std::min(block, N - j0);
         float* S = S_al;
-        if (amx)
-          gram_tile_amx(*amx, i0, nI, j0, nJ, S, ldS);
-        else if (gisa == GRAM_AVX512)
+        const bool diag = I == J;
+        const int64_t tstart = diag ? nJ : 0;
+        const int64_t cw = sisa == GRAM_AVX512 ? W5 : W;
+        auto select = [&](int64_t r0, int64_t nr) {
+          // the direct and transposed selections of S rows [r0, r0 + nr) (global i0 + r0 ..): each
+          // heap still sees its candidates in increasing index order
+          const float* Sr = S + r0 * ldS;
+          const int64_t nrt = (nr + 7) / 8, nct = diag ? 0 : (nJ + cw - 1) / cw;
+          for (int64_t u = 0; u < nrt + nct; ++u) {
+            if (sisa == GRAM_AVX512)
+              sym_task_avx512(Sr, nr, nJ, ldS, i0 + r0, j0, tstart, ne, a, b, hk, hi, m, u, nrt);
+            else if (sisa == GRAM_AVX2)
+              sym_task_avx2(Sr, nr, nJ, ldS, i0 + r0, j0, tstart, ne, a, b, hk, hi, m, u, nrt);
+            else
+              sym_task<0>(Sr, nr, nJ, ldS, i0 + r0, j0, tstart, ne, a, b, hk, hi, m, u, nrt);
+          }
+        };
+        if (amx) {
+          // stripes of AMX_STRIPE rows, each selected while it is in L2 (the whole tile is not)
+          for (int64_t r0 = 0; r0 < nI; r0 += AMX_STRIPE) {
+            const int64_t nr = std::min(AMX_STRIPE, nI - r0);
+            gram_tile_amx(*amx, i0 + r0, nr, j0, nJ, S + r0 * ldS, ldS);
+            select(r0, nr);
+          }
+          continue;
+        }
+        if (gisa == GRAM_AVX512)
           gram_tile<GRAM_AVX512>(G, ldg, d, i0, nI, j0, nJ, Pbuf.data(), S, ldS);
         else if (gisa == GRAM_AVX2)
           gram_tile<GRAM_AVX2>(G, ldg, d, i0, nI, j0, nJ, Pbuf.data(), S, ldS);
         else
           gram_tile<GRAM_PORTABLE>(G, ldg, d, i0, nI, j0, nJ, Pbuf.data(), S, ldS);
-        const bool diag = I == J;
-        const int64_t nrt = (nI + 7) / 8;
-        const int64_t tstart = diag ? nJ : 0;
-        const int64_t cw = sisa == GRAM_AVX512 ? W5 : W;
-        const int64_t nct = diag ? 0 : (nJ + cw - 1) / cw;
-        for (int64_t u = 0; u < nrt + nct; ++u) {
-          if (sisa == GRAM_AVX512)
-            sym_task_avx512(S, nI, nJ, ldS, i0, j0, tstart, ne, a, b, hk, hi, m, u, nrt);
-          else if (sisa == GRAM_AVX2)
-            sym_task_avx2(S, nI, nJ, ldS, i0, j0, tstart, ne, a, b, hk, hi, m, u, nrt);
-          else
-            sym_task<0>(S, nI, nJ, ldS, i0, j0, tstart, ne, a, b, hk, hi, m, u, nrt);
-        }
+        select(0, nI);
       }
     }
     if (amx) amx_thread_end();
