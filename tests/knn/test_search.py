@@ -261,6 +261,11 @@ for name, tile, extra in (("t50", (50, 50), None), ("t37", (37, 37), None), ("t6
     assert r[0][2].symmetric
 r = search_metrics(Y, k=5, metrics=("l2",), tile=(40, 40))   # d = 300: two coordinate chunks
 out["d300"] = r[0][0]
+Wd = np.random.default_rng(8).integers(-3, 4, size=(150, 14000)).astype(np.float32)
+# block 64 x d = 14000: the panels of all chunks exceed the per-thread budget -> chunk by chunk
+r = search_metrics(Wd, k=4, metrics=("l2",), tile=(64, 64))
+out["wide"], out["wide_x"] = r[0][0], Wd
+out["wide_fp32"] = search_metrics(Wd, k=4, metrics=("l2",), tile=(64, 64), gram="fp32")[0][0]   # not AMX
 r = search_metrics(X, k=6, metrics=("l2",), tile=(33, 45), symmetric=False, extra=0)   # tile_select
 out["asym"] = r[0][0]
 r = search_metrics(X[:70], X, k=6, metrics=("cosine",), tile=(16, 48))   # queries against a database
@@ -333,6 +338,8 @@ def test_every_micro_kernel_isa_gives_the_exact_neighbours(tmp_path, env):
         np.testing.assert_array_equal(got[name + "_cos"], ref.search(X, k=7, metric="cosine")[0])
         np.testing.assert_array_equal(got[name + "_l2"], ref.search(X, k=7, metric="l2")[0])
     np.testing.assert_array_equal(got["d300"], ref.search(Y, k=5, metric="l2")[0])
+    np.testing.assert_array_equal(got["wide"], ref.search(got["wide_x"], k=4, metric="l2")[0])
+    np.testing.assert_array_equal(got["wide_fp32"], got["wide"])
     np.testing.assert_array_equal(got["asym"], ref.search(X, k=6, metric="l2")[0])
     np.testing.assert_array_equal(got["db"], ref.search(X[:70], X, k=6, metric="cosine")[0])
     # The fused kernel's candidate heaps themselves (the re-rank and certificate would mend a

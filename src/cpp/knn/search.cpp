@@ -407,6 +407,8 @@ __attribute__((target("avx512f"))) void sym_task_avx512(const float* S, int64_t 
 constexpr int64_t PW = 16;    // panel width (portable, AVX2)
 constexpr int64_t PW5 = 32;   // panel width (AVX-512)
 constexpr int64_t AMX_STRIPE = 128;  // rows of an AMX Gram stripe (a multiple of 32)
+constexpr int64_t FP_STRIPE = 120;   // rows of a float32 Gram stripe (multiple of 6 and 8)
+constexpr int64_t PACK_ALL_FLOATS = int64_t(1) << 20;  // panels of every chunk up to 4 MB a thread
 constexpr int64_t KC = 256;   // coordinates per chunk (128 measured slower for AVX-512 too)
 
 template <int64_t PWT = PW>
@@ -540,50 +542,78 @@ __attribute__((target("avx512f"))) inline void micro_avx512(const float* const* 
   if constexpr (ROWS > 7) put_row512(Sr + 7 * ldS, c70, c71, add);
 }
 
+// One coordinate chunk [k0, k0 + kc) of the Gram rows i0 .. i0 + nI against
+// the packed panels Pc of that chunk (np panels), into S rows 0 .. nI - 1
+// (added to them when add). Per element, chunk after chunk, the same sums
+// whatever the rows are grouped into.
 template <int ISA>
-void gram_tile(const float* G, int64_t ldg, int64_t d, int64_t i0, int64_t nI, int64_t j0, int64_t nJ, float* P,
-               float* S, int64_t ldS) {
+void gram_rows(const float* G, int64_t ldg, int64_t i0, int64_t nI, int64_t k0, int64_t kc, int64_t np,
+               const float* Pc, float* S, int64_t ldS, bool add) {
   constexpr int64_t PWT = ISA == GRAM_AVX512 ? PW5 : PW;
   constexpr int R = ISA == GRAM_AVX512 ? 8 : 6;
-  const int64_t np = (nJ + PWT - 1) / PWT;
-  for (int64_t k0 = 0; k0 < d; k0 += KC) {
-    const int64_t kc = std::min(KC, d - k0);
-    const bool add = k0 > 0;
-    pack_panels<PWT>(G, ldg, j0, nJ, k0, kc, P);
-    for (int64_t p = 0; p < np; ++p) {
-      const float* Pp = P + p * kc * PWT;
-      int64_t r = 0;
-      const float* A[8];
-      for (; r + R <= nI; r += R) {
-        for (int t = 0; t < R; ++t) A[t] = G + (i0 + r + t) * ldg + k0;
-        float* Sr = S + r * ldS + p * PWT;
-        if constexpr (ISA == GRAM_AVX512) micro_avx512<8>(A, Pp, kc, Sr, ldS, add);
-        else if constexpr (ISA == GRAM_AVX2) micro_avx2<6>(A, Pp, kc, Sr, ldS, add);
-        else micro_generic<6>(A, Pp, kc, Sr, ldS, add);
-      }
-      const int64_t rest = nI - r;
-      for (int t = 0; t < rest; ++t) A[t] = G + (i0 + r + t) * ldg + k0;
+  for (int64_t p = 0; p < np; ++p) {
+    const float* Pp = Pc + p * kc * PWT;
+    int64_t r = 0;
+    const float* A[8];
+    for (; r + R <= nI; r += R) {
+      for (int t = 0; t < R; ++t) A[t] = G + (i0 + r + t) * ldg + k0;
       float* Sr = S + r * ldS + p * PWT;
+      if constexpr (ISA == GRAM_AVX512) micro_avx512<8>(A, Pp, kc, Sr, ldS, add);
+      else if constexpr (ISA == GRAM_AVX2) micro_avx2<6>(A, Pp, kc, Sr, ldS, add);
+      else micro_generic<6>(A, Pp, kc, Sr, ldS, add);
+    }
+    const int64_t rest = nI - r;
+    for (int t = 0; t < rest; ++t) A[t] = G + (i0 + r + t) * ldg + k0;
+    float* Sr = S + r * ldS + p * PWT;
 #define LS_MICRO(n)                                                        \
   case n:                                                                  \
     if constexpr (ISA == GRAM_AVX512) micro_avx512<n>(A, Pp, kc, Sr, ldS, add); \
     else if constexpr (ISA == GRAM_AVX2) micro_avx2<(n < 6 ? n : 1)>(A, Pp, kc, Sr, ldS, add); \
     else micro_generic<(n < 6 ? n : 1)>(A, Pp, kc, Sr, ldS, add); \
     break;
-      switch (rest) {
-        LS_MICRO(1)
-        LS_MICRO(2)
-        LS_MICRO(3)
-        LS_MICRO(4)
-        LS_MICRO(5)
-        LS_MICRO(6)
-        LS_MICRO(7)
-        default:
-          break;
-      }
-#undef LS_MICRO
+    switch (rest) {
+      LS_MICRO(1)
+      LS_MICRO(2)
+      LS_MICRO(3)
+      LS_MICRO(4)
+      LS_MICRO(5)
+      LS_MICRO(6)
+      LS_MICRO(7)
+      default:
+        break;
     }
+#undef LS_MICRO
   }
+}
+
+// The float32 Gram tile G[i0:i0+nI] G[j0:j0+nJ]^T with its selections (the
+// callback select(r0, nr) for S rows r0 .. r0 + nr - 1). When every chunk's
+// panels fit P (packed: P holds ldS x d floats), stripes of FP_STRIPE rows are
+// computed and selected in turn (S read back from L2); otherwise chunk by
+// chunk over the whole tile, then one selection.
+template <int ISA, class Select>
+void gram_tile(const float* G, int64_t ldg, int64_t d, int64_t i0, int64_t nI, int64_t j0, int64_t nJ, float* P,
+               bool packed, float* S, int64_t ldS, Select&& select) {
+  constexpr int64_t PWT = ISA == GRAM_AVX512 ? PW5 : PW;
+  const int64_t np = (nJ + PWT - 1) / PWT;
+  if (packed) {
+    for (int64_t k0 = 0; k0 < d; k0 += KC)
+      pack_panels<PWT>(G, ldg, j0, nJ, k0, std::min(KC, d - k0), P + k0 * np * PWT);
+    for (int64_t r0 = 0; r0 < nI; r0 += FP_STRIPE) {
+      const int64_t nr = std::min(FP_STRIPE, nI - r0);
+      for (int64_t k0 = 0; k0 < d; k0 += KC)
+        gram_rows<ISA>(G, ldg, i0 + r0, nr, k0, std::min(KC, d - k0), np, P + k0 * np * PWT, S + r0 * ldS, ldS,
+                       k0 > 0);
+      select(r0, nr);
+    }
+    return;
+  }
+  for (int64_t k0 = 0; k0 < d; k0 += KC) {
+    const int64_t kc = std::min(KC, d - k0);
+    pack_panels<PWT>(G, ldg, j0, nJ, k0, kc, P);
+    gram_rows<ISA>(G, ldg, i0, nI, k0, kc, np, P, S, ldS, k0 > 0);
+  }
+  select(0, nI);
 }
 
 bool use_avx2() {
@@ -740,7 +770,8 @@ void sym_search(const float* G, int64_t N, int64_t d, int64_t ldg, int64_t block
     // 64-byte aligned rows (ldS * 4 is a multiple of 64): no store splits a cache line
     std::vector<float> Sbuf(size_t((std::min(block, N) + 31) / 32 * 32 * ldS) + 16);
     float* const S_al = Sbuf.data() + (16 - (reinterpret_cast<uintptr_t>(Sbuf.data()) / 4) % 16) % 16;
-    std::vector<float> Pbuf(amx ? 0 : size_t(ldS * std::min(KC, d)));
+    const bool packed = ldS * d <= PACK_ALL_FLOATS;
+    std::vector<float> Pbuf(amx ? 0 : size_t(ldS * (packed ? d : std::min(KC, d))));
     if (amx) amx_thread_begin();
     for (int64_t rd = round0; rd < round1; ++rd) {
 #pragma omp single
@@ -791,12 +822,11 @@ void sym_search(const float* G, int64_t N, int64_t d, int64_t ldg, int64_t block
           continue;
         }
         if (gisa == GRAM_AVX512)
-          gram_tile<GRAM_AVX512>(G, ldg, d, i0, nI, j0, nJ, Pbuf.data(), S, ldS);
+          gram_tile<GRAM_AVX512>(G, ldg, d, i0, nI, j0, nJ, Pbuf.data(), packed, S, ldS, select);
         else if (gisa == GRAM_AVX2)
-          gram_tile<GRAM_AVX2>(G, ldg, d, i0, nI, j0, nJ, Pbuf.data(), S, ldS);
+          gram_tile<GRAM_AVX2>(G, ldg, d, i0, nI, j0, nJ, Pbuf.data(), packed, S, ldS, select);
         else
-          gram_tile<GRAM_PORTABLE>(G, ldg, d, i0, nI, j0, nJ, Pbuf.data(), S, ldS);
-        select(0, nI);
+          gram_tile<GRAM_PORTABLE>(G, ldg, d, i0, nI, j0, nJ, Pbuf.data(), packed, S, ldS, select);
       }
     }
     if (amx) amx_thread_end();
