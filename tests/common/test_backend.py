@@ -96,6 +96,18 @@ for t, dt in enumerate([np.float16, np.float32, np.float64] * 3):
     tb = PairTable(k, 3, P.dtype, n)
     tb.update(P, y, 0, sketch_rows(P, y, 1, 4, None, np.inf))
     out[f"{t}-pair-vals"], out[f"{t}-pair-ids"], out[f"{t}-pair-low"] = tb.vals, tb.ids, tb.low
+# rows too long for the lane sweep: the one-row sweep of every vector width
+for t, dt in enumerate([np.float16, np.float32, np.float64] * 2):
+    n, k = int(rng.integers(40, 120)), int(rng.integers(170, 1100))
+    P = rng.random((n, k)) ** 6
+    P = (P / P.sum(1, keepdims=True)).astype(dt)
+    if t % 2:
+        P[::4] = P[1]
+    y = rng.integers(0, k, n)
+    for fb in ("prune_by_noise_rate", "both"):
+        out[f"long{t}-{fb}"] = ls.find_label_issues(y, P, filter_by=fb)
+    out[f"long{t}-cj"] = ls.compute_confident_joint(y, P, calibrate=False)
+    out[f"long{t}-nm"] = ls.get_label_quality_scores(y, P, method="normalized_margin")
 # the fused sketch of wide float rows (K >= 64, mmin 2): AVX2 sweeps or their scalar twins
 for t, dt in enumerate([np.float16, np.float32] * 3):
     n, k = int(rng.integers(50, 200)), int(rng.integers(64, 600))
@@ -132,7 +144,7 @@ def _avx2_skip_reason():
 
 def test_baseline_and_avx2_kernels_agree(tmp_path):
     """The SSE2 baseline row kernels and their AVX2 clones (the row pass, the
-    one-read sketch and pair table) give identical results
+    one-read sketch and pair table), and the row pass's AVX-512 clone, give identical results
     (the suite otherwise runs only the one this CPU selects).  The default run
     takes the AVX2 clone when the CPU has AVX2 and F16C; LABELSIFT_NO_AVX2=1
     forces the baseline.  Without AVX2/F16C both runs would take the baseline
@@ -143,13 +155,17 @@ def test_baseline_and_avx2_kernels_agree(tmp_path):
     script = tmp_path / "run.py"
     script.write_text(_KERNEL_RUN)
     results = {}
-    for name, extra in (("default", {}), ("baseline", {"LABELSIFT_NO_AVX2": "1"})):
-        env = {k: v for k, v in os.environ.items() if k != "LABELSIFT_NO_AVX2"} | extra
+    # "avx2": LABELSIFT_NO_AVX512 steps the row pass down from its AVX-512 twin where the CPU has one
+    for name, extra in (("default", {}), ("baseline", {"LABELSIFT_NO_AVX2": "1"}),
+                        ("avx2", {"LABELSIFT_NO_AVX512": "1"})):
+        env = {k: v for k, v in os.environ.items() if k not in ("LABELSIFT_NO_AVX2", "LABELSIFT_NO_AVX512")} | extra
         out = tmp_path / f"{name}.npz"
         r = subprocess.run([sys.executable, str(script), str(out)], env=env, capture_output=True, text=True)
         assert r.returncode == 0, r.stderr
         results[name] = np.load(out)
-    a, b = results["default"], results["baseline"]
-    assert sorted(a.files) == sorted(b.files) and len(a.files) > 0
-    for key in a.files:
-        np.testing.assert_array_equal(a[key], b[key], err_msg=key, strict=True)
+    a = results["default"]
+    for other in ("baseline", "avx2"):
+        b = results[other]
+        assert sorted(a.files) == sorted(b.files) and len(a.files) > 0
+        for key in a.files:
+            np.testing.assert_array_equal(a[key], b[key], err_msg=f"{other}: {key}", strict=True)

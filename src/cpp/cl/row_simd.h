@@ -26,7 +26,7 @@ namespace ls {
 namespace simd {
 
 template <int VB>
-struct VT {  // vector types of VB bytes (VB = 16 or 32)
+struct VT {  // vector types of VB bytes (VB = 16, 32 or 64)
   typedef float f32 __attribute__((vector_size(VB)));
   typedef int32_t i32 __attribute__((vector_size(VB)));
   typedef uint32_t u32 __attribute__((vector_size(VB)));
@@ -86,6 +86,22 @@ inline __attribute__((target("avx2,f16c"))) VT<32>::f32 loadf<32>(const half_t* 
   VT<32>::u16 h16;
   std::memcpy(&h16, p, sizeof h16);
   return cvt_half<32>(h16);
+}
+// 64-byte lanes: the AVX-512 clone of the row kernel (rows_range_avx512).
+template <>
+inline __attribute__((target("avx512f,avx2,f16c"))) VT<64>::f32 cvt_half<64>(VT<64>::u16 h16) {
+  __m256i h;
+  std::memcpy(&h, &h16, sizeof h);
+  const __m512 f = _mm512_cvtph_ps(h);
+  VT<64>::f32 v;
+  std::memcpy(&v, &f, sizeof v);
+  return v;
+}
+template <>
+inline __attribute__((target("avx512f,avx2,f16c"))) VT<64>::f32 loadf<64>(const half_t* p) {
+  VT<64>::u16 h16;
+  std::memcpy(&h16, p, sizeof h16);
+  return cvt_half<64>(h16);
 }
 #endif
 

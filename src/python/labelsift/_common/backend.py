@@ -126,7 +126,7 @@ def backend_info() -> dict:
     names = ("portable", "avx2", "avx512")
     gram, select = c.knn_isa()
     cpu_isa = {
-        "confident_learning": "avx2" if c.cl_avx2() else "portable",
+        "confident_learning": names[c.cl_isa()],
         "knn_gram": "amx-bf16x3" if c.knn_amx_usable() else names[gram],
         "knn_select": names[select],
         "sinkhorn": {1: "portable", 2: "sse2", 3: "avx2", 4: "avx512"}.get(int(c.sk_best_isa()), "portable"),
