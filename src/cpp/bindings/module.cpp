@@ -19,9 +19,9 @@ PYBIND11_MODULE(_core, m) {
   using namespace ls;
   m.doc() = "labelsift CPU kernels (C++17, OpenMP)";
   m.def("max_threads", []() { return omp_get_max_threads(); });
-  // the row pass's twin: 0 baseline, 1 AVX2, 2 AVX-512
+  // the row pass's twin: 0 baseline, 1 AVX2
 #ifdef LS_HAVE_AVX2_F16C_TWINS
-  m.def("cl_isa", []() { return cpu_has_avx512_rows() ? 2 : cpu_has_avx2_f16c() ? 1 : 0; });
+  m.def("cl_isa", []() { return cpu_has_avx2_f16c() ? 1 : 0; });
 #else
   m.def("cl_isa", []() { return 0; });
 #endif

@@ -87,12 +87,6 @@ __attribute__((target("avx2,f16c"), flatten)) static void rows_range_avx2(const 
                                                                           int64_t* first_bad) {
   rows_range<S, C, 32>(P, labels, cut, out, bd, validate_only, i0, i1, first_bad);
 }
-template <class S, class C>
-__attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx2,f16c"), flatten)) static void rows_range_avx512(
-    const Mat& P, const int64_t* labels, const C* cut, RowPassOut out, Bounds bd, bool validate_only, int64_t i0,
-    int64_t i1, int64_t* first_bad) {
-  rows_range<S, C, 64>(P, labels, cut, out, bd, validate_only, i0, i1, first_bad);
-}
 #endif
 
 template <class S, class C>
@@ -101,7 +95,6 @@ static RowPassError row_pass_t(const Mat& P, const int64_t* labels, const C* cut
   auto fn = &rows_range<S, C, 16>;
 #ifdef LS_HAVE_AVX2_F16C_TWINS
   if (cpu_has_avx2_f16c()) fn = &rows_range_avx2<S, C>;
-  if (cpu_has_avx512_rows()) fn = &rows_range_avx512<S, C>;
 #endif
   int64_t first_bad = std::numeric_limits<int64_t>::max();
   // Chunks of ~64k values handed out dynamically: a thread that is

@@ -16,15 +16,6 @@ inline bool cpu_has_avx2_f16c() {
                           std::getenv("LABELSIFT_NO_AVX2") == nullptr;
   return yes;
 }
-// The row pass's AVX-512 twin (64-byte vectors; same exact operations): the
-// CPU has AVX-512 F/BW/DQ/VL and F16C, and neither LABELSIFT_NO_AVX512 nor
-// LABELSIFT_NO_AVX2 is set.
-inline bool cpu_has_avx512_rows() {
-  static const bool yes = cpu_has_avx2_f16c() && __builtin_cpu_supports("avx512f") &&
-                          __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq") &&
-                          __builtin_cpu_supports("avx512vl") && std::getenv("LABELSIFT_NO_AVX512") == nullptr;
-  return yes;
-}
 #endif
 
 }  // namespace ls
