@@ -164,3 +164,22 @@ def test_amx_rows_odd_block_and_env_switch(tmp_path):
     out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "X.npy")], env=env, check=True,
                          capture_output=True, text=True).stdout.split()
     assert out[0] == "fp32" and out[1] != "amx-bf16x3"
+
+
+@needs_amx
+def test_amx_split_over_budget_keeps_float32_tiles(monkeypatch):
+    import labelsift._knn.search as srch
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(100, 16)).astype(np.float32)
+    monkeypatch.setattr(srch, "_amx_split_budget", lambda: 8 * 128 * 32 - 1)  # one byte short
+    r = search_metrics(X, k=4, metrics=("l2",), tile=(64, 64))
+    assert r[0][2].gram == "fp32"
+    monkeypatch.setattr(srch, "_amx_split_budget", lambda: 8 * 128 * 32)
+    r2 = search_metrics(X, k=4, metrics=("l2",), tile=(64, 64))
+    assert r2[0][2].gram == "amx-bf16x3"
+    np.testing.assert_array_equal(r[0][0], r2[0][0])
+
+
+def test_split_budget_is_at_least_the_floor():
+    from labelsift._knn.search import AMX_SPLIT_BYTES, _amx_split_budget
+    assert _amx_split_budget() >= AMX_SPLIT_BYTES

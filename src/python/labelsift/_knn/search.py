@@ -72,8 +72,22 @@ def gamma(n: int, u: float) -> float:
     return n * u / (1.0 - n * u)
 
 
-#: the bf16 split copy for the AMX tiles (8 N d bytes) up to this many bytes; above it, float32 tiles
+#: the bf16 split copy for the AMX tiles (8 N d bytes, twice a float32 copy) up to this many bytes, or a
+#: quarter of the memory available when that is more; above it, float32 tiles
 AMX_SPLIT_BYTES = 4 << 30
+
+
+def _amx_split_budget() -> int:
+    avail = 0
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    avail = int(line.split()[1]) * 1024
+                    break
+    except OSError:
+        pass
+    return max(AMX_SPLIT_BYTES, avail // 4)
 
 
 def _aligned_empty(shape, dtype, align=64):
@@ -338,7 +352,7 @@ def search_metrics(queries, database=None, *, k: int = 10, metrics=("cosine",), 
     rows fit in ``SYM_HEAP_BYTES``). ``gram``: "auto" computes the fused
     kernel's tiles on AMX (bf16 split in three products, :func:`amx_bounds`)
     where the CPU has it, the block is a multiple of 32 and the split copy
-    fits ``AMX_SPLIT_BYTES``; "fp32" always in float32. The neighbours are
+    fits ``AMX_SPLIT_BYTES`` (or a quarter of the available memory); "fp32" always in float32. The neighbours are
     the same either way (the certificate takes each one's bound)."""
     if gram not in ("auto", "fp32"):
         raise ValueError(f"gram={gram!r}: the CPU search computes its tiles in float32 or on AMX "
@@ -386,8 +400,8 @@ def search_metrics(queries, database=None, *, k: int = 10, metrics=("cosine",), 
                 # one Gram tile per block pair, computed and consumed in each thread's cache
                 split = None
                 d_pad = -(-max(G.shape[1], 1) // 32) * 32
-                if (gram == "auto" and blk % 32 == 0 and 8 * (-(-nq // 32) * 32) * d_pad <= AMX_SPLIT_BYTES
-                        and c.knn_amx_usable()):
+                if (gram == "auto" and blk % 32 == 0 and c.knn_amx_usable()
+                        and 8 * (-(-nq // 32) * 32) * d_pad <= _amx_split_budget()):
                     split = bf16_split(G, nt)
                     g_prod, g_abs = amx_bounds(G.shape[1], _abs_max(G))
                     for p in ps:
