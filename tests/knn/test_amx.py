@@ -183,3 +183,26 @@ def test_amx_split_over_budget_keeps_float32_tiles(monkeypatch):
 def test_split_budget_is_at_least_the_floor():
     from labelsift._knn.search import AMX_SPLIT_BYTES, _amx_split_budget
     assert _amx_split_budget() >= AMX_SPLIT_BYTES
+
+
+@needs_amx
+@pytest.mark.parametrize("metric", ["l2", "cosine"])
+def test_amx_database_search_equals_reference(metric):
+    # the query-against-database path (and a self search forced off the symmetric kernel): AMX
+    # stripes selected in the kernel, with partial row and column tiles
+    rng = np.random.default_rng(4)
+    D = rng.integers(-3, 4, size=(517, 24)).astype(np.float32)
+    D[100:140] = D[3]
+    Q = np.concatenate([D[:50], rng.normal(size=(83, 24)).astype(np.float32)])
+    for tile in ((64, 96), (128, 256)):
+        i1, d1, info = search_metrics(Q, D, k=9, metrics=(metric,), tile=tile)[0]
+        assert info.gram == "amx-bf16x3" and not info.symmetric
+        i2, d2 = ref.search(Q, D, k=9, metric=metric)
+        np.testing.assert_array_equal(i1, i2)
+        np.testing.assert_array_equal(d1, d2)
+    i1, d1, info = search_metrics(D, k=6, metrics=(metric,), tile=(96, 160), symmetric=False)[0]
+    assert info.gram == "amx-bf16x3" and not info.symmetric
+    np.testing.assert_array_equal(i1, ref.search(D, k=6, metric=metric)[0])
+    i3, _, info3 = search_metrics(Q, D, k=9, metrics=(metric,), tile=(50, 96))[0]   # 50: not a multiple of 32
+    assert info3.gram == "fp32"
+    np.testing.assert_array_equal(i3, ref.search(Q, D, k=9, metric=metric)[0])

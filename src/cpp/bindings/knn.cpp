@@ -177,6 +177,36 @@ void bind_knn(py::module_& m) {
       py::arg("G"), py::arg("block"), py::arg("round0"), py::arg("round1"), py::arg("a"), py::arg("b"),
       py::arg("hk"), py::arg("hi"), py::arg("nthreads") = 0, py::arg("split") = py::none());
 
+  m.def(
+      "knn_amx_tile_select",
+      [](const py::object& qsplit, const py::object& dsplit, int64_t q0, int64_t n, int64_t c0, int64_t nc,
+         const py::list& a, const py::list& b, int64_t self0, const py::list& hk, const py::list& hi, int nthreads) {
+        if (!knn::amx_usable()) throw py::value_error("labelsift._core: AMX is not usable here");
+        const knn::Bf16Split qs = as_split(qsplit), ds = as_split(dsplit);
+        const int ne = int(py::len(a));
+        if (ne < 1 || ne > 8 || py::len(b) != size_t(ne) || py::len(hk) != size_t(ne) || py::len(hi) != size_t(ne))
+          throw py::value_error("labelsift._core: one to eight key specs, with a, b and heaps for each");
+        std::vector<const float*> ap, bp;
+        std::vector<float*> hp;
+        std::vector<int64_t*> ip;
+        int64_t m = -1;
+        for (int e = 0; e < ne; ++e) {
+          py::array he = hk[e], ie = hi[e], ae = a[e], be = b[e];
+          if (he.ndim() != 2) throw py::value_error("labelsift._core: bad heap keys");
+          if (e == 0) m = he.shape(1);
+          hp.push_back(out2<float>(he, n, m, "heap keys"));
+          ip.push_back(out2<int64_t>(ie, n, m, "heap indices"));
+          if (ae.ndim() != 1 || be.ndim() != 1 || ae.shape(0) < c0 + nc || be.shape(0) < c0 + nc)
+            throw py::value_error("labelsift._core: a and b must cover the tile's columns");
+          ap.push_back(in_ptr<float>(ae, ae.shape(0), "a"));
+          bp.push_back(in_ptr<float>(be, be.shape(0), "b"));
+        }
+        py::gil_scoped_release nogil;
+        knn::amx_tile_select(qs, ds, q0, n, c0, nc, ne, ap.data(), bp.data(), self0, hp.data(), ip.data(), m,
+                             nthreads);
+      },
+      py::arg("qsplit"), py::arg("dsplit"), py::arg("q0"), py::arg("n"), py::arg("c0"), py::arg("nc"), py::arg("a"),
+      py::arg("b"), py::arg("self0"), py::arg("hk"), py::arg("hi"), py::arg("nthreads") = 0);
   m.def("knn_amx_usable", []() { return knn::amx_usable(); });
   m.def(
       "knn_amx_gram",

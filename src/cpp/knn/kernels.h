@@ -45,6 +45,14 @@ int sel_isa();
 // amx: the bf16 split of G (knn/amx.h; block a multiple of 32): the Gram tiles
 // on AMX instead of the float32 micro-kernel (G itself is then unused).
 struct Bf16Split;
+// The query-against-database search's tile [q0, q0 + n) x [c0, c0 + nc) on
+// AMX (q0, c0 multiples of 32): A operands from q's split, B from db's, in
+// stripes computed and selected by one thread each, with tile_select's keys
+// and heaps (hk[e], hi[e]: n x m for the tile's rows; a[e], b[e] indexed by
+// database row; self0 as in tile_select).
+void amx_tile_select(const Bf16Split& q, const Bf16Split& db, int64_t q0, int64_t n, int64_t c0, int64_t nc, int ne,
+                     const float* const* a, const float* const* b, int64_t self0, float* const* hk,
+                     int64_t* const* hi, int64_t m, int nthreads);
 void sym_search(const float* G, int64_t N, int64_t d, int64_t ldg, int64_t block, int64_t round0, int64_t round1,
                 int ne, const float* const* a, const float* const* b, float* const* hk, int64_t* const* hi,
                 int64_t m, int nthreads, const Bf16Split* amx = nullptr);

@@ -708,6 +708,44 @@ void norms2(const Mat& X, double* out, int nthreads) {
   });
 }
 
+void amx_tile_select(const Bf16Split& q, const Bf16Split& db, int64_t q0, int64_t n, int64_t c0, int64_t nc, int ne,
+                     const float* const* a, const float* const* b, int64_t self0, float* const* hk,
+                     int64_t* const* hi, int64_t m, int nthreads) {
+  if (q.dp != db.dp || q0 % 32 || c0 % 32 || q0 + (n + 31) / 32 * 32 > q.np || c0 + (nc + 31) / 32 * 32 > db.np)
+    throw std::invalid_argument("amx_tile_select: splits or tile do not fit");
+  if (n <= 0 || nc <= 0) return;
+  // A operands from the queries' split, B operands from the database's
+  const Bf16Split mix{q.a_hi, q.a_lo, db.b_hi, db.b_lo, std::max(q.np, db.np), q.dp};
+  const int64_t ldS = (nc + 31) / 32 * 32 + 16;
+  const int64_t ns = (n + AMX_STRIPE - 1) / AMX_STRIPE;
+  const int isa = pick_sel_isa();
+  const int nt = threads_for(nthreads, double(n) * double(nc) * double(q.dp));
+#pragma omp parallel num_threads(nt)
+  {
+    std::vector<float> buf(size_t(AMX_STRIPE * ldS) + 16);
+    float* const S = buf.data() + (16 - (reinterpret_cast<uintptr_t>(buf.data()) / 4) % 16) % 16;
+    amx_thread_begin();
+    // each stripe's rows own their heaps; each heap sees its columns in increasing order
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t t = 0; t < ns; ++t) {
+      const int64_t r0 = t * AMX_STRIPE, nr = std::min(AMX_STRIPE, n - r0);
+      gram_tile_amx(mix, q0 + r0, nr, c0, nc, S, ldS);
+      for (int e = 0; e < ne; ++e) {
+        const int64_t s0 = self0 < 0 ? -1 : self0 + r0;
+        float* const h = hk[e] + r0 * m;
+        int64_t* const g = hi[e] + r0 * m;
+        if (isa == GRAM_AVX512)
+          select_rows_avx512(S, 0, nr, nc, ldS, a[e] + c0, b[e] + c0, c0, s0, h, g, m);
+        else if (isa == GRAM_AVX2)
+          select_rows_avx2(S, 0, nr, nc, ldS, a[e] + c0, b[e] + c0, c0, s0, h, g, m);
+        else
+          select_rows<0>(S, 0, nr, nc, ldS, a[e] + c0, b[e] + c0, c0, s0, h, g, m);
+      }
+    }
+    amx_thread_end();
+  }
+}
+
 void tile_select(const float* S, int64_t nq, int64_t nc, int64_t ls, const float* a, const float* b, int64_t c0,
                  int64_t self0, float* hk, int64_t* hi, int64_t m, int nthreads) {
   const int nt = threads_for(nthreads, double(nq) * double(nc));

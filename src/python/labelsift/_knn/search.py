@@ -110,6 +110,23 @@ def bf16_split(G, nt):
     return split
 
 
+def _amx_splits(gram, Gq, Gd, bq, bc, c, nt):
+    """(query split, database split) for the AMX tiles of a query-against-database search, or None
+    where they cannot be used (gram="fp32", no AMX, tiles not multiples of 32, arrays that are not
+    float32 rows with unit column stride, over the memory budget)."""
+    if gram != "auto" or bq % 32 or bc % 32 or not c.knn_amx_usable():
+        return None
+    for A in (Gq, Gd):
+        if not (A.dtype == np.float32 and A.ndim == 2 and A.strides[1] == 4 and A.strides[0] % 4 == 0):
+            return None
+    d_pad = -(-max(Gd.shape[1], 1) // 32) * 32
+    rows = -(-len(Gd) // 32) * 32 + (0 if Gq is Gd else -(-len(Gq) // 32) * 32)
+    if 8 * rows * d_pad > _amx_split_budget():
+        return None
+    sd = bf16_split(Gd, nt)
+    return (sd if Gq is Gd else bf16_split(Gq, nt)), sd
+
+
 def amx_bounds(d: int, gmax: float) -> tuple:
     """(g_prod, g_abs) of the AMX tiles of G (d columns, max |G| = gmax):
     |S_ij - G_i.G_j| <= g_prod |G_i| |G_j| + g_abs.
@@ -443,16 +460,29 @@ def search_metrics(queries, database=None, *, k: int = 10, metrics=("cosine",), 
             continue
         res = [(np.empty((nq, k), np.int64), np.empty((nq, k), np.float32)) for _ in ps]
         total = -(-nq // bq) * -(-nd // bc)
-        buf = np.empty(min(bq, nq) * min(bc, nd), np.float32)
         Gq = ps[0].Gq
+        splits = _amx_splits(gram, Gq, G, bq, bc, c, nt)
+        if splits is not None:
+            g_prod, g_abs = amx_bounds(G.shape[1], max(_abs_max(Gq), _abs_max(G)))
+            for p in ps:
+                p.g_prod, p.g_abs, p.gram = g_prod, g_abs, "amx-bf16x3"
+            buf = None
+        else:
+            buf = np.empty(min(bq, nq) * min(bc, nd), np.float32)
         for q0 in range(0, nq, bq):
             q1 = min(nq, q0 + bq)
             n = q1 - q0
             hks = [np.full((n, m), np.inf, np.float32) for _ in ps]
             his = [np.full((n, m), -1, np.int64) for _ in ps]
-            Gt = np.ascontiguousarray(Gq[q0:q1])
+            Gt = np.ascontiguousarray(Gq[q0:q1]) if splits is None else None
             for c0 in range(0, nd, bc):
                 c1 = min(nd, c0 + bc)
+                if splits is not None:
+                    # AMX tiles, computed and selected stripe by stripe in the kernel
+                    c.knn_amx_tile_select(splits[0], splits[1], q0, n, c0, c1 - c0, [p.a_col for p in ps],
+                                          [p.b_col for p in ps], q0 if excl else -1, hks, his, nt)
+                    done += 1
+                    continue
                 S = buf[: n * (c1 - c0)].reshape(n, c1 - c0)
                 np.matmul(Gt, G[c0:c1].T, out=S)
                 for p, hk, hi in zip(ps, hks, his):
