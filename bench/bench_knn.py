@@ -19,6 +19,9 @@ Markdown) is ``harness.py``'s.
      identity) + the same agreement; ``--numpy`` adds a tiled float32 GEMM +
      argpartition in NumPy (not exact; slow at 200k). Compared: rows whose
      neighbour set differs from labelsift's exact one, max |agreement diff|.
+   * ``search_db``: the first N/5 rows as queries against the other 4N/5
+     (``knn.search(Q, D)``, no self to exclude) against faiss-cpu
+     ``IndexFlatL2`` on the same split.
    * ``find_issues``: ``knn.find_issues(X, y)`` (label, outlier, near
      duplicate and non-IID checks) against cleanlab 2.9.0
      ``Datalab(...).find_issues(features=X)`` with the same four checks.
@@ -107,6 +110,30 @@ def faiss_search(X, y):
     keep[~own.any(axis=1), K_NN] = False  # self not found among the k + 1: drop the last
     idx = I[keep].reshape(len(X), K_NN)
     return idx, _agreement(y, idx)
+
+
+def _db_split(X, y):
+    # the first fifth of the rows query the other four fifths
+    q = len(X) // 5
+    return X[:q], X[q:], y[:q], y[q:]
+
+
+def ls_search_db(X, y):
+    from labelsift import knn
+
+    Q, D, yq, yd = _db_split(X, y)
+    idx, _ = knn.search(Q, D, k=K_NN, metric="l2")
+    return idx, (yd[idx] == yq[:, None]).mean(axis=1)
+
+
+def faiss_search_db(X, y):
+    import faiss
+
+    Q, D, yq, yd = _db_split(X, y)
+    index = faiss.IndexFlatL2(X.shape[1])
+    index.add(np.ascontiguousarray(D))
+    _, idx = index.search(np.ascontiguousarray(Q), K_NN)
+    return idx, (yd[idx] == yq[:, None]).mean(axis=1)
 
 
 def numpy_search(X, y, tile=2048):
@@ -205,6 +232,10 @@ def all_cases(with_numpy: bool, n_datalab: int = 0) -> dict:
     return {
         "search": Case("search", f"exact k-NN search (L2, k={K_NN}) + agreement", 1, search_impls,
                        compare_search, comps),
+        "search_db": Case("search_db", f"exact k-NN, first N/5 rows against the other 4N/5 (L2, k={K_NN})", 1,
+                          [Impl("labelsift", ls_search_db, "ram", {}, import_labelsift, labelsift=True),
+                           Impl("faiss", faiss_search_db, "ram", {}, import_faiss)],
+                          compare_search, [("vs_faiss", "labelsift", "faiss")]),
         "find_issues": Case("find_issues", "Datalab's label, outlier, near-duplicate and non-IID checks", 1,
                             [Impl("labelsift", ls_find_issues, "ram", {"n": n_datalab}, import_labelsift, labelsift=True),
                              Impl("datalab", datalab_find_issues, "ram", {"n": n_datalab}, import_cleanlab)],
