@@ -206,3 +206,19 @@ def test_amx_database_search_equals_reference(metric):
     i3, _, info3 = search_metrics(Q, D, k=9, metrics=(metric,), tile=(50, 96))[0]   # 50: not a multiple of 32
     assert info3.gram == "fp32"
     np.testing.assert_array_equal(i3, ref.search(Q, D, k=9, metric=metric)[0])
+
+
+def test_split_with_one_layout_only():
+    rng = np.random.default_rng(9)
+    G = rng.normal(size=(77, 45)).astype(np.float32)
+    ah, al, bh, bl = bf16_split(G, 2)
+    qa = bf16_split(G, 2, b=False)
+    db = bf16_split(G, 2, a=False)
+    assert np.array_equal(qa[0], ah) and np.array_equal(qa[1], al) and qa[2].size == qa[3].size == 0
+    assert np.array_equal(db[2], bh) and np.array_equal(db[3], bl) and db[0].size == db[1].size == 0
+    if core().knn_amx_usable():
+        # a kernel that reads both layouts refuses a split that lacks one
+        hk, hi = np.full((77, 3), np.inf, np.float32), np.full((77, 3), -1, np.int64)
+        a, b = np.zeros(77, np.float32), np.full(77, -1.0, np.float32)
+        with pytest.raises(ValueError, match="lacks an operand layout"):
+            core().knn_sym_search(G, 32, 0, 1, [a], [b], [hk], [hi], 1, qa)

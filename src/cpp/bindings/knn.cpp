@@ -26,19 +26,32 @@ const T* c_array(const py::array& a, int64_t size, const char* what) {
   return static_cast<const T*>(a.data());
 }
 
-// (a_hi, a_lo, b_hi, b_lo) from knn_bf16_split; the arrays must outlive the use.
-knn::Bf16Split as_split(const py::object& split) {
+// (a_hi, a_lo, b_hi, b_lo) from knn_bf16_split; the arrays must outlive the use. A layout given as
+// two empty arrays is absent (null pointers); `need_a` / `need_b` require it.
+knn::Bf16Split as_split(const py::object& split, bool need_a = true, bool need_b = true) {
   py::tuple t = split.cast<py::tuple>();
   if (t.size() != 4) throw py::value_error("labelsift._core: split = (a_hi, a_lo, b_hi, b_lo)");
   py::array ah = t[0], al = t[1], bh = t[2], bl = t[3];
-  if (ah.ndim() != 2) throw py::value_error("labelsift._core: bad split");
   knn::Bf16Split bs;
-  bs.np = ah.shape(0), bs.dp = ah.shape(1);
+  const bool has_a = ah.size() > 0 || al.size() > 0, has_b = bh.size() > 0 || bl.size() > 0;
+  if ((need_a && !has_a) || (need_b && !has_b) || (!has_a && !has_b))
+    throw py::value_error("labelsift._core: the split lacks an operand layout this kernel reads");
+  if (has_a) {
+    if (ah.ndim() != 2) throw py::value_error("labelsift._core: bad split");
+    bs.np = ah.shape(0), bs.dp = ah.shape(1);
+  } else {
+    if (bh.ndim() != 3 || bh.shape(2) != 16) throw py::value_error("labelsift._core: bad split");
+    bs.np = bh.shape(0) * 16, bs.dp = bh.shape(1) * 2;
+  }
   if (bs.np % 32 || bs.dp % 32) throw py::value_error("labelsift._core: bad split shape");
-  bs.a_hi = c_array<uint16_t>(ah, bs.np * bs.dp, "a_hi");
-  bs.a_lo = c_array<uint16_t>(al, bs.np * bs.dp, "a_lo");
-  bs.b_hi = c_array<uint32_t>(bh, bs.np * bs.dp / 2, "b_hi");
-  bs.b_lo = c_array<uint32_t>(bl, bs.np * bs.dp / 2, "b_lo");
+  if (has_a) {
+    bs.a_hi = c_array<uint16_t>(ah, bs.np * bs.dp, "a_hi");
+    bs.a_lo = c_array<uint16_t>(al, bs.np * bs.dp, "a_lo");
+  }
+  if (has_b) {
+    bs.b_hi = c_array<uint32_t>(bh, bs.np * bs.dp / 2, "b_hi");
+    bs.b_lo = c_array<uint32_t>(bl, bs.np * bs.dp / 2, "b_lo");
+  }
   for (const void* q : {static_cast<const void*>(bs.a_hi), static_cast<const void*>(bs.a_lo),
                         static_cast<const void*>(bs.b_hi), static_cast<const void*>(bs.b_lo)})
     if (reinterpret_cast<uintptr_t>(q) % 64) throw py::value_error("labelsift._core: split arrays must be 64-byte aligned");
@@ -182,7 +195,7 @@ void bind_knn(py::module_& m) {
       [](const py::object& qsplit, const py::object& dsplit, int64_t q0, int64_t n, int64_t c0, int64_t nc,
          const py::list& a, const py::list& b, int64_t self0, const py::list& hk, const py::list& hi, int nthreads) {
         if (!knn::amx_usable()) throw py::value_error("labelsift._core: AMX is not usable here");
-        const knn::Bf16Split qs = as_split(qsplit), ds = as_split(dsplit);
+        const knn::Bf16Split qs = as_split(qsplit, true, false), ds = as_split(dsplit, false, true);
         const int ne = int(py::len(a));
         if (ne < 1 || ne > 8 || py::len(b) != size_t(ne) || py::len(hk) != size_t(ne) || py::len(hi) != size_t(ne))
           throw py::value_error("labelsift._core: one to eight key specs, with a, b and heaps for each");
@@ -238,7 +251,7 @@ void bind_knn(py::module_& m) {
             G.strides(0) < 4 * G.shape(1))
           throw py::value_error("labelsift._core: G must be float32 rows with unit column stride");
         const int64_t N = G.shape(0), d = G.shape(1), ldg = G.strides(0) / 4;
-        const knn::Bf16Split bs = as_split(split);
+        const knn::Bf16Split bs = as_split(split, false, false);
         if (bs.np < N || bs.dp < d) throw py::value_error("labelsift._core: split smaller than G");
         for (int t = 0; t < 4; ++t)
           if (!py::cast<py::array>(split[t]).writeable()) throw py::value_error("labelsift._core: split read-only");

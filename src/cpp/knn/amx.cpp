@@ -5,6 +5,7 @@
 
 #include <cstdlib>
 #include <cstring>
+#include <vector>
 
 #include "common/parallel.h"
 
@@ -41,23 +42,29 @@ void bf16_split(const float* G, int64_t N, int64_t d, int64_t ldg, int64_t np, i
                 uint16_t* a_lo, uint32_t* b_hi, uint32_t* b_lo, int nthreads) {
   const int nt = threads_for(nthreads, double(np) * double(dp));
   const int64_t half = dp / 2;
-#pragma omp parallel for schedule(static) num_threads(nt)
-  for (int64_t g = 0; g < np / 16; ++g) {
-    for (int64_t n = 0; n < 16; ++n) {
-      const int64_t i = g * 16 + n;
-      uint16_t* ah = a_hi + i * dp;
-      uint16_t* al = a_lo + i * dp;
-      for (int64_t t = 0; t < dp; ++t) {
-        const float x = (i < N && t < d) ? G[i * ldg + t] : 0.0f;
-        const uint16_t h = bf16_rne(x);
-        const float r = x - bf16_value(h);  // exact: the bits of x below h's
-        ah[t] = h;
-        al[t] = bf16_rne(r);
-      }
-      for (int64_t p = 0; p < half; ++p) {
-        const size_t o = size_t((g * half + p) * 16 + n);
-        b_hi[o] = uint32_t(ah[2 * p]) | (uint32_t(ah[2 * p + 1]) << 16);
-        b_lo[o] = uint32_t(al[2 * p]) | (uint32_t(al[2 * p + 1]) << 16);
+#pragma omp parallel num_threads(nt)
+  {
+    // without the A layout (a_hi null), each row's parts go through a buffer
+    std::vector<uint16_t> row(a_hi ? 0 : size_t(2 * dp));
+#pragma omp for schedule(static)
+    for (int64_t g = 0; g < np / 16; ++g) {
+      for (int64_t n = 0; n < 16; ++n) {
+        const int64_t i = g * 16 + n;
+        uint16_t* ah = a_hi ? a_hi + i * dp : row.data();
+        uint16_t* al = a_hi ? a_lo + i * dp : row.data() + dp;
+        for (int64_t t = 0; t < dp; ++t) {
+          const float x = (i < N && t < d) ? G[i * ldg + t] : 0.0f;
+          const uint16_t h = bf16_rne(x);
+          const float r = x - bf16_value(h);  // exact: the bits of x below h's
+          ah[t] = h;
+          al[t] = bf16_rne(r);
+        }
+        if (!b_hi) continue;
+        for (int64_t p = 0; p < half; ++p) {
+          const size_t o = size_t((g * half + p) * 16 + n);
+          b_hi[o] = uint32_t(ah[2 * p]) | (uint32_t(ah[2 * p + 1]) << 16);
+          b_lo[o] = uint32_t(al[2 * p]) | (uint32_t(al[2 * p + 1]) << 16);
+        }
       }
     }
   }

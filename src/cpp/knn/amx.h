@@ -22,6 +22,8 @@ struct Bf16Split {
   const uint32_t* b_hi = nullptr;
   const uint32_t* b_lo = nullptr;
   int64_t np = 0, dp = 0;
+  bool has_a() const { return a_hi && a_lo; }
+  bool has_b() const { return b_hi && b_lo; }
 };
 
 // The CPU has AMX-TILE and AMX-BF16, the OS granted the tile state
@@ -29,7 +31,9 @@ struct Bf16Split {
 // LABELSIFT_NO_AVX2 is set (decided once per process).
 bool amx_usable();
 
-// Fills the four arrays of a Bf16Split from float32 G (row stride ldg).
+// Fills the four arrays of a Bf16Split from float32 G (row stride ldg); a
+// layout whose arrays are null is skipped (a query split needs only A, a
+// database split only B).
 void bf16_split(const float* G, int64_t N, int64_t d, int64_t ldg, int64_t np, int64_t dp, uint16_t* a_hi,
                 uint16_t* a_lo, uint32_t* b_hi, uint32_t* b_lo, int nthreads);
 

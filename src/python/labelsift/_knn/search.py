@@ -99,13 +99,19 @@ def _aligned_empty(shape, dtype, align=64):
     return raw[off:off + n].view(dt).reshape(shape)
 
 
-def bf16_split(G, nt):
+def bf16_split(G, nt, a=True, b=True):
     """The AMX operands of float32 G (knn/amx.h): a_hi, a_lo (np x dp uint16), b_hi, b_lo
-    (np / 16 x dp / 2 x 16 uint32; np, dp = rows, columns rounded up to 32), 64-byte aligned."""
+    (np / 16 x dp / 2 x 16 uint32; np, dp = rows, columns rounded up to 32), 64-byte aligned.
+    ``a=False`` / ``b=False`` leave that layout out (two empty arrays): a query split needs only A,
+    a database split only B."""
     n, d = G.shape
     np_, dp = -(-n // 32) * 32, -(-max(d, 1) // 32) * 32
-    split = (_aligned_empty((np_, dp), np.uint16), _aligned_empty((np_, dp), np.uint16),
-             _aligned_empty((np_ // 16, dp // 2, 16), np.uint32), _aligned_empty((np_ // 16, dp // 2, 16), np.uint32))
+    none = np.empty(0, np.uint16)
+    ah, al = ((_aligned_empty((np_, dp), np.uint16), _aligned_empty((np_, dp), np.uint16)) if a
+              else (none, none))
+    bh, bl = ((_aligned_empty((np_ // 16, dp // 2, 16), np.uint32), _aligned_empty((np_ // 16, dp // 2, 16), np.uint32))
+              if b else (np.empty(0, np.uint32), np.empty(0, np.uint32)))
+    split = (ah, al, bh, bl)
     core().knn_bf16_split(G, split, nt)
     return split
 
@@ -121,10 +127,13 @@ def _amx_splits(gram, Gq, Gd, bq, bc, c, nt):
             return None
     d_pad = -(-max(Gd.shape[1], 1) // 32) * 32
     rows = -(-len(Gd) // 32) * 32 + (0 if Gq is Gd else -(-len(Gq) // 32) * 32)
-    if 8 * rows * d_pad > _amx_split_budget():
+    if (8 if Gq is Gd else 4) * rows * d_pad > _amx_split_budget():
         return None
-    sd = bf16_split(Gd, nt)
-    return (sd if Gq is Gd else bf16_split(Gq, nt)), sd
+    if Gq is Gd:
+        s = bf16_split(Gd, nt)
+        return s, s
+    # only the layouts each side's tiles read: 4 bytes a value each
+    return bf16_split(Gq, nt, b=False), bf16_split(Gd, nt, a=False)
 
 
 def amx_bounds(d: int, gmax: float) -> tuple:
