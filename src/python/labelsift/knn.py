@@ -83,8 +83,9 @@ def search(features, database=None, *, k=10, metric="cosine", exclude_self=True,
     ``device="cpu"`` searches a host copy instead. At most 1024 candidates
     (k + extra) per row on the device.
 
-    On the CPU, ``gram="auto"`` computes the Gram tiles of a set searched
-    against itself on Intel AMX where the CPU and OS allow it (each float32
+    On the CPU, ``gram="auto"`` computes the Gram tiles (of a set searched
+    against itself, or of queries against a database, with tiles that are
+    multiples of 32) on Intel AMX where the CPU and OS allow it (each float32
     value split into two bfloat16 parts, three tile products, float32
     accumulation: ``SearchInfo.gram == "amx-bf16x3"``; ``LABELSIFT_NO_AMX=1``
     turns it off), otherwise in float32; ``gram="fp32"`` always in float32.

@@ -375,11 +375,13 @@ def search_metrics(queries, database=None, *, k: int = 10, metrics=("cosine",), 
     tile. A set searched against itself (``exclude_self``) computes only the
     tiles on and above the diagonal, each feeding the heaps of its rows and,
     transposed, of its columns (``symmetric=None``: when the heaps of all
-    rows fit in ``SYM_HEAP_BYTES``). ``gram``: "auto" computes the fused
-    kernel's tiles on AMX (bf16 split in three products, :func:`amx_bounds`)
-    where the CPU has it, the block is a multiple of 32 and the split copy
-    fits ``AMX_SPLIT_BYTES`` (or a quarter of the available memory); "fp32" always in float32. The neighbours are
-    the same either way (the certificate takes each one's bound)."""
+    rows fit in ``SYM_HEAP_BYTES``). ``gram``: "auto" computes the tiles
+    (the fused kernel's, or those of queries against a database) on AMX
+    (bf16 split in three products, :func:`amx_bounds`) where the CPU has it,
+    the tile sizes are multiples of 32 and the split copies fit
+    ``AMX_SPLIT_BYTES`` (or a quarter of the available memory); "fp32"
+    always in float32. The neighbours are the same either way (the
+    certificate takes each one's bound)."""
     if gram not in ("auto", "fp32"):
         raise ValueError(f"gram={gram!r}: the CPU search computes its tiles in float32 or on AMX "
                          "(gram='auto' or 'fp32')")
