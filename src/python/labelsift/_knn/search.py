@@ -44,6 +44,14 @@ the same (cosine, and L2 without centring: Datalab's two searches) are fed
 from the same tiles. The certificate is unchanged: it holds for any
 summation order of the float32 products.
 
+On CPUs with Intel AMX (``gram="auto"``), the tiles of both paths are
+computed from a bfloat16 split of G instead (x = h + l + t, S = Ah Bh' +
+Ah Bl' + Al Bh' in float32 tile accumulators, ``knn/amx.cpp``), in stripes
+of 128 rows that are selected while they are in L2; their error bound
+(:func:`amx_bounds`, about 2^-15 relative plus an absolute term for the
+tiles' flushing of subnormals) replaces gamma_d in the certificate, so the
+neighbours are the same and only more rows may need the exhaustive pass.
+
 Memory: O(N k) outputs, O(bq m) heap (O(N m) per metric for the symmetric
 search, up to ``SYM_HEAP_BYTES``), one float32 tile per thread, and the
 float32 copy G when the features are not float32 (or need centring).
