@@ -18,6 +18,13 @@ using namespace bind;
 
 namespace {
 
+// G of the fused search and of the bf16 split: float32 rows with unit column stride.
+void check_float32_rows(const py::array& G) {
+  if (!py::isinstance<py::array_t<float>>(G) || G.ndim() != 2 || G.strides(1) != 4 || G.strides(0) % 4 ||
+      G.strides(0) < 4 * G.shape(1))
+    throw py::value_error("labelsift._core: G must be float32 rows with unit column stride");
+}
+
 // A C-contiguous array of dtype T with `size` elements (any shape).
 template <class T>
 const T* c_array(const py::array& a, int64_t size, const char* what) {
@@ -164,9 +171,7 @@ void bind_knn(py::module_& m) {
       "knn_sym_search",
       [](const py::array& G, int64_t block, int64_t round0, int64_t round1, const py::list& a, const py::list& b,
          const py::list& hk, const py::list& hi, int nthreads, const py::object& split) {
-        if (!py::isinstance<py::array_t<float>>(G) || G.ndim() != 2 || G.strides(1) != 4 || G.strides(0) % 4 ||
-            G.strides(0) < 4 * G.shape(1))
-          throw py::value_error("labelsift._core: G must be float32 rows with unit column stride");
+        check_float32_rows(G);
         Specs sp_ = specs(a, b, hk, hi);
         if (sp_.N != G.shape(0)) throw py::value_error("labelsift._core: heaps and G differ in rows");
         if (block < 1) throw py::value_error("labelsift._core: block must be positive");
@@ -247,9 +252,7 @@ void bind_knn(py::module_& m) {
       [](const py::array& G, const py::tuple& split, int nthreads) {
         // Fills split = (a_hi, a_lo) uint16 (np x dp), (b_hi, b_lo) uint32 (np / 16 x dp / 2 x 16),
         // 64-byte aligned, np and dp multiples of 32 (knn/amx.h)
-        if (!py::isinstance<py::array_t<float>>(G) || G.ndim() != 2 || G.strides(1) != 4 || G.strides(0) % 4 ||
-            G.strides(0) < 4 * G.shape(1))
-          throw py::value_error("labelsift._core: G must be float32 rows with unit column stride");
+        check_float32_rows(G);
         const int64_t N = G.shape(0), d = G.shape(1), ldg = G.strides(0) / 4;
         const knn::Bf16Split bs = as_split(split, false, false);
         if (bs.np < N || bs.dp < d) throw py::value_error("labelsift._core: split smaller than G");

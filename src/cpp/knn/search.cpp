@@ -395,6 +395,38 @@ __attribute__((target("avx512f"))) void sym_task_avx512(const float* S, int64_t 
   }
 }
 
+// The selections in the ISA chosen at run time (pick_sel_isa below): the
+// rows r0 .. r1 - 1 of a tile, one task of a symmetric tile, and the columns
+// a transposed task takes.
+void select_rows_isa(int isa, const float* S, int64_t r0, int64_t r1, int64_t nc, int64_t ls, const float* a,
+                     const float* b, int64_t c0, int64_t self0, float* hk, int64_t* hi, int64_t m) {
+  if (isa == GRAM_AVX512)
+    select_rows_avx512(S, r0, r1, nc, ls, a, b, c0, self0, hk, hi, m);
+  else if (isa == GRAM_AVX2)
+    select_rows_avx2(S, r0, r1, nc, ls, a, b, c0, self0, hk, hi, m);
+  else
+    select_rows<0>(S, r0, r1, nc, ls, a, b, c0, self0, hk, hi, m);
+}
+
+void sym_task_isa(int isa, const float* S, int64_t nI, int64_t nJ, int64_t ls, int64_t i0, int64_t j0, int64_t tstart,
+                  int ne, const float* const* a, const float* const* b, float* const* hk, int64_t* const* hi,
+                  int64_t m, int64_t task, int64_t nrt) {
+  if (isa == GRAM_AVX512)
+    sym_task_avx512(S, nI, nJ, ls, i0, j0, tstart, ne, a, b, hk, hi, m, task, nrt);
+  else if (isa == GRAM_AVX2)
+    sym_task_avx2(S, nI, nJ, ls, i0, j0, tstart, ne, a, b, hk, hi, m, task, nrt);
+  else
+    sym_task<0>(S, nI, nJ, ls, i0, j0, tstart, ne, a, b, hk, hi, m, task, nrt);
+}
+
+inline int64_t col_group(int isa) { return isa == GRAM_AVX512 ? W5 : W; }
+
+// The first 64-byte aligned float of buf (allocated 16 floats longer than it
+// needs): tile rows whose stride is a multiple of 64 bytes never split a line.
+inline float* aligned64(std::vector<float>& buf) {
+  return buf.data() + (16 - (reinterpret_cast<uintptr_t>(buf.data()) / 4) % 16) % 16;
+}
+
 // ---- the fused symmetric search: a float32 Gram tile per block pair, in L2 ----
 //
 // S = G_I G_J^T over kc-chunks of the d coordinates: B_J is packed in panels
@@ -621,9 +653,9 @@ bool use_avx2() {
   return yes;
 }
 
-// The Gram micro-kernel's ISA, chosen at run time: AVX-512 where the CPU has
-// it (LABELSIFT_NO_AVX512 or LABELSIFT_NO_AVX2 turn it off), else AVX2+FMA,
-// else the portable one.
+// The selections' ISA, chosen at run time: AVX-512 where the CPU has it
+// (LABELSIFT_NO_AVX512 or LABELSIFT_NO_AVX2 turn it off), else AVX2, else
+// the portable code.
 int pick_sel_isa() {
   static const int isa = [] {
     if (!use_avx2()) return int(GRAM_PORTABLE);
@@ -633,12 +665,9 @@ int pick_sel_isa() {
   return isa;
 }
 
+// The Gram micro-kernel's: the same, when the CPU also has FMA.
 int pick_gram_isa() {
-  static const int isa = [] {
-    if (!use_avx2() || !__builtin_cpu_supports("fma")) return int(GRAM_PORTABLE);
-    if (__builtin_cpu_supports("avx512f") && !std::getenv("LABELSIFT_NO_AVX512")) return int(GRAM_AVX512);
-    return int(GRAM_AVX2);
-  }();
+  static const int isa = __builtin_cpu_supports("fma") ? pick_sel_isa() : int(GRAM_PORTABLE);
   return isa;
 }
 
@@ -723,24 +752,16 @@ void amx_tile_select(const Bf16Split& q, const Bf16Split& db, int64_t q0, int64_
 #pragma omp parallel num_threads(nt)
   {
     std::vector<float> buf(size_t(AMX_STRIPE * ldS) + 16);
-    float* const S = buf.data() + (16 - (reinterpret_cast<uintptr_t>(buf.data()) / 4) % 16) % 16;
+    float* const S = aligned64(buf);
     amx_thread_begin();
     // each stripe's rows own their heaps; each heap sees its columns in increasing order
 #pragma omp for schedule(dynamic, 1)
     for (int64_t t = 0; t < ns; ++t) {
       const int64_t r0 = t * AMX_STRIPE, nr = std::min(AMX_STRIPE, n - r0);
       gram_tile_amx(mix, q0 + r0, nr, c0, nc, S, ldS);
-      for (int e = 0; e < ne; ++e) {
-        const int64_t s0 = self0 < 0 ? -1 : self0 + r0;
-        float* const h = hk[e] + r0 * m;
-        int64_t* const g = hi[e] + r0 * m;
-        if (isa == GRAM_AVX512)
-          select_rows_avx512(S, 0, nr, nc, ldS, a[e] + c0, b[e] + c0, c0, s0, h, g, m);
-        else if (isa == GRAM_AVX2)
-          select_rows_avx2(S, 0, nr, nc, ldS, a[e] + c0, b[e] + c0, c0, s0, h, g, m);
-        else
-          select_rows<0>(S, 0, nr, nc, ldS, a[e] + c0, b[e] + c0, c0, s0, h, g, m);
-      }
+      for (int e = 0; e < ne; ++e)
+        select_rows_isa(isa, S, 0, nr, nc, ldS, a[e] + c0, b[e] + c0, c0, self0 < 0 ? -1 : self0 + r0,
+                        hk[e] + r0 * m, hi[e] + r0 * m, m);
     }
     amx_thread_end();
   }
@@ -754,12 +775,7 @@ void tile_select(const float* S, int64_t nq, int64_t nc, int64_t ls, const float
 #pragma omp parallel for schedule(dynamic, 1) num_threads(nt)
   for (int64_t r0 = 0; r0 < nq; r0 += R) {
     const int64_t r1 = std::min(nq, r0 + R);
-    if (isa == GRAM_AVX512)
-      select_rows_avx512(S, r0, r1, nc, ls, a, b, c0, self0, hk, hi, m);
-    else if (isa == GRAM_AVX2)
-      select_rows_avx2(S, r0, r1, nc, ls, a, b, c0, self0, hk, hi, m);
-    else
-      select_rows<0>(S, r0, r1, nc, ls, a, b, c0, self0, hk, hi, m);
+    select_rows_isa(isa, S, r0, r1, nc, ls, a, b, c0, self0, hk, hi, m);
   }
 }
 
@@ -770,19 +786,13 @@ void tile_select_sym(const float* S, int64_t nI, int64_t nJ, int64_t ls, int64_t
   const int isa = pick_sel_isa();
   constexpr int64_t R = 8;
   const int64_t nrt = (nI + R - 1) / R;
-  const int64_t cw = isa == GRAM_AVX512 ? W5 : W;  // columns per transposed task
+  const int64_t cw = col_group(isa);  // columns per transposed task
   const int64_t nct = tstart < nJ ? (nJ - tstart + cw - 1) / cw : 0;
   // Direct tasks touch the heaps of rows i0..i0+nI, transposed ones those of
   // rows j0+tstart.. (disjoint: tstart is past the tile's own rows).
 #pragma omp parallel for schedule(dynamic, 1) num_threads(nt)
-  for (int64_t task = 0; task < nrt + nct; ++task) {
-    if (isa == GRAM_AVX512)
-      sym_task_avx512(S, nI, nJ, ls, i0, j0, tstart, ne, a, b, hk, hi, m, task, nrt);
-    else if (isa == GRAM_AVX2)
-      sym_task_avx2(S, nI, nJ, ls, i0, j0, tstart, ne, a, b, hk, hi, m, task, nrt);
-    else
-      sym_task<0>(S, nI, nJ, ls, i0, j0, tstart, ne, a, b, hk, hi, m, task, nrt);
-  }
+  for (int64_t task = 0; task < nrt + nct; ++task)
+    sym_task_isa(isa, S, nI, nJ, ls, i0, j0, tstart, ne, a, b, hk, hi, m, task, nrt);
 }
 
 int64_t sym_rounds(int64_t nblocks) { return (nblocks % 2 ? nblocks + 1 : nblocks) - 1 + 1; }
@@ -807,7 +817,7 @@ void sym_search(const float* G, int64_t N, int64_t d, int64_t ldg, int64_t block
     // AMX tiles write whole 32 x 32 blocks: rows up to nI rounded up to 32
     // 64-byte aligned rows (ldS * 4 is a multiple of 64): no store splits a cache line
     std::vector<float> Sbuf(size_t((std::min(block, N) + 31) / 32 * 32 * ldS) + 16);
-    float* const S_al = Sbuf.data() + (16 - (reinterpret_cast<uintptr_t>(Sbuf.data()) / 4) % 16) % 16;
+    float* const S = aligned64(Sbuf);
     const bool packed = ldS * d <= PACK_ALL_FLOATS;
     std::vector<float> Pbuf(amx ? 0 : size_t(ldS * (packed ? d : std::min(KC, d))));
     if (amx) amx_thread_begin();
@@ -832,23 +842,15 @@ void sym_search(const float* G, int64_t N, int64_t d, int64_t ldg, int64_t block
         const int64_t I = tasks[t].first, J = tasks[t].second;
         const int64_t i0 = I * block, nI = std::min(block, N - i0);
         const int64_t j0 = J * block, nJ = std::min(block, N - j0);
-        float* S = S_al;
         const bool diag = I == J;
         const int64_t tstart = diag ? nJ : 0;
-        const int64_t cw = sisa == GRAM_AVX512 ? W5 : W;
+        const int64_t cw = col_group(sisa);
         auto select = [&](int64_t r0, int64_t nr) {
           // the direct and transposed selections of S rows [r0, r0 + nr) (global i0 + r0 ..): each
           // heap still sees its candidates in increasing index order
-          const float* Sr = S + r0 * ldS;
           const int64_t nrt = (nr + 7) / 8, nct = diag ? 0 : (nJ + cw - 1) / cw;
-          for (int64_t u = 0; u < nrt + nct; ++u) {
-            if (sisa == GRAM_AVX512)
-              sym_task_avx512(Sr, nr, nJ, ldS, i0 + r0, j0, tstart, ne, a, b, hk, hi, m, u, nrt);
-            else if (sisa == GRAM_AVX2)
-              sym_task_avx2(Sr, nr, nJ, ldS, i0 + r0, j0, tstart, ne, a, b, hk, hi, m, u, nrt);
-            else
-              sym_task<0>(Sr, nr, nJ, ldS, i0 + r0, j0, tstart, ne, a, b, hk, hi, m, u, nrt);
-          }
+          for (int64_t u = 0; u < nrt + nct; ++u)
+            sym_task_isa(sisa, S + r0 * ldS, nr, nJ, ldS, i0 + r0, j0, tstart, ne, a, b, hk, hi, m, u, nrt);
         };
         if (amx) {
           // stripes of AMX_STRIPE rows, each selected while it is in L2 (the whole tile is not)
