@@ -54,7 +54,7 @@ def test_split_is_the_rounded_parts_in_both_layouts(seed, n, d, scale):
 
 
 def _within_bound(G, i0, nI, j0, nJ):
-    ah, al, bh, bl = split = bf16_split(G, 2)
+    split = bf16_split(G, 2)
     S = core().knn_amx_gram(split, i0, nI, j0, nJ)[:nI, :nJ].astype(np.float64)
     A = G[i0:i0 + nI].astype(np.float64)
     B = G[j0:j0 + nJ].astype(np.float64)

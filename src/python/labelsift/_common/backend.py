@@ -118,8 +118,9 @@ def backend_info() -> dict:
     ``cuda_devices`` (names, when available), ``cuda_compute_capability``
     and ``cuda_memory_bytes`` (one entry per device); ``cpu_isa``: the
     instruction set each family of CPU kernels chose at run time
-    (``"amx-bf16x3"``, ``"avx512"``, ``"avx2"``, ``"sse2"`` or ``"portable"``; ``LABELSIFT_NO_AVX512`` and
-    ``LABELSIFT_NO_AVX2``, ``LABELSIFT_NO_AMX`` lower it). Results never depend on it.
+    (``"amx-bf16x3"``, ``"avx512"``, ``"avx2"``, ``"sse2"`` or ``"portable"``;
+    ``LABELSIFT_NO_AMX``, ``LABELSIFT_NO_AVX512`` and ``LABELSIFT_NO_AVX2`` lower
+    it). Results never depend on it.
     """
     mod, q = _cuda_state()
     c = core()

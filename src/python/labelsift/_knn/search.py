@@ -125,9 +125,10 @@ def bf16_split(G, nt, a=True, b=True):
 
 
 def _amx_splits(gram, Gq, Gd, bq, bc, c, nt):
-    """(query split, database split) for the AMX tiles of a query-against-database search, or None
-    where they cannot be used (gram="fp32", no AMX, tiles not multiples of 32, arrays that are not
-    float32 rows with unit column stride, over the memory budget)."""
+    """(query split, database split) for the AMX tiles (one split twice when Gq is Gd, as in the
+    fused self-search), or None where they cannot be used (gram="fp32", no AMX, tiles not
+    multiples of 32, arrays that are not float32 rows with unit column stride, over the memory
+    budget)."""
     if gram != "auto" or bq % 32 or bc % 32 or not c.knn_amx_usable():
         return None
     for A in (Gq, Gd):
@@ -142,6 +143,13 @@ def _amx_splits(gram, Gq, Gd, bq, bc, c, nt):
         return s, s
     # only the layouts each side's tiles read: 4 bytes a value each
     return bf16_split(Gq, nt, b=False), bf16_split(Gd, nt, a=False)
+
+
+def _amx_plans(plans, d, gmax):
+    """The plans whose tiles come from AMX: their certificate takes amx_bounds."""
+    g_prod, g_abs = amx_bounds(d, gmax)
+    for p in plans:
+        p.g_prod, p.g_abs, p.gram = g_prod, g_abs, "amx-bf16x3"
 
 
 def amx_bounds(d: int, gmax: float) -> tuple:
@@ -434,14 +442,10 @@ def search_metrics(queries, database=None, *, k: int = 10, metrics=("cosine",), 
             fused = G.dtype == np.float32 and G.ndim == 2 and G.strides[1] == 4 and G.strides[0] % 4 == 0
             if fused:
                 # one Gram tile per block pair, computed and consumed in each thread's cache
-                split = None
-                d_pad = -(-max(G.shape[1], 1) // 32) * 32
-                if (gram == "auto" and blk % 32 == 0 and c.knn_amx_usable()
-                        and 8 * (-(-nq // 32) * 32) * d_pad <= _amx_split_budget()):
-                    split = bf16_split(G, nt)
-                    g_prod, g_abs = amx_bounds(G.shape[1], _abs_max(G))
-                    for p in ps:
-                        p.g_prod, p.g_abs, p.gram = g_prod, g_abs, "amx-bf16x3"
+                splits = _amx_splits(gram, G, G, blk, blk, c, nt)
+                split = None if splits is None else splits[0]
+                if split is not None:
+                    _amx_plans(ps, G.shape[1], _abs_max(G))
                 nr = c.knn_sym_rounds(-(-nq // blk))
                 step = max(1, -(-nr // 32))
                 for r0 in range(0, nr, step):
@@ -449,7 +453,7 @@ def search_metrics(queries, database=None, *, k: int = 10, metrics=("cosine",), 
                     c.knn_sym_search(G, blk, r0, r1, a_l, b_l, hks, his, nt, split)
                     if progress is not None:
                         progress(label, r1, nr)
-                del split
+                del split, splits
             else:
                 total = sum(-(-(nq - i0) // bc) for i0 in range(0, nq, bq))
                 buf = np.empty(min(bq, nq) * min(bc, nq), np.float32)
@@ -482,9 +486,7 @@ def search_metrics(queries, database=None, *, k: int = 10, metrics=("cosine",), 
         Gq = ps[0].Gq
         splits = _amx_splits(gram, Gq, G, bq, bc, c, nt)
         if splits is not None:
-            g_prod, g_abs = amx_bounds(G.shape[1], max(_abs_max(Gq), _abs_max(G)))
-            for p in ps:
-                p.g_prod, p.g_abs, p.gram = g_prod, g_abs, "amx-bf16x3"
+            _amx_plans(ps, G.shape[1], max(_abs_max(Gq), _abs_max(G)))
             buf = None
         else:
             buf = np.empty(min(bq, nq) * min(bc, nd), np.float32)
