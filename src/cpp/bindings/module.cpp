@@ -19,6 +19,9 @@ PYBIND11_MODULE(_core, m) {
   using namespace ls;
   m.doc() = "labelsift CPU kernels (C++17, OpenMP)";
   m.def("max_threads", []() { return omp_get_max_threads(); });
+  // the register width of the kernels compiled per ISA from one source (a VecIsa: 1 scalar, 2 SSE2,
+  // 3 AVX2, 4 AVX-512F)
+  m.def("vec_isa", []() { return best_vec_isa(); });
   // the row pass's twin: 0 baseline, 1 AVX2
 #ifdef LS_HAVE_AVX2_F16C_TWINS
   m.def("cl_isa", []() { return cpu_has_avx2_f16c() ? 1 : 0; });

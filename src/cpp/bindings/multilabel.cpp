@@ -93,6 +93,19 @@ void bind_multilabel(py::module_& m) {
       },
       py::arg("P"), py::arg("indptr"), py::arg("indices"), py::arg("row0"), py::arg("key_method"), py::arg("cutb"),
       py::arg("mask"), py::arg("flagged"), py::arg("nthreads") = 0);
+  m.def(
+      "ml_ema_scores",
+      [](const py::array& P, const py::array& indptr, const py::array& indices, double alpha, double beta,
+         const py::object& out, int isa, int nthreads) {
+        const Mat M = as_mat(P);
+        const ml::Csr y = as_csr(indptr, indices, M.n);
+        double* o = out_ptr<double>(out, M.n, "out");
+        if (!o) throw py::value_error("out is required");
+        py::gil_scoped_release nogil;
+        return ml::ema_scores(M, y, alpha, beta, o, isa, nthreads);
+      },
+      py::arg("P"), py::arg("indptr"), py::arg("indices"), py::arg("alpha"), py::arg("beta"), py::arg("out"),
+      py::arg("isa") = 0, py::arg("nthreads") = 0);
   m.attr("ML_BUCKETS") = ml::kBuckets;
 }
 

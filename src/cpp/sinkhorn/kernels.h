@@ -12,6 +12,7 @@
 
 #include <cstdint>
 
+#include "common/cpu.h"
 #include "common/dtype.h"
 
 namespace ls {
@@ -25,13 +26,14 @@ inline int64_t chunk_rows(int64_t n) {
   return r < kMinChunkRows ? kMinChunkRows : r;
 }
 
-// ISA of the row loop: 0 = the best the CPU has (AVX-512F, else AVX2, else
-// SSE2; LABELSIFT_NO_AVX512 / LABELSIFT_NO_AVX2 in the environment step down);
-// 1 = the scalar definition; 2 = SSE2 (16-byte registers); 3 = AVX2; 4 = AVX-512F.
-// Every choice gives the same results (tests check it); an ISA the CPU lacks
-// falls back to the best one it has.
-enum Isa : int { ISA_AUTO = 0, ISA_SCALAR = 1, ISA_SSE2 = 2, ISA_AVX2 = 3, ISA_AVX512 = 4 };
-int best_isa();
+// ISA of the row loop: a VecIsa (common/cpu.h).
+using ::ls::VecIsa;
+using ::ls::ISA_AUTO;
+using ::ls::ISA_SCALAR;
+using ::ls::ISA_SSE2;
+using ::ls::ISA_AVX2;
+using ::ls::ISA_AVX512;
+inline int best_isa() { return best_vec_isa(); }
 
 struct PassArgs {
   Mat X;              // scores (N x K), float16/32/64, host

@@ -90,24 +90,8 @@ __attribute__((target("avx512f"), flatten)) static int64_t chunk_avx512(const Pa
 }
 #endif
 
-int best_isa() {
-#ifdef LS_SK_X86
-  static const int isa = [] {
-    if (__builtin_cpu_supports("avx512f") && !std::getenv("LABELSIFT_NO_AVX512") && !std::getenv("LABELSIFT_NO_AVX2"))
-      return int(ISA_AVX512);
-    if (__builtin_cpu_supports("avx2") && !std::getenv("LABELSIFT_NO_AVX2")) return int(ISA_AVX2);
-    return int(ISA_SSE2);
-  }();
-  return isa;
-#else
-  return ISA_SCALAR;
-#endif
-}
-
 static ChunkFn chunk_fn(int isa) {
-  const int best = best_isa();
-  if (isa == ISA_AUTO || isa > best) isa = best;
-  switch (isa) {
+  switch (resolve_vec_isa(isa)) {
     case ISA_SCALAR: return &chunk_dispatch<0>;
 #ifdef LS_HAVE_SK_SIMD
     case ISA_SSE2: return &chunk_dispatch<16>;
@@ -272,8 +256,7 @@ static ExpFn exp_fn(int isa) {
 }
 
 void exp_values(const double* x, double* out, int64_t n, int isa, int nthreads, bool single) {
-  const int best = best_isa();
-  if (isa == ISA_AUTO || isa > best) isa = best;
+  isa = resolve_vec_isa(isa);
   const ExpFn fn = single ? exp_fn<float>(isa) : exp_fn<double>(isa);
   const int T = threads_for(nthreads, 20.0 * double(n));
   const int64_t step = 1 << 14;

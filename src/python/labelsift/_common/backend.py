@@ -126,11 +126,13 @@ def backend_info() -> dict:
     c = core()
     names = ("portable", "avx2", "avx512")
     gram, select = c.knn_isa()
+    vec_names = {1: "portable", 2: "sse2", 3: "avx2", 4: "avx512"}
     cpu_isa = {
         "confident_learning": names[c.cl_isa()],
         "knn_gram": "amx-bf16x3" if c.knn_amx_usable() else names[gram],
         "knn_select": names[select],
-        "sinkhorn": {1: "portable", 2: "sse2", 3: "avx2", 4: "avx512"}.get(int(c.sk_best_isa()), "portable"),
+        "sinkhorn": vec_names.get(int(c.sk_best_isa()), "portable"),
+        "multilabel_scores": vec_names.get(int(c.vec_isa()), "portable"),
     }
     available = mod is not None and q.get("count", 0) > 0
     return {

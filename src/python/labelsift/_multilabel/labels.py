@@ -36,15 +36,22 @@ class MultiLabels:
         out[rows[self.indices == c]] = 1
         return out
 
+    def sub(self, rows) -> tuple[np.ndarray, np.ndarray]:
+        """(indptr int64, indices int32) of the CSR rows ``rows``, in that order."""
+        rows = np.asarray(rows, dtype=np.int64)
+        starts = self.indptr[rows]
+        lens = self.indptr[rows + 1] - starts
+        indptr = np.zeros(len(rows) + 1, np.int64)
+        np.cumsum(lens, out=indptr[1:])
+        pos = np.arange(int(indptr[-1]), dtype=np.int64) + np.repeat(starts - indptr[:-1], lens)
+        return indptr, self.indices[pos]
+
     def dense(self, rows=None) -> np.ndarray:
         """N x K (or len(rows) x K) int64 one-hot matrix (cleanlab's ``int2onehot``)."""
         rows = np.arange(self.n) if rows is None else np.asarray(rows, dtype=np.int64)
         out = np.zeros((len(rows), self.k), np.int64)
-        starts = self.indptr[rows]
-        lens = self.indptr[rows + 1] - starts
-        offsets = np.cumsum(lens) - lens
-        pos = np.arange(int(lens.sum()), dtype=np.int64) + np.repeat(starts - offsets, lens)
-        out[np.repeat(np.arange(len(rows)), lens), self.indices[pos]] = 1
+        indptr, indices = self.sub(rows)
+        out[np.repeat(np.arange(len(rows)), np.diff(indptr)), indices] = 1
         return out
 
 

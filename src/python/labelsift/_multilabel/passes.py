@@ -65,8 +65,13 @@ def check_block(block: np.ndarray, row0: int) -> None:
     ok = (block >= 0) & (block <= 1)
     if not ok.all():
         r, c = np.argwhere(~ok)[0]
-        raise ValueError(f"pred_probs[{row0 + int(r)}, {int(c)}] = {block[r, c]!r} is not a probability in [0, 1] "
-                         "(multi-label pred_probs hold one independent probability per class)")
+        raise_bad_value(block, row0, int(r), int(c))
+
+
+def raise_bad_value(block: np.ndarray, row0: int, r: int, c: int):
+    """The ValueError of check_block for block[r, c]."""
+    raise ValueError(f"pred_probs[{row0 + r}, {c}] = {block[r, c]!r} is not a probability in [0, 1] "
+                     "(multi-label pred_probs hold one independent probability per class)")
 
 
 def validate(pb: Problem) -> None:

@@ -5,7 +5,14 @@ problem's score (``self_confidence``, ``normalized_margin`` or
 ``confidence_weighted_entropy``, optionally on threshold-adjusted
 probabilities), stored as float64; a row's score is the exponential moving
 average (alpha = 0.8 by default; sorted descending) or the softmin of its K
-class scores. Computed in row blocks (never an N x K copy beyond one block).
+class scores.
+
+cleanlab's default (self_confidence, no adjustment, the moving average) is
+one C++ sweep (``ml_ema_scores``, src/cpp/multilabel/scores.cpp: each row's
+scores sorted by a SIMD sorting network and folded in the same float64
+operations as cleanlab's loop, so the results are identical), which also
+checks the values. The other methods and aggregators are NumPy in row blocks
+(never an N x K copy beyond one block).
 """
 from __future__ import annotations
 
@@ -13,6 +20,7 @@ import numpy as np
 
 from .._common.checks import check_choice
 from .._common.names import SCORE_METHODS
+from .._common.backend import core
 from ..reference import confident_learning as _binary
 from ..reference.multilabel import exponential_moving_average, softmin
 
@@ -60,11 +68,59 @@ def aggregate(s: np.ndarray, method: str, kw: dict) -> np.ndarray:
     return exponential_moving_average(s, **kw) if method == "exponential_moving_average" else softmin(s, **kw)
 
 
+def _ema_weights(aggregator, k: int):
+    """(alpha, beta) as float64 for the C++ fold ``alpha * s + beta * ema`` when
+    that is exactly cleanlab's ``alpha * s_i + (1 - alpha) * s_ema`` on float64
+    arrays; None otherwise (softmin, or an alpha NumPy would not multiply in
+    float64, such as a longdouble)."""
+    method, kw = aggregator
+    if method != "exponential_moving_average":
+        return None
+    alpha = kw.get("alpha")
+    if alpha is None:
+        alpha = float(2 / (k + 1))  # cleanlab's own default
+    if isinstance(alpha, (bool, np.bool_)) or not isinstance(alpha, (int, float, np.integer, np.floating)):
+        return None
+    if np.result_type(alpha, np.float64) != np.float64:
+        return None
+    beta = 1 - alpha  # in alpha's own type, as cleanlab computes it
+    return float(alpha), float(beta)
+
+
+def _ema_block(block: np.ndarray, indptr, indices, weights, out: np.ndarray, nthreads: int, row0: int) -> None:
+    from .passes import raise_bad_value
+    bad = core().ml_ema_scores(block, indptr, indices, weights[0], weights[1], out, 0, nthreads)
+    if bad >= 0:
+        raise_bad_value(block, row0, *divmod(int(bad), block.shape[1]))
+
+
 def row_scores(pb, rows, method="self_confidence", thresholds=None, aggregator=("exponential_moving_average",
                                                                                   {"alpha": 0.8}), per_class=False):
-    """Scores of ``rows`` (None = all), in row blocks."""
+    """Scores of ``rows`` (None = all; any order), in row blocks. Checks the
+    values first unless ``pb`` says they were checked."""
+    from .passes import validate
     check_choice(method, SCORE_METHODS, "method")
-    rows = np.arange(pb.n) if rows is None else np.asarray(rows, np.int64)
+    weights = None
+    if method == "self_confidence" and thresholds is None and not per_class:
+        weights = _ema_weights(aggregator, pb.k)
+    if weights is not None and rows is None:
+        out = np.empty(pb.n)
+        for row0, block in pb.probs.blocks():
+            m = len(block)
+            ip, ix = pb.csr(row0, m)
+            _ema_block(block, ip, ix, weights, out[row0:row0 + m], pb.nthreads, row0)
+        pb.validated = True
+        return out
+    validate(pb)
+    if rows is not None:
+        rows = np.asarray(rows, np.int64)
+        if len(rows) > 1 and (rows[1:] < rows[:-1]).any():  # Probs.rows reads ascending rows
+            order = np.argsort(rows, kind="stable")
+            s = row_scores(pb, rows[order], method, thresholds, aggregator, per_class)
+            out = np.empty_like(s)
+            out[order] = s
+            return out
+    rows = np.arange(pb.n) if rows is None else rows
     step = max(1, _BLOCK_VALUES // max(pb.k, 1))
     parts = []
     for a in range(0, len(rows), step):
@@ -72,6 +128,12 @@ def row_scores(pb, rows, method="self_confidence", thresholds=None, aggregator=(
         p = np.empty((len(r), pb.k), pb.dtype)
         for pos, block, local in pb.probs.rows(r):
             p[pos] = block[local]
+        if weights is not None:
+            s = np.empty(len(r))
+            ip, ix = pb.y.sub(r)
+            _ema_block(p, ip, ix, weights, s, pb.nthreads, 0)
+            parts.append(s)
+            continue
         s = class_scores(pb.y.dense(r), p, method, thresholds)
         parts.append(s if per_class else aggregate(s, *aggregator))
     if not parts:

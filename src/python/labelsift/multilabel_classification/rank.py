@@ -18,9 +18,6 @@ def _scores(labels, pred_probs, method, adjust_pred_probs, aggregator, per_class
         raise ValueError("adjust_pred_probs is not currently supported for confidence_weighted_entropy")
     pb = prepare(labels, pred_probs, n_jobs)
     t = thresholds_and_cuts(pb)[1] if adjust else None
-    if not adjust:
-        from .._multilabel.passes import validate
-        validate(pb)
     return row_scores(pb, None, method, t, aggregator, per_class=per_class)
 
 

@@ -1,0 +1,181 @@
+"""The C++ multi-label score sweep (ml_ema_scores: self_confidence + the moving
+average, each row sorted by a SIMD sorting network) against the NumPy
+reference, on every ISA the CPU has, every dtype and layout, ties, and the
+padding edges of the network (K around powers of two)."""
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+import labelsift
+import labelsift.multilabel_classification as L
+from labelsift._common.backend import core
+from labelsift._multilabel.labels import as_multilabels
+from labelsift._multilabel.passes import prepare
+from labelsift._multilabel.scores import row_scores
+from labelsift.reference import multilabel as R
+
+ISAS = [i for i in (1, 2, 3, 4) if i <= core().vec_isa()] or [1]
+# row lengths at the network's edges: registers of 2..16 lanes, padded lengths up to 4096
+EDGE_K = [1, 2, 3, 4, 5, 7, 8, 9, 15, 16, 17, 31, 32, 33, 63, 64, 65, 127, 128, 129, 255, 256, 257, 1023, 1025, 4097]
+
+
+def _data(rng, n, k, dt, ties, label_frac=0.15):
+    p = rng.random((n, k))
+    if ties:  # few distinct values: equal keys everywhere, exact 0 and 1
+        p = np.round(p * ties) / ties
+    p = p.astype(dt)
+    y = rng.random((n, k)) < label_frac
+    return p, y
+
+
+def _csr(y):
+    ip = np.zeros(len(y) + 1, np.int64)
+    np.cumsum(y.sum(axis=1), out=ip[1:])
+    return ip, np.nonzero(y)[1].astype(np.int32)
+
+
+def _expected(p, y, alpha):
+    s = np.where(y, p, 1 - p).astype(np.float64)  # cleanlab's binary self-confidences, as the reference
+    return R.exponential_moving_average(s, alpha=alpha)
+
+
+def _kernel(p, y, alpha, isa, nthreads=2):
+    ip, ix = _csr(y)
+    out = np.full(len(p), np.nan)
+    bad = core().ml_ema_scores(p, ip, ix, float(alpha), float(1 - alpha), out, isa, nthreads)
+    return bad, out
+
+
+@pytest.mark.parametrize("dt", [np.float16, np.float32, np.float64])
+@pytest.mark.parametrize("k", EDGE_K)
+def test_edges_every_isa(k, dt):
+    rng = np.random.default_rng(k)
+    n = 3 if k > 1000 else 11
+    for ties in (None, 4):
+        p, y = _data(rng, n, k, dt, ties)
+        want = _expected(p, y, 0.8)
+        for isa in ISAS:
+            bad, got = _kernel(p, y, 0.8, isa)
+            assert bad == -1
+            assert np.array_equal(got, want), (k, np.dtype(dt).name, ties, isa)
+
+
+@settings(max_examples=60, deadline=None)
+@given(n=st.integers(1, 70), k=st.integers(1, 300), seed=st.integers(0, 2**32 - 1),
+       dt=st.sampled_from([np.float16, np.float32, np.float64]), ties=st.sampled_from([None, 2, 5, 1000]),
+       layout=st.sampled_from(["C", "F", "cols", "rows"]), alpha=st.sampled_from([0.8, 0.0, 1.0, 0.3, 2 / 7]),
+       nthreads=st.sampled_from([1, 2, 3]))
+def test_kernel_vs_reference(n, k, seed, dt, ties, layout, alpha, nthreads):
+    rng = np.random.default_rng(seed)
+    p, y = _data(rng, n, k, dt, ties, label_frac=float(rng.random()))
+    if layout == "F":
+        p = np.asfortranarray(p)
+    elif layout == "cols":  # every other column of a wider array
+        wide = np.zeros((n, 2 * k), dt)
+        wide[:, ::2] = p
+        p = wide[:, ::2]
+    elif layout == "rows":
+        tall = np.zeros((2 * n, k), dt)
+        tall[::2] = p
+        p = tall[::2]
+    want = _expected(np.ascontiguousarray(p), y, alpha)
+    for isa in ISAS:
+        bad, got = _kernel(p, y, alpha, isa, nthreads)
+        assert bad == -1
+        assert np.array_equal(got, want)
+
+
+@pytest.mark.parametrize("isa", ISAS)
+def test_first_bad_value(isa):
+    rng = np.random.default_rng(5)
+    n, k = 40, 37
+    p, y = _data(rng, n, k, np.float32, None)
+    for cells in ([(17, 3)], [(30, 36), (9, 0)], [(0, 0)], [(39, 36)], [(12, 5), (12, 2)]):
+        q = p.copy()
+        for v, (r, c) in zip([np.nan, 1.5, -0.25, np.inf, -np.inf], cells):
+            q[r, c] = v
+        bad, _ = _kernel(q, y, 0.8, isa)
+        first = min(r * k + c for r, c in cells)
+        assert bad == first
+
+
+def test_public_api_equals_reference_and_names_the_bad_value(tmp_path):
+    rng = np.random.default_rng(11)
+    n, k = 3000, 57
+    p, y = _data(rng, n, k, np.float32, 8)
+    labels = [list(np.flatnonzero(r)) for r in y]
+    for alpha in (0.8, None, np.float32(0.3), 1, 0, np.float16(0.6)):
+        agg = {"method": "exponential_moving_average", "alpha": alpha}
+        want = R.get_label_quality_scores(labels, p, aggregator_kwargs=dict(agg))
+        got = L.rank.get_label_quality_scores(labels, p, aggregator_kwargs=dict(agg))
+        assert np.array_equal(got, want), alpha
+    # shards and a memory map read block by block give the same scores
+    np.save(tmp_path / "a.npy", p[:1000])
+    np.save(tmp_path / "b.npy", p[1000:])
+    shards = [str(tmp_path / "a.npy"), str(tmp_path / "b.npy")]
+    assert np.array_equal(L.rank.get_label_quality_scores(labels, shards), R.get_label_quality_scores(labels, p))
+    q = p.copy()
+    q[2345, 6] = 1.25
+    q[2400, 1] = np.nan
+    with pytest.raises(ValueError, match=r"pred_probs\[2345, 6\] = \S*1\.25"):
+        L.rank.get_label_quality_scores(labels, q)
+    np.save(tmp_path / "c.npy", q[1000:])
+    with pytest.raises(ValueError, match=r"pred_probs\[2345, 6\] = \S*1\.25"):
+        L.rank.get_label_quality_scores(labels, [str(tmp_path / "a.npy"), str(tmp_path / "c.npy")])
+
+
+def test_longdouble_alpha_takes_numpy_path():
+    rng = np.random.default_rng(2)
+    p, y = _data(rng, 200, 9, np.float64, None)
+    labels = [list(np.flatnonzero(r)) for r in y]
+    agg = {"method": "exponential_moving_average", "alpha": np.longdouble(0.8)}
+    want = R.get_label_quality_scores(labels, p, aggregator_kwargs=dict(agg))
+    got = L.rank.get_label_quality_scores(labels, p, aggregator_kwargs=dict(agg))
+    assert got.dtype == want.dtype and np.array_equal(got, want)
+
+
+def test_row_subsets_in_any_order_and_across_shards(tmp_path):
+    rng = np.random.default_rng(3)
+    n, k = 900, 20
+    p, y = _data(rng, n, k, np.float32, 16)
+    np.save(tmp_path / "a.npy", p[:400])
+    np.save(tmp_path / "b.npy", p[400:])
+    full = R.get_label_quality_scores(y, p)
+    rows = rng.permutation(n)[:500]  # unsorted, crossing the shard boundary
+    for src in (p, [str(tmp_path / "a.npy"), str(tmp_path / "b.npy")]):
+        pb = prepare(as_multilabels(y, n, k), src)
+        for method in ("self_confidence", "normalized_margin"):
+            got = row_scores(pb, rows, method)
+            want = R.get_label_quality_scores(y[rows], p[rows], method=method)
+            assert np.array_equal(got, want), method
+        assert np.array_equal(row_scores(pb, rows), full[rows])
+
+
+def test_kernel_is_the_default_path_and_isa_reported(monkeypatch):
+    import labelsift._multilabel.scores as S
+    calls = []
+    real = S._ema_block
+    monkeypatch.setattr(S, "_ema_block", lambda *a: (calls.append(1), real(*a))[1])
+    rng = np.random.default_rng(4)
+    p, y = _data(rng, 50, 6, np.float32, None)
+    L.rank.get_label_quality_scores(y, p)
+    assert calls
+    calls.clear()
+    L.rank.get_label_quality_scores(y, p, method="normalized_margin")
+    L.rank.get_label_quality_scores(y, p, aggregator_kwargs={"method": "softmin"})
+    assert not calls
+    info = labelsift.backend_info()["cpu_isa"]
+    assert info["multilabel_scores"] == {1: "portable", 2: "sse2", 3: "avx2", 4: "avx512"}[core().vec_isa()]
+
+
+@pytest.mark.parametrize("env", ["LABELSIFT_NO_AVX512", "LABELSIFT_NO_AVX2"])
+def test_env_steps_down(env):
+    code = "from labelsift._common.backend import core; print(core().vec_isa())"
+    e = dict(os.environ, **{env: "1"})
+    out = subprocess.run([sys.executable, "-c", code], env=e, capture_output=True, text=True, check=True)
+    got = int(out.stdout.strip())
+    assert got <= (3 if env == "LABELSIFT_NO_AVX512" else 2)
