@@ -58,6 +58,22 @@ def test_csv_matches_cleanlab(files, tmp_path, fmt):
         assert float(r["quality_score"]) == pytest.approx(scores[i], rel=1e-7)
 
 
+def test_shards_give_the_single_file_csv(files, tmp_path):
+    # the ranked rows are in score order, not row order: reading their scores across two shards
+    # once failed with an IndexError
+    d, labels, p = files
+    np.save(tmp_path / "a.npy", p[:250])
+    np.save(tmp_path / "b.npy", p[250:])
+    outs = []
+    for probs in ([d / "probs.npy"], [tmp_path / "a.npy", tmp_path / "b.npy"]):
+        out_csv = tmp_path / f"issues{len(probs)}.csv"
+        code, out, err = run_cli("find-issues", "--multi-label", "--labels", d / "labels.json", "--pred-probs",
+                                 *probs, "--out", out_csv)
+        assert code == 0, err
+        outs.append(out_csv.read_text())
+    assert outs[0] == outs[1] and len(outs[0].splitlines()) > 10
+
+
 def test_filter_by_and_stdout(files):
     d, labels, p = files
     code, out, err = run_cli("find-issues", "--multi-label", "--labels", d / "labels.json", "--pred-probs",
