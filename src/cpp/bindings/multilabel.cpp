@@ -1,9 +1,12 @@
 // Python bindings of the multi-label kernels (labelsift._core). The GIL is
-// released around every sweep.
+// released around every sweep (not in ml_flatten_lists, which reads Python
+// objects).
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <climits>
+#include <cstdint>
 #include <vector>
 
 #include "bindings/arrays.h"
@@ -22,6 +25,55 @@ ml::Csr as_csr(const py::array& indptr, const py::array& indices, int64_t n) {
   const int32_t* ix = in_ptr<int32_t>(indices, indices.shape(0), "indices");
   if (n > 0 && (ip[0] < 0 || ip[n] > indices.shape(0))) throw py::value_error("indptr out of range");
   return ml::Csr{ip, ix};
+}
+
+// cleanlab's labels (a list or tuple of per-example lists or tuples of
+// Python ints) as (lengths int32, flat int32), in two passes over the
+// objects; None when any row or value is of another kind or a value does
+// not fit int32 (the Python side then takes its general, checked path,
+// which names the offending row). bool counts as int, as in Python.
+py::object flatten_lists(const py::handle& labels) {
+  PyObject* outer = labels.ptr();
+  if (!PyList_Check(outer) && !PyTuple_Check(outer)) return py::none();
+  const bool is_list = PyList_Check(outer);
+  const Py_ssize_t n = is_list ? PyList_GET_SIZE(outer) : PyTuple_GET_SIZE(outer);
+  auto row_at = [&](Py_ssize_t i) { return is_list ? PyList_GET_ITEM(outer, i) : PyTuple_GET_ITEM(outer, i); };
+  py::array_t<int32_t> lengths(n);
+  int32_t* len = lengths.mutable_data();
+  int64_t total = 0;
+  for (Py_ssize_t i = 0; i < n; ++i) {
+    PyObject* r = row_at(i);
+    Py_ssize_t m;
+    if (PyList_CheckExact(r)) {
+      m = PyList_GET_SIZE(r);
+    } else if (PyTuple_CheckExact(r)) {
+      m = PyTuple_GET_SIZE(r);
+    } else {
+      return py::none();
+    }
+    if (m > INT32_MAX) return py::none();
+    len[i] = int32_t(m);
+    total += m;
+  }
+  py::array_t<int32_t> flat(total);
+  int32_t* f = flat.mutable_data();
+  int64_t q = 0;
+  for (Py_ssize_t i = 0; i < n; ++i) {
+    PyObject* r = row_at(i);
+    const bool rl = PyList_CheckExact(r);
+    // (the rows were checked above; the list cannot change meanwhile: the GIL is held)
+    const Py_ssize_t m = len[i];
+    if ((rl ? PyList_GET_SIZE(r) : PyTuple_GET_SIZE(r)) != m) return py::none();
+    for (Py_ssize_t j = 0; j < m; ++j) {
+      PyObject* v = rl ? PyList_GET_ITEM(r, j) : PyTuple_GET_ITEM(r, j);
+      if (!PyLong_CheckExact(v) && !PyBool_Check(v)) return py::none();
+      int overflow = 0;
+      const long long x = PyLong_AsLongLongAndOverflow(v, &overflow);
+      if (overflow || x < INT32_MIN || x > INT32_MAX) return py::none();
+      f[q++] = int32_t(x);
+    }
+  }
+  return py::make_tuple(lengths, flat);
 }
 }  // namespace
 
@@ -106,6 +158,7 @@ void bind_multilabel(py::module_& m) {
       },
       py::arg("P"), py::arg("indptr"), py::arg("indices"), py::arg("alpha"), py::arg("beta"), py::arg("out"),
       py::arg("isa") = 0, py::arg("nthreads") = 0);
+  m.def("ml_flatten_lists", &flatten_lists, py::arg("labels"));
   m.attr("ML_BUCKETS") = ml::kBuckets;
 }
 

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .._common.backend import core
+
 
 @dataclass
 class MultiLabels:
@@ -135,7 +137,9 @@ def as_multilabels(labels, n: int, k: int, what: str = "labels") -> MultiLabels:
                         f"{type(labels).__name__}")
     if len(labels) != n:
         raise ValueError(f"{what} has {len(labels)} examples but pred_probs has {n} rows")
-    fast = _fast_lists(labels, n)
+    fast = core().ml_flatten_lists(labels)  # lists / tuples of Python ints, in C++
+    if fast is None:
+        fast = _fast_lists(labels, n)
     if fast is not None:
         return _from_flat(fast[0], fast[1], n, k, what)
     lengths = np.empty(n, np.int64)
