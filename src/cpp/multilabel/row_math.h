@@ -29,22 +29,21 @@ struct Bin {
     return a1 ? 1 : (a0 ? 0 : -1);
   }
   // the final unflagging test: the given label stays the argmax after
-  // adding 1e-6 to it (in the dtype)
+  // adding 1e-6 to it (in the dtype). Both sides computed and selected, so a
+  // loop over classes if-converts and vectorises.
   LS_HD bool keep(int y) const {
     const V eps = N_::from_double(1e-6);
-    return y ? (N_::rnd(p + eps) > q) : (N_::rnd(q + eps) >= p);
+    const int k1 = int(N_::rnd(p + eps) > q), k0 = int(N_::rnd(q + eps) >= p);
+    return ((k1 & y) | (k0 & (y ^ 1))) != 0;
   }
   LS_HD int argmax() const { return p > q ? 1 : 0; }
   // prune key of the row's side y: margin P[:, other] - P[:, y] (noise rate)
-  // or -P[:, y] (by class), exact in double
+  // or -P[:, y] (by class), exact in double; selects, not branches
   LS_HD double key(int method, int y) const {
-    // (rounding is sign-symmetric: rnd(p - q) == -rnd(q - p)); selects, not branches
-    if (method == KEY_NOISE_RATE) {
-      const double d = double(N_::rnd(q - p));
-      return y ? d : -d;
-    }
-    const double vp = -double(p), vq = -double(q);
-    return y ? vp : vq;
+    // (rounding is sign-symmetric: rnd(p - q) == -rnd(q - p))
+    const double d = double(N_::rnd(q - p)), vp = -double(p), vq = -double(q);
+    const double kn = y ? d : -d, kc = y ? vp : vq;
+    return method == KEY_NOISE_RATE ? kn : kc;
   }
 };
 

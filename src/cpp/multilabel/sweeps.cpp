@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <type_traits>
+#include <vector>
 
 #include "common/parallel.h"
 #include "common/summation.h"
@@ -163,30 +165,60 @@ std::vector<double> ClassSideMeans::finish() {
   return out;
 }
 
+// The smallest value of V (float) whose double is >= c: double(x) >= c <=> x >= ceil_v(c) for
+// every x of type V (c finite or infinite; NaN: nothing passes).
+template <class V>
+inline V ceil_v(double c) {
+  if (c != c) return std::numeric_limits<V>::quiet_NaN();
+  V f = V(c);
+  if (double(f) < c) f = std::nextafter(f, std::numeric_limits<V>::infinity());
+  return f;
+}
+
 // Row tiles of kTileRows rows; inside a tile, classes in chunks of
 // kChunkClasses (each chunk's counters and histogram rows stay in cache while
-// the tile's rows are read again from L2). Branch-free per element: the
-// confident guess selects a counter (a spare one per class when there is no
-// guess) and the flags are or-ed per row, stored once per row.
-constexpr int64_t kTileRows = 256, kChunkClasses = 16;
+// the tile's rows are read again from L2). Per row and chunk, one loop over
+// the classes computes each element's code (binary label, confident guess or
+// none) and prune-key bucket with selects only, so it vectorises; the flags
+// are or-ed per row; counts are added per code with vector compares; only the
+// histogram increments are scalar. Counters are uint32 per tile / thread and
+// added into the int64 outputs at the end.
+constexpr int64_t kTileRows = 256, kChunkClasses = 64;
 
 void joint_sweep(const Mat& P, const Csr& y, const double* cut0, const double* cut1, int64_t* cj,
                  uint8_t* cl_mask, uint8_t* neq_mask, int key_method, int64_t* hist, int nthreads) {
   require_host(P);
   dispatch(P.dtype, [&](auto tag) {
     using S = decltype(tag);
+    using V = typename Num<S>::V;
     const S* base = static_cast<const S*>(P.data);
     const int T = class_threads(nthreads, P);
     const bool do_cl = cl_mask && cut0;
     const bool do_nq = neq_mask != nullptr;
+    const bool do_cut = cut0 != nullptr;
 #pragma omp parallel for schedule(static, 1) num_threads(T) if (T > 1)
     for (int t = 0; t < T; ++t) {
       const int64_t c0 = P.k * t / T, c1 = P.k * (t + 1) / T, kc = c1 - c0;
-      std::vector<int64_t> cnt(size_t(kc) * 8, 0);
+      std::vector<V> ct0(size_t(kc), V(0)), ct1(size_t(kc), V(0));
+      if (do_cut)
+        for (int64_t c = 0; c < kc; ++c) {
+          ct0[size_t(c)] = ceil_v<V>(cut0[c0 + c]);
+          ct1[size_t(c)] = ceil_v<V>(cut1[c0 + c]);
+        }
+      std::vector<int64_t> cnt(size_t(kc) * 4, 0);    // class-major: cnt[c * 4 + code]
+      std::vector<uint32_t> cnt32(size_t(kc) * 4, 0);  // code-major per tile: cnt32[code * kc + c]
+      std::vector<uint32_t> h32(hist ? size_t(kc) * 2 * kBuckets : 0, 0);
       std::vector<uint8_t> lab(size_t(kTileRows * kc));
+      std::vector<uint8_t> code(static_cast<size_t>(kChunkClasses));
+      std::vector<int32_t> bk(static_cast<size_t>(kChunkClasses));
       uint8_t fcl[kTileRows], fnq[kTileRows];
+      auto flush_hist = [&] {
+        for (size_t q = 0; q < h32.size(); ++q) hist[c0 * 2 * kBuckets + int64_t(q)] += h32[q];
+        std::fill(h32.begin(), h32.end(), 0u);
+      };
       for (int64_t r0 = 0; r0 < P.n; r0 += kTileRows) {
         const int64_t m = std::min(kTileRows, P.n - r0);
+        if (hist && r0 > 0 && r0 % (int64_t(1) << 31) == 0) flush_hist();  // (uint32 counters)
         std::fill(lab.begin(), lab.begin() + m * kc, uint8_t(0));
         for (int64_t i = 0; i < m; ++i) {
           const int32_t* lo = y.indices + y.indptr[r0 + i];
@@ -196,26 +228,50 @@ void joint_sweep(const Mat& P, const Csr& y, const double* cut0, const double* c
           fcl[i] = fnq[i] = 0;
         }
         for (int64_t a = c0; a < c1; a += kChunkClasses) {
-          const int64_t e = std::min(c1, a + kChunkClasses);
+          const int64_t e = std::min(c1, a + kChunkClasses), w = e - a;
+          const V* t0 = ct0.data() + (a - c0);
+          const V* t1 = ct1.data() + (a - c0);
           for (int64_t i = 0; i < m; ++i) {
-            const S* row = base + (r0 + i) * P.s0;
-            const uint8_t* li = lab.data() + i * kc - c0;
+            const S* row = base + (r0 + i) * P.s0 + a * P.s1;
+            const uint8_t* li = lab.data() + i * kc + (a - c0);
+            uint8_t* cd = code.data();
+            int32_t* bb = bk.data();
             int f_cl = 0, f_nq = 0;
-            for (int64_t c = a; c < e; ++c) {
-              const int l = li[c];
-              const Bin<S> b(row[c * P.s1]);
-              const int kp = (do_cl || do_nq) ? int(b.keep(l)) : 1;
-              if (cut0) {
-                const int a0 = double(b.q) >= cut0[c], a1 = double(b.p) >= cut1[c];
-                const int g = a1 & ((a0 ^ 1) | int(b.p > b.q));
+            // every operation is done on every lane and the results selected (Bin::keep and
+            // Bin::key select, not branch), so both loops if-convert and vectorise
+            auto elems = [&](auto stride) {
+              for (int64_t c = 0; c < w; ++c) {
+                const Bin<S> v(row[c * stride]);
+                const int l = li[c];
+                const int kp = int(v.keep(l));
+                const int gt = int(v.p > v.q);
+                const int a0 = int(v.q >= t0[c]), a1 = int(v.p >= t1[c]);  // Bin::guess, cuts as V (ceil_v)
+                const int g = a1 & ((a0 ^ 1) | gt);
                 const int valid = a0 | a1;
-                ++cnt[size_t((c - c0) * 8 + ((l * 2 + g) | ((valid ^ 1) << 2)))];
+                cd[c] = uint8_t((l * 2 + g) | ((valid ^ 1) << 2));
                 f_cl |= valid & int(g != l) & (kp ^ 1);
+                f_nq |= int(gt != l) & (kp ^ 1);
               }
-              if (do_nq) f_nq |= int(b.argmax() != l) & (kp ^ 1);
-              if (hist) ++hist[(c * 2 + l) * kBuckets + bucket(b.key(key_method, l))];
+              // the prune keys' buckets; a loop of its own: GCC vectorises neither loop when they are one
+              if (!hist) return;
+              for (int64_t c = 0; c < w; ++c) bb[c] = int32_t(bucket(Bin<S>(row[c * stride]).key(key_method, li[c])));
+            };
+            if (P.s1 == 1)
+              elems(std::integral_constant<int64_t, 1>{});
+            else
+              elems(P.s1);
+            if (do_cut) {
+              uint32_t* cc = cnt32.data() + (a - c0);
+              for (int j = 0; j < 4; ++j) {
+                uint32_t* cj4 = cc + j * kc;
+                for (int64_t c = 0; c < w; ++c) cj4[c] += uint32_t(cd[c] == j);
+              }
             }
-            fcl[i] |= uint8_t(f_cl);
+            if (hist) {
+              uint32_t* hh = h32.data() + (a - c0) * 2 * kBuckets;
+              for (int64_t c = 0; c < w; ++c) ++hh[(c * 2 + li[c]) * kBuckets + bb[c]];
+            }
+            fcl[i] |= uint8_t(do_cut ? f_cl : 0);
             fnq[i] |= uint8_t(f_nq);
           }
         }
@@ -223,10 +279,16 @@ void joint_sweep(const Mat& P, const Csr& y, const double* cut0, const double* c
           if (do_cl && fcl[i]) store_flag(cl_mask, r0 + i);
           if (do_nq && fnq[i]) store_flag(neq_mask, r0 + i);
         }
+        if (do_cut) {
+          for (int64_t c = 0; c < kc; ++c)
+            for (int j = 0; j < 4; ++j) cnt[size_t(c * 4 + j)] += cnt32[size_t(j * kc + c)];
+          std::fill(cnt32.begin(), cnt32.end(), 0u);
+        }
       }
-      if (cut0)
+      if (do_cut)
         for (int64_t c = c0; c < c1; ++c)
-          for (int j = 0; j < 4; ++j) cj[c * 4 + j] += cnt[size_t((c - c0) * 8 + j)];
+          for (int j = 0; j < 4; ++j) cj[c * 4 + j] += cnt[size_t((c - c0) * 4 + j)];
+      if (hist) flush_hist();
     }
   });
 }
