@@ -38,6 +38,21 @@ inline void for_classes(const Csr& y, int64_t i, int64_t c0, int64_t c1, F&& f) 
   }
 }
 
+// Rows per tile of the sweeps (their labels and values stay in L1/L2 while the class chunks go over them).
+constexpr int64_t kTileRows = 256;
+
+// lab[i * (c1 - c0) + (c - c0)] = 1 where class c in [c0, c1) is a label of row r0 + i (i < m), else 0.
+inline void tile_labels(const Csr& y, int64_t r0, int64_t m, int64_t c0, int64_t c1, uint8_t* lab) {
+  const int64_t kc = c1 - c0;
+  std::fill(lab, lab + m * kc, uint8_t(0));
+  for (int64_t i = 0; i < m; ++i) {
+    const int32_t* lo = y.indices + y.indptr[r0 + i];
+    const int32_t* hi = y.indices + y.indptr[r0 + i + 1];
+    for (const int32_t* j = std::lower_bound(lo, hi, int32_t(c0)); j < hi && *j < c1; ++j)
+      lab[size_t(i * kc + (*j - c0))] = 1;
+  }
+}
+
 inline void store_flag(uint8_t* m, int64_t i) { __atomic_store_n(m + i, uint8_t(1), __ATOMIC_RELAXED); }
 
 void leaf_sizes(int64_t n, std::vector<uint8_t>& out) {
@@ -87,10 +102,10 @@ template <class S>
 struct StreamOps {
   using V = typename Num<S>::V;
   static constexpr bool kHalf = std::is_same<S, half_t>::value;
-  static void push(Stream& st, V v) {
-    st.buf[st.nbuf++] = double(v);
-    if (st.nbuf < int(st.leaves[st.leaf])) return;
+  // one leaf full: its pairwise sum kept; the segment combined when all are
+  static void leaf_done(Stream& st) {
     auto get = [&](std::ptrdiff_t i) { return V(st.buf[i]); };
+    if (st.nbuf > 128) __builtin_unreachable();  // (a leaf; tells -Warray-bounds too)
     st.sums.push_back(double(pairwise_sum<V>(get, 0, st.nbuf)));
     st.nbuf = 0;
     if (++st.leaf < st.leaves.size()) return;
@@ -99,6 +114,23 @@ struct StreamOps {
     st.acc = kHalf ? double(float(st.acc) + float(seg)) : double(seg);
     st.left -= st.seg_n;
     st.start_segment();
+  }
+  static void push(Stream& st, V v) {
+    st.buf[st.nbuf++] = double(v);
+    if (st.nbuf == int(st.leaves[st.leaf])) leaf_done(st);
+  }
+  // the same as n calls of push, a leaf's worth at a time
+  static void push_many(Stream& st, const V* v, int64_t n) {
+    while (n > 0) {
+      const int take = int(std::min<int64_t>(int64_t(st.leaves[st.leaf]) - st.nbuf, n));
+      if (take <= 0 || take > 128 - st.nbuf) __builtin_unreachable();  // (a leaf holds <= 128 values)
+      double* b = st.buf + st.nbuf;
+      for (int j = 0; j < take; ++j) b[j] = double(v[j]);
+      st.nbuf += take;
+      v += take;
+      n -= take;
+      if (st.nbuf == int(st.leaves[st.leaf])) leaf_done(st);
+    }
   }
   static double mean(const Stream& st) {
     if (st.n == 0) return std::numeric_limits<double>::quiet_NaN();
@@ -130,23 +162,55 @@ ClassSideMeans::ClassSideMeans(int64_t K, std::vector<int64_t> n1, int64_t n_tot
 }
 ClassSideMeans::~ClassSideMeans() { delete impl_; }
 
+// Row tiles of kTileRows rows, classes in chunks of kStageClasses: each
+// class's values of the tile are first staged per side in row order (both
+// sides written, the label's counter advanced: no branch), then pushed into
+// the side's stream a leaf at a time.
+constexpr int64_t kStageClasses = 64;
+// a staged side's length in values, padded by a cache line so that the 2 x kStageClasses
+// buffers written in turn do not share L1 sets
+constexpr int64_t kStageStride = kTileRows + 16;
+
 void ClassSideMeans::feed(const Mat& P, const Csr& y, int nthreads) {
   require_host(P);
   if (P.k != impl_->K) throw std::invalid_argument("ClassSideMeans: wrong number of columns");
   dispatch(P.dtype, [&](auto tag) {
     using S = decltype(tag);
+    using V = typename Num<S>::V;
     const S* base = static_cast<const S*>(P.data);
     const int T = class_threads(nthreads, P);
     Stream* st = impl_->st.data();
 #pragma omp parallel for schedule(static, 1) num_threads(T) if (T > 1)
     for (int t = 0; t < T; ++t) {
-      const int64_t c0 = P.k * t / T, c1 = P.k * (t + 1) / T;
-      for (int64_t i = 0; i < P.n; ++i) {
-        const S* row = base + i * P.s0;
-        for_classes(y, i, c0, c1, [&](int64_t c, int lab) {
-          const Bin<S> b(row[c * P.s1]);
-          StreamOps<S>::push(st[2 * c + lab], lab ? b.p : b.q);
-        });
+      const int64_t c0 = P.k * t / T, c1 = P.k * (t + 1) / T, kc = c1 - c0;
+      std::vector<uint8_t> lab(size_t(kTileRows * kc));
+      std::vector<V> stage(size_t(2 * kStageClasses * kStageStride));  // [class][side][row]
+      int64_t cnt[2 * kStageClasses];
+      for (int64_t r0 = 0; r0 < P.n; r0 += kTileRows) {
+        const int64_t m = std::min(kTileRows, P.n - r0);
+        tile_labels(y, r0, m, c0, c1, lab.data());
+        for (int64_t a = c0; a < c1; a += kStageClasses) {
+          const int64_t w = std::min(c1, a + kStageClasses) - a;
+          std::fill(cnt, cnt + 2 * w, int64_t(0));
+          for (int64_t i = 0; i < m; ++i) {
+            const S* row = base + (r0 + i) * P.s0 + a * P.s1;
+            const uint8_t* li = lab.data() + i * kc + (a - c0);
+            for (int64_t c = 0; c < w; ++c) {
+              const Bin<S> b(row[c * P.s1]);
+              const int l = li[c];
+              V* s0 = stage.data() + (2 * c) * kStageStride;
+              V* s1 = s0 + kStageStride;
+              s0[cnt[2 * c]] = b.q;
+              s1[cnt[2 * c + 1]] = b.p;
+              cnt[2 * c] += l ^ 1;
+              cnt[2 * c + 1] += l;
+            }
+          }
+          for (int64_t c = 0; c < w; ++c)
+            for (int sd = 0; sd < 2; ++sd)
+              StreamOps<S>::push_many(st[2 * (a + c) + sd], stage.data() + (2 * c + sd) * kStageStride,
+                                      cnt[2 * c + sd]);
+        }
       }
     }
   });
@@ -183,7 +247,7 @@ inline V ceil_v(double c) {
 // are or-ed per row; counts are added per code with vector compares; only the
 // histogram increments are scalar. Counters are uint32 per tile / thread and
 // added into the int64 outputs at the end.
-constexpr int64_t kTileRows = 256, kChunkClasses = 64;
+constexpr int64_t kChunkClasses = 64;
 
 void joint_sweep(const Mat& P, const Csr& y, const double* cut0, const double* cut1, int64_t* cj,
                  uint8_t* cl_mask, uint8_t* neq_mask, int key_method, int64_t* hist, int nthreads) {
@@ -219,14 +283,9 @@ void joint_sweep(const Mat& P, const Csr& y, const double* cut0, const double* c
       for (int64_t r0 = 0; r0 < P.n; r0 += kTileRows) {
         const int64_t m = std::min(kTileRows, P.n - r0);
         if (hist && r0 > 0 && r0 % (int64_t(1) << 31) == 0) flush_hist();  // (uint32 counters)
-        std::fill(lab.begin(), lab.begin() + m * kc, uint8_t(0));
-        for (int64_t i = 0; i < m; ++i) {
-          const int32_t* lo = y.indices + y.indptr[r0 + i];
-          const int32_t* hi = y.indices + y.indptr[r0 + i + 1];
-          for (const int32_t* j = std::lower_bound(lo, hi, int32_t(c0)); j < hi && *j < c1; ++j)
-            lab[size_t(i * kc + (*j - c0))] = 1;
-          fcl[i] = fnq[i] = 0;
-        }
+        tile_labels(y, r0, m, c0, c1, lab.data());
+        std::fill(fcl, fcl + m, uint8_t(0));
+        std::fill(fnq, fnq + m, uint8_t(0));
         for (int64_t a = c0; a < c1; a += kChunkClasses) {
           const int64_t e = std::min(c1, a + kChunkClasses), w = e - a;
           const V* t0 = ct0.data() + (a - c0);
