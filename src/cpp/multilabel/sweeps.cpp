@@ -1,6 +1,7 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <climits>
 #include <cmath>
 #include <limits>
 #include <type_traits>
@@ -20,22 +21,6 @@ namespace {
 inline int class_threads(int nthreads, const Mat& P) {
   const int T = threads_for(nthreads, double(P.n) * double(P.k));
   return int(std::max<int64_t>(1, std::min<int64_t>(T, P.k)));
-}
-
-// Visit row i's classes [c0, c1) with their binary label.
-template <class F>
-inline void for_classes(const Csr& y, int64_t i, int64_t c0, int64_t c1, F&& f) {
-  const int32_t* lo = y.indices + y.indptr[i];
-  const int32_t* hi = y.indices + y.indptr[i + 1];
-  const int32_t* j = std::lower_bound(lo, hi, int32_t(c0));
-  for (int64_t c = c0; c < c1; ++c) {
-    int lab = 0;
-    if (j < hi && *j == c) {
-      lab = 1;
-      ++j;
-    }
-    f(c, lab);
-  }
 }
 
 // Rows per tile of the sweeps (their labels and values stay in L1/L2 while the class chunks go over them).
@@ -367,26 +352,62 @@ void select_sweep(const Mat& P, const Csr& y, int64_t row0, int key_method, cons
       for (int64_t g = 2 * c0; g < 2 * c1; ++g) any = any || cutb[g] >= 0;
       if (!any) continue;
       Candidates& mine = local[size_t(t)];
-      for (int64_t i = 0; i < P.n; ++i) {
-        const S* row = base + i * P.s0;
-        for_classes(y, i, c0, c1, [&](int64_t c, int lab) {
-          const int64_t g = c * 2 + lab;
-          if (cutb[g] < 0) return;
-          const Bin<S> b(row[c * P.s1]);
-          const double key = b.key(key_method, lab);
-          const int bk = bucket(key);
-          if (bk > cutb[g]) {
-            if (!b.keep(lab)) {
-              store_flag(mask, i);
-              ++flagged[g];
+      const int64_t kc = c1 - c0;
+      // per class and side the cut bucket, INT32_MAX where nothing is selected (no bucket reaches it)
+      std::vector<int32_t> cb0(static_cast<size_t>(kc)), cb1(static_cast<size_t>(kc));
+      for (int64_t c = 0; c < kc; ++c) {
+        cb0[size_t(c)] = cutb[2 * (c0 + c)] < 0 ? INT32_MAX : cutb[2 * (c0 + c)];
+        cb1[size_t(c)] = cutb[2 * (c0 + c) + 1] < 0 ? INT32_MAX : cutb[2 * (c0 + c) + 1];
+      }
+      std::vector<uint8_t> lab(size_t(kTileRows * kc));
+      std::vector<int32_t> bk(static_cast<size_t>(kChunkClasses));
+      for (int64_t r0 = 0; r0 < P.n; r0 += kTileRows) {
+        const int64_t m = std::min(kTileRows, P.n - r0);
+        tile_labels(y, r0, m, c0, c1, lab.data());
+        for (int64_t a = c0; a < c1; a += kChunkClasses) {
+          const int64_t w = std::min(c1, a + kChunkClasses) - a;
+          const int32_t* z0 = cb0.data() + (a - c0);
+          const int32_t* z1 = cb1.data() + (a - c0);
+          for (int64_t i = 0; i < m; ++i) {
+            const S* row = base + (r0 + i) * P.s0 + a * P.s1;
+            const uint8_t* li = lab.data() + i * kc + (a - c0);
+            int32_t* bb = bk.data();
+            // the buckets, and whether any reaches its cut, in a loop that vectorises (as the joint sweep's)
+            int hit = 0;
+            auto elems = [&](auto stride) {
+              for (int64_t c = 0; c < w; ++c) {
+                const int l = li[c];
+                const int32_t b = int32_t(bucket(Bin<S>(row[c * stride]).key(key_method, l)));
+                bb[c] = b;
+                const int32_t u0 = z0[c], u1 = z1[c];  // both loaded: a conditional load would not vectorise
+                hit |= int(b >= (l ? u1 : u0));
+              }
+            };
+            if (P.s1 == 1)
+              elems(std::integral_constant<int64_t, 1>{});
+            else
+              elems(P.s1);
+            if (!hit) continue;
+            for (int64_t c = 0; c < w; ++c) {
+              const int l = li[c];
+              const int32_t cut = l ? z1[c] : z0[c];
+              if (bb[c] < cut) continue;
+              const int64_t g = (a + c) * 2 + l;
+              const Bin<S> v(row[c * P.s1]);
+              if (bb[c] > cut) {
+                if (!v.keep(l)) {
+                  store_flag(mask, r0 + i);
+                  ++flagged[g];
+                }
+              } else {
+                mine.group.push_back(int32_t(g));
+                mine.row.push_back(row0 + r0 + i);
+                mine.key.push_back(v.key(key_method, l));
+                mine.keep.push_back(uint8_t(v.keep(l)));
+              }
             }
-          } else if (bk == cutb[g]) {
-            mine.group.push_back(int32_t(g));
-            mine.row.push_back(row0 + i);
-            mine.key.push_back(key);
-            mine.keep.push_back(uint8_t(b.keep(lab)));
           }
-        });
+        }
       }
     }
     for (auto& m : local) {
