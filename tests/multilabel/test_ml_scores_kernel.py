@@ -1,7 +1,8 @@
-"""The C++ multi-label score sweep (ml_ema_scores: self_confidence + the moving
-average, each row sorted by a SIMD sorting network) against the NumPy
-reference, on every ISA the CPU has, every dtype and layout, ties, and the
-padding edges of the network (K around powers of two)."""
+"""The C++ multi-label score sweep (ml_ema_scores: self_confidence or
+normalized_margin, with the moving average -- each row sorted by a SIMD sorting
+network -- or per class) against the NumPy reference, on every ISA the CPU has,
+every dtype and layout, ties, and the padding edges of the network (K around
+powers of two)."""
 import os
 import subprocess
 import sys
@@ -38,15 +39,30 @@ def _csr(y):
     return ip, np.nonzero(y)[1].astype(np.int32)
 
 
-def _expected(p, y, alpha):
-    s = np.where(y, p, 1 - p).astype(np.float64)  # cleanlab's binary self-confidences, as the reference
-    return R.exponential_moving_average(s, alpha=alpha)
+METHODS = {"self_confidence": 0, "normalized_margin": 1}
 
 
-def _kernel(p, y, alpha, isa, nthreads=2):
+def _class_scores(p, y, method):
+    if len(p) == 0:
+        return np.zeros(p.shape)
+    return R.get_label_quality_scores_per_class(y.astype(np.int64), np.ascontiguousarray(p), method=method)
+
+
+def _expected(p, y, alpha, method="self_confidence"):
+    return R.exponential_moving_average(_class_scores(p, y, method), alpha=alpha)
+
+
+def _kernel(p, y, alpha, isa, nthreads=2, method="self_confidence"):
     ip, ix = _csr(y)
     out = np.full(len(p), np.nan)
-    bad = core().ml_ema_scores(p, ip, ix, float(alpha), float(1 - alpha), out, isa, nthreads)
+    bad = core().ml_ema_scores(p, ip, ix, float(alpha), float(1 - alpha), out, isa, nthreads, METHODS[method])
+    return bad, out
+
+
+def _kernel_per_class(p, y, isa, method, nthreads=2):
+    ip, ix = _csr(y)
+    out = np.full(p.shape, np.nan)
+    bad = core().ml_ema_scores(p, ip, ix, 0.0, 0.0, None, isa, nthreads, METHODS[method], out.reshape(-1))
     return bad, out
 
 
@@ -57,19 +73,20 @@ def test_edges_every_isa(k, dt):
     n = 3 if k > 1000 else 11
     for ties in (None, 4):
         p, y = _data(rng, n, k, dt, ties)
-        want = _expected(p, y, 0.8)
-        for isa in ISAS:
-            bad, got = _kernel(p, y, 0.8, isa)
-            assert bad == -1
-            assert np.array_equal(got, want), (k, np.dtype(dt).name, ties, isa)
+        for method in METHODS:
+            want = _expected(p, y, 0.8, method)
+            for isa in ISAS:
+                bad, got = _kernel(p, y, 0.8, isa, method=method)
+                assert bad == -1
+                assert np.array_equal(got, want), (k, np.dtype(dt).name, ties, isa, method)
 
 
 @settings(max_examples=60, deadline=None)
 @given(n=st.integers(1, 70), k=st.integers(1, 300), seed=st.integers(0, 2**32 - 1),
        dt=st.sampled_from([np.float16, np.float32, np.float64]), ties=st.sampled_from([None, 2, 5, 1000]),
        layout=st.sampled_from(["C", "F", "cols", "rows"]), alpha=st.sampled_from([0.8, 0.0, 1.0, 0.3, 2 / 7]),
-       nthreads=st.sampled_from([1, 2, 3]))
-def test_kernel_vs_reference(n, k, seed, dt, ties, layout, alpha, nthreads):
+       nthreads=st.sampled_from([1, 2, 3]), method=st.sampled_from(sorted(METHODS)))
+def test_kernel_vs_reference(n, k, seed, dt, ties, layout, alpha, nthreads, method):
     rng = np.random.default_rng(seed)
     p, y = _data(rng, n, k, dt, ties, label_frac=float(rng.random()))
     if layout == "F":
@@ -82,15 +99,20 @@ def test_kernel_vs_reference(n, k, seed, dt, ties, layout, alpha, nthreads):
         tall = np.zeros((2 * n, k), dt)
         tall[::2] = p
         p = tall[::2]
-    want = _expected(np.ascontiguousarray(p), y, alpha)
+    want = _expected(p, y, alpha, method)
+    want_c = _class_scores(p, y, method)
     for isa in ISAS:
-        bad, got = _kernel(p, y, alpha, isa, nthreads)
+        bad, got = _kernel(p, y, alpha, isa, nthreads, method)
         assert bad == -1
         assert np.array_equal(got, want)
+        bad, got_c = _kernel_per_class(p, y, isa, method, nthreads)
+        assert bad == -1
+        assert np.array_equal(got_c, want_c)
 
 
+@pytest.mark.parametrize("method", sorted(METHODS))
 @pytest.mark.parametrize("isa", ISAS)
-def test_first_bad_value(isa):
+def test_first_bad_value(isa, method):
     rng = np.random.default_rng(5)
     n, k = 40, 37
     p, y = _data(rng, n, k, np.float32, None)
@@ -98,9 +120,9 @@ def test_first_bad_value(isa):
         q = p.copy()
         for v, (r, c) in zip([np.nan, 1.5, -0.25, np.inf, -np.inf], cells):
             q[r, c] = v
-        bad, _ = _kernel(q, y, 0.8, isa)
         first = min(r * k + c for r, c in cells)
-        assert bad == first
+        assert _kernel(q, y, 0.8, isa, method=method)[0] == first
+        assert _kernel_per_class(q, y, isa, method)[0] == first
 
 
 def test_public_api_equals_reference_and_names_the_bad_value(tmp_path):
@@ -110,9 +132,13 @@ def test_public_api_equals_reference_and_names_the_bad_value(tmp_path):
     labels = [list(np.flatnonzero(r)) for r in y]
     for alpha in (0.8, None, np.float32(0.3), 1, 0, np.float16(0.6)):
         agg = {"method": "exponential_moving_average", "alpha": alpha}
-        want = R.get_label_quality_scores(labels, p, aggregator_kwargs=dict(agg))
-        got = L.rank.get_label_quality_scores(labels, p, aggregator_kwargs=dict(agg))
-        assert np.array_equal(got, want), alpha
+        for method in METHODS:
+            want = R.get_label_quality_scores(labels, p, method=method, aggregator_kwargs=dict(agg))
+            got = L.rank.get_label_quality_scores(labels, p, method=method, aggregator_kwargs=dict(agg))
+            assert np.array_equal(got, want), (alpha, method)
+    for method in METHODS:
+        assert np.array_equal(L.rank.get_label_quality_scores_per_class(labels, p, method=method),
+                              R.get_label_quality_scores_per_class(labels, p, method=method))
     # shards and a memory map read block by block give the same scores
     np.save(tmp_path / "a.npy", p[:1000])
     np.save(tmp_path / "b.npy", p[1000:])
@@ -148,10 +174,12 @@ def test_row_subsets_in_any_order_and_across_shards(tmp_path):
     rows = rng.permutation(n)[:500]  # unsorted, crossing the shard boundary
     for src in (p, [str(tmp_path / "a.npy"), str(tmp_path / "b.npy")]):
         pb = prepare(as_multilabels(y, n, k), src)
-        for method in ("self_confidence", "normalized_margin"):
+        for method in ("self_confidence", "normalized_margin", "confidence_weighted_entropy"):
             got = row_scores(pb, rows, method)
             want = R.get_label_quality_scores(y[rows], p[rows], method=method)
             assert np.array_equal(got, want), method
+            got = row_scores(pb, rows, method, per_class=True)
+            assert np.array_equal(got, R.get_label_quality_scores_per_class(y[rows], p[rows], method=method))
         assert np.array_equal(row_scores(pb, rows), full[rows])
 
 
@@ -164,8 +192,12 @@ def test_kernel_is_the_default_path_and_isa_reported(monkeypatch):
     p, y = _data(rng, 50, 6, np.float32, None)
     L.rank.get_label_quality_scores(y, p)
     assert calls
-    calls.clear()
     L.rank.get_label_quality_scores(y, p, method="normalized_margin")
+    L.rank.get_label_quality_scores_per_class(y, p)
+    assert len(calls) == 3
+    calls.clear()
+    L.rank.get_label_quality_scores(y, p, method="confidence_weighted_entropy")
+    L.rank.get_label_quality_scores(y, p, adjust_pred_probs=True)
     L.rank.get_label_quality_scores(y, p, aggregator_kwargs={"method": "softmin"})
     assert not calls
     info = labelsift.backend_info()["cpu_isa"]

@@ -148,16 +148,17 @@ void bind_multilabel(py::module_& m) {
   m.def(
       "ml_ema_scores",
       [](const py::array& P, const py::array& indptr, const py::array& indices, double alpha, double beta,
-         const py::object& out, int isa, int nthreads) {
+         const py::object& out, int isa, int nthreads, int method, const py::object& per_class) {
         const Mat M = as_mat(P);
         const ml::Csr y = as_csr(indptr, indices, M.n);
         double* o = out_ptr<double>(out, M.n, "out");
-        if (!o) throw py::value_error("out is required");
+        double* pc = out_ptr<double>(per_class, M.n * M.k, "per_class");
+        if (!o && !pc) throw py::value_error("out or per_class is required");
         py::gil_scoped_release nogil;
-        return ml::ema_scores(M, y, alpha, beta, o, isa, nthreads);
+        return ml::ema_scores(M, y, method, alpha, beta, o, pc, isa, nthreads);
       },
       py::arg("P"), py::arg("indptr"), py::arg("indices"), py::arg("alpha"), py::arg("beta"), py::arg("out"),
-      py::arg("isa") = 0, py::arg("nthreads") = 0);
+      py::arg("isa") = 0, py::arg("nthreads") = 0, py::arg("method") = 0, py::arg("per_class") = py::none());
   m.def("ml_flatten_lists", &flatten_lists, py::arg("labels"));
   m.attr("ML_BUCKETS") = ml::kBuckets;
 }

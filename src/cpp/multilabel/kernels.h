@@ -56,16 +56,20 @@ struct Candidates {
 void select_sweep(const Mat& P, const Csr& y, int64_t row0, int key_method, const int32_t* cutb, uint8_t* mask,
                   int64_t* flagged, Candidates& out, int nthreads);
 
-// cleanlab's default multi-label quality score of each row i (method
-// self_confidence, the exponential moving average aggregator): the K binary
-// self-confidences s_c = P[i, c] where c is one of the row's labels, else
-// 1 - P[i, c] rounded in the dtype, sorted descending; ema = s_(1), then
-// ema = alpha * s_(t) + beta * ema for t = 2..K in float64 (beta = 1 - alpha
-// as the caller computed it). out[i] = ema. Every value is checked to lie in
-// [0, 1] on the way: returns the flat index i * K + c of the first one that
-// does not (NaN included), else -1. isa: a VecIsa (common/cpu.h); results
-// are the same on every ISA and thread count.
-int64_t ema_scores(const Mat& P, const Csr& y, double alpha, double beta, double* out, int isa, int nthreads);
+// cleanlab's multi-label quality score of each row i with the exponential
+// moving average aggregator: the K binary scores s_c of the row (method: 0
+// self_confidence, P[i, c] where c is one of the row's labels, else
+// 1 - P[i, c] rounded in the dtype; 1 normalized_margin, (P_y - P_other + 1)
+// / 2 of the binary row in the dtype -- Bin::self_conf / Bin::norm_margin),
+// sorted descending; ema = s_(1), then ema = alpha * s_(t) + beta * ema for
+// t = 2..K in float64 (beta = 1 - alpha as the caller computed it). out[i] =
+// ema. With per_class non-null, the K scores of row i go to per_class[i * K
+// + c] (float64) instead, and out is not used. Every value is checked to lie
+// in [0, 1] on the way: returns the flat index i * K + c of the first one that
+// does not (NaN included), else -1. isa: a VecIsa (common/cpu.h); results are
+// the same on every ISA and thread count.
+int64_t ema_scores(const Mat& P, const Csr& y, int method, double alpha, double beta, double* out,
+                   double* per_class, int isa, int nthreads);
 
 }  // namespace ml
 }  // namespace ls

@@ -13,6 +13,8 @@ namespace ml {
 
 // The selection keys (larger = selected first) of the prune methods.
 enum KeyMethod : int { KEY_NOISE_RATE = 0, KEY_BY_CLASS = 1 };
+// The per-class score methods of the score sweep (multilabel/scores.cpp).
+enum ScoreMethod : int { SCORE_SELF_CONFIDENCE = 0, SCORE_NORMALIZED_MARGIN = 1 };
 
 template <class S>
 struct Bin {
@@ -37,6 +39,14 @@ struct Bin {
     return ((k1 & y) | (k0 & (y ^ 1))) != 0;
   }
   LS_HD int argmax() const { return p > q ? 1 : 0; }
+  // the binary problem's label quality score of side y in the dtype: the
+  // self-confidence P[:, y], or the normalized margin
+  // (P[:, y] - P[:, other] + 1) / 2 (cleanlab's, each operation rounded)
+  LS_HD V self_conf(int y) const { return y ? p : q; }
+  LS_HD V norm_margin(int y) const {
+    const V d = y ? N_::rnd(p - q) : N_::rnd(q - p);
+    return N_::rnd(N_::rnd(d + V(1)) / V(2));
+  }
   // prune key of the row's side y: margin P[:, other] - P[:, y] (noise rate)
   // or -P[:, y] (by class), exact in double; selects, not branches
   LS_HD double key(int method, int y) const {

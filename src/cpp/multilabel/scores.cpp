@@ -76,7 +76,7 @@ namespace isa_avx512 {
 #pragma GCC pop_options
 #endif
 
-using EmaFn = int64_t (*)(const Mat&, const Csr&, double, double, double*, int64_t, int64_t, void*);
+using EmaFn = int64_t (*)(const Mat&, const Csr&, int, double, double, double*, double*, int64_t, int64_t, void*);
 
 struct Chosen {
   EmaFn fn;
@@ -98,14 +98,17 @@ Chosen choose(int isa) {
 
 }  // namespace
 
-int64_t ema_scores(const Mat& P, const Csr& y, double alpha, double beta, double* out, int isa, int nthreads) {
+int64_t ema_scores(const Mat& P, const Csr& y, int method, double alpha, double beta, double* out,
+                   double* per_class, int isa, int nthreads) {
   require_host(P);
   if (P.n == 0) return -1;
   if (P.k < 1) throw std::invalid_argument("ema_scores: no classes");
+  if (method != SCORE_SELF_CONFIDENCE && method != SCORE_NORMALIZED_MARGIN)
+    throw std::invalid_argument("ema_scores: unknown score method");
   const Chosen ch = choose(isa);
   const size_t key_bytes = P.dtype == F64 ? sizeof(double) : sizeof(float);
-  const int64_t n = padded_len(ch.vb, key_bytes, P.k);
-  const size_t buf_bytes = (size_t(group_rows(n) * n) * key_bytes + 63) / 64 * 64;
+  const int64_t n = per_class ? P.k : padded_len(ch.vb, key_bytes, P.k);
+  const size_t buf_bytes = (size_t((per_class ? 1 : group_rows(n)) * n) * key_bytes + 63) / 64 * 64;
   const int T = int(std::min<int64_t>(threads_for(nthreads, 4.0 * double(P.n) * double(P.k)), P.n));
   std::vector<int64_t> bad(size_t(T), -1);
 #pragma omp parallel num_threads(T) if (T > 1)
@@ -116,7 +119,7 @@ int64_t ema_scores(const Mat& P, const Csr& y, double alpha, double beta, double
     if (!buf) {
       bad[size_t(t)] = -2;
     } else if (r1 > r0) {
-      bad[size_t(t)] = ch.fn(P, y, alpha, beta, out, r0, r1, buf.get());
+      bad[size_t(t)] = ch.fn(P, y, method, alpha, beta, out, per_class, r0, r1, buf.get());
     }
   }
   int64_t first = -1;

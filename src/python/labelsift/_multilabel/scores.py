@@ -7,12 +7,14 @@ probabilities), stored as float64; a row's score is the exponential moving
 average (alpha = 0.8 by default; sorted descending) or the softmin of its K
 class scores.
 
-cleanlab's default (self_confidence, no adjustment, the moving average) is
-one C++ sweep (``ml_ema_scores``, src/cpp/multilabel/scores.cpp: each row's
-scores sorted by a SIMD sorting network and folded in the same float64
-operations as cleanlab's loop, so the results are identical), which also
-checks the values. The other methods and aggregators are NumPy in row blocks
-(never an N x K copy beyond one block).
+``self_confidence`` and ``normalized_margin`` without adjustment, with the
+moving average (cleanlab's default) or per class, are one C++ sweep
+(``ml_ema_scores``, src/cpp/multilabel/scores.cpp: each row's scores sorted
+by a SIMD sorting network and folded in the same float64 operations as
+cleanlab's loop, so the results are identical), which also checks the
+values. ``confidence_weighted_entropy``, ``adjust_pred_probs`` and the
+softmin aggregator are NumPy in row blocks (never an N x K copy beyond one
+block).
 """
 from __future__ import annotations
 
@@ -87,9 +89,19 @@ def _ema_weights(aggregator, k: int):
     return float(alpha), float(beta)
 
 
-def _ema_block(block: np.ndarray, indptr, indices, weights, out: np.ndarray, nthreads: int, row0: int) -> None:
+_KERNEL_METHODS = {"self_confidence": 0, "normalized_margin": 1}  # ScoreMethod (multilabel/row_math.h)
+
+
+def _ema_block(block: np.ndarray, indptr, indices, weights, out: np.ndarray, nthreads: int, row0: int,
+               method: str = "self_confidence") -> None:
+    """The C++ sweep on one block: ``weights`` (alpha, beta) into ``out`` (m,),
+    or, with ``weights`` None, the m x K class scores into ``out``."""
     from .passes import raise_bad_value
-    bad = core().ml_ema_scores(block, indptr, indices, weights[0], weights[1], out, 0, nthreads)
+    code = _KERNEL_METHODS[method]
+    if weights is None:
+        bad = core().ml_ema_scores(block, indptr, indices, 0.0, 0.0, None, 0, nthreads, code, out.reshape(-1))
+    else:
+        bad = core().ml_ema_scores(block, indptr, indices, weights[0], weights[1], out, 0, nthreads, code)
     if bad >= 0:
         raise_bad_value(block, row0, *divmod(int(bad), block.shape[1]))
 
@@ -100,15 +112,15 @@ def row_scores(pb, rows, method="self_confidence", thresholds=None, aggregator=(
     values first unless ``pb`` says they were checked."""
     from .passes import validate
     check_choice(method, SCORE_METHODS, "method")
-    weights = None
-    if method == "self_confidence" and thresholds is None and not per_class:
-        weights = _ema_weights(aggregator, pb.k)
-    if weights is not None and rows is None:
-        out = np.empty(pb.n)
+    kernel = method in _KERNEL_METHODS and thresholds is None
+    weights = None if per_class or not kernel else _ema_weights(aggregator, pb.k)
+    kernel = kernel and (per_class or weights is not None)
+    if kernel and rows is None:
+        out = np.empty((pb.n, pb.k) if per_class else pb.n)
         for row0, block in pb.probs.blocks():
             m = len(block)
             ip, ix = pb.csr(row0, m)
-            _ema_block(block, ip, ix, weights, out[row0:row0 + m], pb.nthreads, row0)
+            _ema_block(block, ip, ix, weights, out[row0:row0 + m], pb.nthreads, row0, method)
         pb.validated = True
         return out
     validate(pb)
@@ -128,10 +140,10 @@ def row_scores(pb, rows, method="self_confidence", thresholds=None, aggregator=(
         p = np.empty((len(r), pb.k), pb.dtype)
         for pos, block, local in pb.probs.rows(r):
             p[pos] = block[local]
-        if weights is not None:
-            s = np.empty(len(r))
+        if kernel:
+            s = np.empty((len(r), pb.k) if per_class else len(r))
             ip, ix = pb.y.sub(r)
-            _ema_block(p, ip, ix, weights, s, pb.nthreads, 0)
+            _ema_block(p, ip, ix, weights, s, pb.nthreads, 0, method)
             parts.append(s)
             continue
         s = class_scores(pb.y.dense(r), p, method, thresholds)
