@@ -38,6 +38,7 @@ def test_flatten_equals_python(data, outer_tuple):
     [[-(2 ** 31) - 1]],
     np.array([[1, 0], [0, 1]]),     # not a list
     "ab",
+    type("L", (list,), {})([[1]]),  # a list subclass (may iterate otherwise)
 ])
 def test_other_kinds_fall_back(labels):
     assert core().ml_flatten_lists(labels) is None

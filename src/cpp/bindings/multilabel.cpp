@@ -34,8 +34,9 @@ ml::Csr as_csr(const py::array& indptr, const py::array& indices, int64_t n) {
 // which names the offending row). bool counts as int, as in Python.
 py::object flatten_lists(const py::handle& labels) {
   PyObject* outer = labels.ptr();
-  if (!PyList_Check(outer) && !PyTuple_Check(outer)) return py::none();
-  const bool is_list = PyList_Check(outer);
+  // (exact types only: a subclass may iterate differently from its storage)
+  if (!PyList_CheckExact(outer) && !PyTuple_CheckExact(outer)) return py::none();
+  const bool is_list = PyList_CheckExact(outer);
   const Py_ssize_t n = is_list ? PyList_GET_SIZE(outer) : PyTuple_GET_SIZE(outer);
   auto row_at = [&](Py_ssize_t i) { return is_list ? PyList_GET_ITEM(outer, i) : PyTuple_GET_ITEM(outer, i); };
   py::array_t<int32_t> lengths(n);
