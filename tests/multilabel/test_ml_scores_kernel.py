@@ -211,3 +211,23 @@ def test_env_steps_down(env):
     out = subprocess.run([sys.executable, "-c", code], env=e, capture_output=True, text=True, check=True)
     got = int(out.stdout.strip())
     assert got <= (3 if env == "LABELSIFT_NO_AVX512" else 2)
+
+
+@settings(max_examples=40, deadline=None)
+@given(n=st.integers(1, 200), k=st.integers(2, 40), seed=st.integers(0, 2**32 - 1),
+       dt=st.sampled_from([np.float16, np.float32, np.float64]), ties=st.sampled_from([None, 1, 4]),
+       zeros=st.booleans())
+def test_entropy_all_classes_at_once_vs_reference(n, k, seed, dt, ties, zeros):
+    # confidence_weighted_entropy (NumPy, all classes of a block at once) against the per-class reference
+    rng = np.random.default_rng(seed)
+    p = rng.random((n, k))
+    if ties:
+        p = np.round(p * ties) / ties  # exact 0 and 1 (0 log 0) and ties
+    if zeros:
+        p[rng.random((n, k)) < 0.2] = 0
+    p = p.astype(dt)
+    y = (rng.random((n, k)) < 0.3).astype(np.int64)
+    m = "confidence_weighted_entropy"
+    assert np.array_equal(L.rank.get_label_quality_scores_per_class(y, p, method=m),
+                          R.get_label_quality_scores_per_class(y, p, method=m))
+    assert np.array_equal(L.rank.get_label_quality_scores(y, p, method=m), R.get_label_quality_scores(y, p, method=m))

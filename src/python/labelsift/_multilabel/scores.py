@@ -54,6 +54,8 @@ def class_scores(yb: np.ndarray, p: np.ndarray, method: str, thresholds=None) ->
     if method == "self_confidence" and thresholds is None:
         # the binary self-confidence is P[:, c] (label 1) or 1 - P[:, c] in the dtype (label 0): all classes at once
         return np.where(yb != 0, p, 1 - p).astype(np.float64)
+    if method == "confidence_weighted_entropy" and thresholds is None:
+        return _entropy_scores(yb, p)
     out = np.zeros(p.shape)
     for c in range(p.shape[1]):
         two = np.stack([1 - p[:, c], p[:, c]], axis=1)
@@ -64,6 +66,23 @@ def class_scores(yb: np.ndarray, p: np.ndarray, method: str, thresholds=None) ->
             two /= two.sum(axis=1, keepdims=True)
         out[:, c] = _binary.get_label_quality_scores(yb[:, c], two, method=method)
     return out
+
+
+def _entropy_scores(yb: np.ndarray, p: np.ndarray) -> np.ndarray:
+    """confidence_weighted_entropy of every class's binary row [1 - p, p] at
+    once: the operations (and dtypes) of the binary problem's score
+    (reference.confident_learning.get_label_quality_scores) on m x K arrays.
+    The row's entropy sum over its two values is their sum (NumPy's pairwise
+    sum of two values is exactly a + b, up to the sign of a zero)."""
+    from .._cl.latent import CLIPPING_LOWER_BOUND as lo
+    from ..reference.confident_learning import _xlogy
+    q = 1 - p
+    sc = np.clip(np.where(yb != 0, p, q), a_min=lo, a_max=None)
+    cq, cp = np.clip(q, 0, 1), np.clip(p, 0, 1)
+    xs = _xlogy(cq, cq)
+    xs += _xlogy(cp, cp)
+    ratio = (-xs / np.log(2)) / sc
+    return (np.log(ratio + 1) / np.clip(ratio, a_min=lo, a_max=None)).astype(np.float64)
 
 
 def aggregate(s: np.ndarray, method: str, kw: dict) -> np.ndarray:
