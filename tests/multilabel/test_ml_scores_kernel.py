@@ -231,3 +231,15 @@ def test_entropy_all_classes_at_once_vs_reference(n, k, seed, dt, ties, zeros):
     assert np.array_equal(L.rank.get_label_quality_scores_per_class(y, p, method=m),
                           R.get_label_quality_scores_per_class(y, p, method=m))
     assert np.array_equal(L.rank.get_label_quality_scores(y, p, method=m), R.get_label_quality_scores(y, p, method=m))
+
+
+def test_entropy_needs_no_scipy():
+    # SciPy is a test extra only; the multi-label entropy score once imported it (through the reference)
+    code = ("import sys; sys.modules['scipy'] = None; sys.modules['scipy.special'] = None\n"
+            "import numpy as np, labelsift.multilabel_classification as L\n"
+            "p = np.random.default_rng(0).random((50, 4)).astype(np.float32)\n"
+            "s = L.rank.get_label_quality_scores(p > 0.5, p, method='confidence_weighted_entropy')\n"
+            "print(len(s), bool(np.isfinite(s).all()))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["50", "True"]

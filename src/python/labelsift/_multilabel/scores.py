@@ -72,15 +72,18 @@ def _entropy_scores(yb: np.ndarray, p: np.ndarray) -> np.ndarray:
     """confidence_weighted_entropy of every class's binary row [1 - p, p] at
     once: the operations (and dtypes) of the binary problem's score
     (reference.confident_learning.get_label_quality_scores) on m x K arrays.
-    The row's entropy sum over its two values is their sum (NumPy's pairwise
-    sum of two values is exactly a + b, up to the sign of a zero)."""
+    The rows' sums of xlogy(v, v) over their two values come from the C++
+    row kernel the single-label path uses (``xlogx_rows``: scipy's xlogy and
+    NumPy's pairwise sum, exactly; no SciPy needed)."""
     from .._cl.latent import CLIPPING_LOWER_BOUND as lo
-    from ..reference.confident_learning import _xlogy
     q = 1 - p
     sc = np.clip(np.where(yb != 0, p, q), a_min=lo, a_max=None)
-    cq, cp = np.clip(q, 0, 1), np.clip(p, 0, 1)
-    xs = _xlogy(cq, cq)
-    xs += _xlogy(cp, cp)
+    pairs = np.empty(p.shape + (2,), p.dtype)
+    pairs[..., 0] = q
+    pairs[..., 1] = p
+    xs = np.empty(p.size)
+    core().xlogx_rows(pairs.reshape(-1, 2), None, xs, 0)
+    xs = xs.reshape(p.shape).astype(np.float32 if p.dtype == np.float32 else np.float64)  # scipy's result dtype
     ratio = (-xs / np.log(2)) / sc
     return (np.log(ratio + 1) / np.clip(ratio, a_min=lo, a_max=None)).astype(np.float64)
 
