@@ -279,7 +279,8 @@ def find_issues(features, labels, *, k=10, metric=None, n_jobs=None, as_frame=Tr
     if not as_frame:
         cols["summary"] = summary
         return cols
-    import pandas as pd
+    from ._common.optional import optional
+    pd = optional("pandas", "knn.find_issues(as_frame=True)")
 
     df = pd.DataFrame(cols)
     df.attrs.update(summary)

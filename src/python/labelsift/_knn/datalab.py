@@ -139,7 +139,8 @@ def _scores(gaps, N, block=1 << 15):
 
 def non_iid(indices, *, num_permutations=25, seed=0, significance_threshold=0.05):
     """(is_non_iid (N,), score (N,), info with the p-value)."""
-    from scipy.stats import gaussian_kde
+    from .._common.optional import optional
+    gaussian_kde = optional("scipy.stats", "the non-IID check (its p-value is SciPy's gaussian_kde)").gaussian_kde
 
     ind = np.asarray(indices, dtype=np.int64)
     N = len(ind)

@@ -87,7 +87,8 @@ def _distances(a, what):
 
 def to_csr(indices, distances):
     """Datalab's CSR packing: data = distances, indices, indptr = 0, k, 2k, ..."""
-    from scipy.sparse import csr_matrix
+    from .._common.optional import optional
+    csr_matrix = optional("scipy.sparse", "a CSR k-NN graph").csr_matrix
 
     N, k = indices.shape
     return csr_matrix((distances.reshape(-1), indices.reshape(-1), np.arange(0, N * k + 1, k)), shape=(N, N))

@@ -11,12 +11,8 @@ from .find import find
 
 
 def pandas():
-    try:
-        import pandas as pd
-    except ImportError:  # pragma: no cover - depends on the environment
-        raise ImportError("labelsift.multilabel_classification.dataset returns pandas DataFrames; "
-                          "install pandas (pip install labelsift[pandas])") from None
-    return pd
+    from .._common.optional import optional
+    return optional("pandas", "labelsift.multilabel_classification.dataset (it returns pandas DataFrames)")
 
 
 def num_examples(labels=None, confident_joint=None) -> int:
