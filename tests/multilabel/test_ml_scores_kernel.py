@@ -243,3 +243,27 @@ def test_entropy_needs_no_scipy():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["50", "True"]
+
+
+@settings(max_examples=40, deadline=None)
+@given(n=st.integers(2, 200), k=st.integers(2, 30), seed=st.integers(0, 2**32 - 1),
+       dt=st.sampled_from([np.float16, np.float32, np.float64]), ties=st.sampled_from([None, 4]),
+       empty=st.booleans(), full=st.booleans(), method=st.sampled_from(sorted(METHODS)))
+def test_adjusted_all_classes_at_once_vs_reference(n, k, seed, dt, ties, empty, full, method):
+    # adjust_pred_probs=True (NumPy, the classes of one threshold dtype at once) against the per-class
+    # reference; a class without positives or with only positives has float64 thresholds
+    rng = np.random.default_rng(seed)
+    p = rng.random((n, k))
+    if ties:
+        p = np.round(p * ties) / ties
+    p = p.astype(dt)
+    y = (rng.random((n, k)) < 0.3).astype(np.int64)
+    if empty:
+        y[:, 0] = 0
+    if full:
+        y[:, -1] = 1
+    kw = {"method": method, "adjust_pred_probs": True}
+    assert np.array_equal(L.rank.get_label_quality_scores_per_class(y, p, **kw),
+                          R.get_label_quality_scores_per_class(y, p, **kw), equal_nan=True)
+    assert np.array_equal(L.rank.get_label_quality_scores(y, p, **kw), R.get_label_quality_scores(y, p, **kw),
+                          equal_nan=True)

@@ -56,6 +56,8 @@ def class_scores(yb: np.ndarray, p: np.ndarray, method: str, thresholds=None) ->
         return np.where(yb != 0, p, 1 - p).astype(np.float64)
     if method == "confidence_weighted_entropy" and thresholds is None:
         return _entropy_scores(yb, p)
+    if thresholds is not None and method in ("self_confidence", "normalized_margin"):
+        return _adjusted_scores(yb, p, method, thresholds)
     out = np.zeros(p.shape)
     for c in range(p.shape[1]):
         two = np.stack([1 - p[:, c], p[:, c]], axis=1)
@@ -86,6 +88,33 @@ def _entropy_scores(yb: np.ndarray, p: np.ndarray) -> np.ndarray:
     xs = xs.reshape(p.shape).astype(np.float32 if p.dtype == np.float32 else np.float64)  # scipy's result dtype
     ratio = (-xs / np.log(2)) / sc
     return (np.log(ratio + 1) / np.clip(ratio, a_min=lo, a_max=None)).astype(np.float64)
+
+
+def _adjusted_scores(yb: np.ndarray, p: np.ndarray, method: str, thresholds) -> np.ndarray:
+    """The binary scores after cleanlab's ``adjust_pred_probs`` (row [q, p] ->
+    [q - t0, p - t1] + max(t), over its sum), for the classes sharing a
+    threshold dtype at once: the per-class operations and dtypes on m x K
+    arrays (the sum of a row's two values is a + b)."""
+    out = np.empty(p.shape)
+    groups: dict = {}
+    for c, t in enumerate(thresholds):
+        groups.setdefault(np.asarray(t).dtype, []).append(c)
+    for cols in groups.values():
+        cols = np.asarray(cols)
+        t = np.stack([np.asarray(thresholds[c]) for c in cols])  # (g, 2) in the group's dtype
+        pc = p[:, cols]
+        a0 = (1 - pc) - t[:, 0]
+        a1 = pc - t[:, 1]
+        tmax = t.max(axis=1)
+        a0 += tmax
+        a1 += tmax
+        tot = a0 + a1
+        a0 /= tot
+        a1 /= tot
+        y = yb[:, cols] != 0
+        own, other = np.where(y, a1, a0), np.where(y, a0, a1)
+        out[:, cols] = own if method == "self_confidence" else (own - other + 1) / 2
+    return out
 
 
 def aggregate(s: np.ndarray, method: str, kw: dict) -> np.ndarray:
