@@ -48,21 +48,29 @@ struct Bin {
     return N_::rnd(N_::rnd(d + V(1)) / V(2));
   }
   // prune key of the row's side y: margin P[:, other] - P[:, y] (noise rate)
-  // or -P[:, y] (by class), exact in double; selects, not branches
-  LS_HD double key(int method, int y) const {
+  // or -P[:, y] (by class), exact in the value type V (and so in double);
+  // selects, not branches
+  LS_HD V key_v(int method, int y) const {
     // (rounding is sign-symmetric: rnd(p - q) == -rnd(q - p))
-    const double d = double(N_::rnd(q - p)), vp = -double(p), vq = -double(q);
-    const double kn = y ? d : -d, kc = y ? vp : vq;
+    const V d = N_::rnd(q - p);
+    const V kn = y ? d : -d, kc = y ? -p : -q;
     return method == KEY_NOISE_RATE ? kn : kc;
   }
+  LS_HD double key(int method, int y) const { return double(key_v(method, y)); }
 };
 
 constexpr int kBuckets = 4096;
-// monotone bucket of a key in [-1, 1] (clamped)
-LS_HD int bucket(double key) {
-  double b = (key + 1.0) * (kBuckets / 2.0);
-  b = b > 0.0 ? b : 0.0;  // NaN -> 0
-  b = b < double(kBuckets - 1) ? b : double(kBuckets - 1);
+// Bucket of a key in [-1, 1]: (key + 1) * kBuckets / 2 computed in the key's
+// own type V (float for float32/float16 rows, so the sweeps keep float lanes),
+// clamped to [0, kBuckets - 1] (NaN -> 0) and truncated. Rounding is monotone,
+// so the bucket never decreases as the key grows -- all the selection needs
+// (keys in the cut bucket are compared exactly); both sweeps use this one
+// function.
+template <class V>
+LS_HD int bucket(V key) {
+  V b = key * V(kBuckets / 2) + V(kBuckets / 2);
+  b = b > V(0) ? b : V(0);  // NaN -> 0
+  b = b < V(kBuckets - 1) ? b : V(kBuckets - 1);
   return int(b);
 }
 

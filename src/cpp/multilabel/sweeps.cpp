@@ -299,7 +299,7 @@ void joint_sweep(const Mat& P, const Csr& y, const double* cut0, const double* c
               }
               // the prune keys' buckets; a loop of its own: GCC vectorises neither loop when they are one
               if (!hist) return;
-              for (int64_t c = 0; c < w; ++c) bb[c] = int32_t(bucket(Bin<S>(row[c * stride]).key(key_method, li[c])));
+              for (int64_t c = 0; c < w; ++c) bb[c] = int32_t(bucket(Bin<S>(row[c * stride]).key_v(key_method, li[c])));
             };
             if (P.s1 == 1)
               elems(std::integral_constant<int64_t, 1>{});
@@ -378,7 +378,7 @@ void select_sweep(const Mat& P, const Csr& y, int64_t row0, int key_method, cons
             auto elems = [&](auto stride) {
               for (int64_t c = 0; c < w; ++c) {
                 const int l = li[c];
-                const int32_t b = int32_t(bucket(Bin<S>(row[c * stride]).key(key_method, l)));
+                const int32_t b = int32_t(bucket(Bin<S>(row[c * stride]).key_v(key_method, l)));
                 bb[c] = b;
                 const int32_t u0 = z0[c], u1 = z1[c];  // both loaded: a conditional load would not vectorise
                 hit |= int(b >= (l ? u1 : u0));
