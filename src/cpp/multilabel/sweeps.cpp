@@ -147,13 +147,14 @@ ClassSideMeans::ClassSideMeans(int64_t K, std::vector<int64_t> n1, int64_t n_tot
 }
 ClassSideMeans::~ClassSideMeans() { delete impl_; }
 
-// Row tiles of kTileRows rows, classes in chunks of kStageClasses: each
-// class's values of the tile are first staged per side in row order (both
-// sides written, the label's counter advanced: no branch), then pushed into
-// the side's stream a leaf at a time.
+// Row tiles of kTileRows rows, classes in chunks of kStageClasses: the tile's
+// 1 - p of every (row, class) is staged per class in row order (a transpose,
+// no branch, no counter); then each class's side-0 stream gets the staged
+// values between its labelled rows, a leaf at a time, and its side-1 stream
+// the labelled rows' p, in row order.
 constexpr int64_t kStageClasses = 64;
-// a staged side's length in values, padded by a cache line so that the 2 x kStageClasses
-// buffers written in turn do not share L1 sets
+// a staged class's length in values, padded by a cache line so that the
+// kStageClasses buffers written in turn do not share L1 sets
 constexpr int64_t kStageStride = kTileRows + 16;
 
 void ClassSideMeans::feed(const Mat& P, const Csr& y, int nthreads) {
@@ -168,33 +169,42 @@ void ClassSideMeans::feed(const Mat& P, const Csr& y, int nthreads) {
 #pragma omp parallel for schedule(static, 1) num_threads(T) if (T > 1)
     for (int t = 0; t < T; ++t) {
       const int64_t c0 = P.k * t / T, c1 = P.k * (t + 1) / T, kc = c1 - c0;
-      std::vector<uint8_t> lab(size_t(kTileRows * kc));
-      std::vector<V> stage(size_t(2 * kStageClasses * kStageStride));  // [class][side][row]
-      int64_t cnt[2 * kStageClasses];
+      std::vector<V> stage(size_t(kStageClasses * kStageStride));  // [class][row]
+      std::vector<int64_t> lstart(size_t(kc + 1));
+      std::vector<int32_t> lrow;  // the tile's labelled rows of each class, ascending
       for (int64_t r0 = 0; r0 < P.n; r0 += kTileRows) {
         const int64_t m = std::min(kTileRows, P.n - r0);
-        tile_labels(y, r0, m, c0, c1, lab.data());
+        // counting sort of the tile's (row, class) labels by class (rows stay ascending)
+        std::fill(lstart.begin(), lstart.end(), int64_t(0));
+        for (int64_t i = 0; i < m; ++i)
+          for (int64_t q = y.indptr[r0 + i]; q < y.indptr[r0 + i + 1]; ++q)
+            if (y.indices[q] >= c0 && y.indices[q] < c1) ++lstart[size_t(y.indices[q] - c0 + 1)];
+        for (int64_t c = 0; c < kc; ++c) lstart[size_t(c + 1)] += lstart[size_t(c)];
+        lrow.resize(size_t(lstart[size_t(kc)]));
+        {
+          std::vector<int64_t> fill(lstart.begin(), lstart.end() - 1);
+          for (int64_t i = 0; i < m; ++i)
+            for (int64_t q = y.indptr[r0 + i]; q < y.indptr[r0 + i + 1]; ++q)
+              if (y.indices[q] >= c0 && y.indices[q] < c1) lrow[size_t(fill[size_t(y.indices[q] - c0)]++)] = int32_t(i);
+        }
         for (int64_t a = c0; a < c1; a += kStageClasses) {
           const int64_t w = std::min(c1, a + kStageClasses) - a;
-          std::fill(cnt, cnt + 2 * w, int64_t(0));
           for (int64_t i = 0; i < m; ++i) {
             const S* row = base + (r0 + i) * P.s0 + a * P.s1;
-            const uint8_t* li = lab.data() + i * kc + (a - c0);
-            for (int64_t c = 0; c < w; ++c) {
-              const Bin<S> b(row[c * P.s1]);
-              const int l = li[c];
-              V* s0 = stage.data() + (2 * c) * kStageStride;
-              V* s1 = s0 + kStageStride;
-              s0[cnt[2 * c]] = b.q;
-              s1[cnt[2 * c + 1]] = b.p;
-              cnt[2 * c] += l ^ 1;
-              cnt[2 * c + 1] += l;
-            }
+            for (int64_t c = 0; c < w; ++c) stage[size_t(c * kStageStride + i)] = Bin<S>(row[c * P.s1]).q;
           }
-          for (int64_t c = 0; c < w; ++c)
-            for (int sd = 0; sd < 2; ++sd)
-              StreamOps<S>::push_many(st[2 * (a + c) + sd], stage.data() + (2 * c + sd) * kStageStride,
-                                      cnt[2 * c + sd]);
+          for (int64_t c = 0; c < w; ++c) {
+            const V* s0 = stage.data() + c * kStageStride;
+            const int64_t g = a - c0 + c;
+            int64_t prev = 0;
+            for (int64_t e = lstart[size_t(g)]; e < lstart[size_t(g + 1)]; ++e) {
+              const int64_t r = lrow[size_t(e)];
+              StreamOps<S>::push_many(st[2 * (a + c)], s0 + prev, r - prev);
+              StreamOps<S>::push(st[2 * (a + c) + 1], Bin<S>(base[(r0 + r) * P.s0 + (a + c) * P.s1]).p);
+              prev = r + 1;
+            }
+            StreamOps<S>::push_many(st[2 * (a + c)], s0 + prev, m - prev);
+          }
         }
       }
     }
