@@ -267,3 +267,36 @@ def test_adjusted_all_classes_at_once_vs_reference(n, k, seed, dt, ties, empty, 
                           R.get_label_quality_scores_per_class(y, p, **kw), equal_nan=True)
     assert np.array_equal(L.rank.get_label_quality_scores(y, p, **kw), R.get_label_quality_scores(y, p, **kw),
                           equal_nan=True)
+
+
+@settings(max_examples=30, deadline=None)
+@given(n=st.integers(2, 150), k=st.integers(2, 20), seed=st.integers(0, 2**32 - 1),
+       dt=st.sampled_from([np.float16, np.float32, np.float64]), ties=st.sampled_from([None, 4]),
+       empty=st.booleans(), method=st.sampled_from(sorted(METHODS) + ["confidence_weighted_entropy"]))
+def test_class_scores_vs_the_binary_reference(n, k, seed, dt, ties, empty, method):
+    # every method on the binary rows [1 - p, p] (or their threshold-adjusted form, the rows
+    # find_label_issues(return_indices_ranked_by=..., rank_by_kwargs={"adjust_pred_probs": True}) ranks),
+    # class by class through the single-label reference
+    from labelsift._multilabel.labels import as_multilabels
+    from labelsift._multilabel.passes import prepare, thresholds_and_cuts
+    from labelsift._multilabel.scores import class_scores
+    from labelsift.reference import confident_learning as RC
+    rng = np.random.default_rng(seed)
+    p = rng.random((n, k))
+    if ties:
+        p = np.round(p * ties) / ties
+    p = p.astype(dt)
+    y = (rng.random((n, k)) < 0.3).astype(np.int64)
+    if empty:
+        y[:, 0] = 0  # float64 thresholds for that class
+    t = thresholds_and_cuts(prepare(as_multilabels(y, n, k), p))[1]
+    for thr in (None, t):
+        want = np.empty((n, k))
+        for c in range(k):
+            two = np.stack([1 - p[:, c], p[:, c]], axis=1)
+            if thr is not None:
+                two = two - thr[c]
+                two += thr[c].max()
+                two /= two.sum(axis=1, keepdims=True)
+            want[:, c] = RC.get_label_quality_scores(y[:, c], two, method=method)
+        assert np.array_equal(class_scores(y, p, method, thr), want, equal_nan=True), thr is None

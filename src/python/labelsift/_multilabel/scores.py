@@ -23,7 +23,6 @@ import numpy as np
 from .._common.checks import check_choice
 from .._common.names import SCORE_METHODS
 from .._common.backend import core
-from ..reference import confident_learning as _binary
 from ..reference.multilabel import exponential_moving_average, softmin
 
 AGGREGATORS = ("exponential_moving_average", "softmin")
@@ -50,52 +49,23 @@ def check_aggregator(aggregator_kwargs):
 def class_scores(yb: np.ndarray, p: np.ndarray, method: str, thresholds=None) -> np.ndarray:
     """m x K float64 per-class scores of rows with binary labels ``yb`` (m x K)
     and probabilities ``p`` (m x K, input dtype). ``thresholds``: the per-class
-    threshold arrays (for ``adjust_pred_probs``)."""
-    if method == "self_confidence" and thresholds is None:
-        # the binary self-confidence is P[:, c] (label 1) or 1 - P[:, c] in the dtype (label 0): all classes at once
-        return np.where(yb != 0, p, 1 - p).astype(np.float64)
-    if method == "confidence_weighted_entropy" and thresholds is None:
-        return _entropy_scores(yb, p)
-    if thresholds is not None and method in ("self_confidence", "normalized_margin"):
-        return _adjusted_scores(yb, p, method, thresholds)
-    out = np.zeros(p.shape)
-    for c in range(p.shape[1]):
-        two = np.stack([1 - p[:, c], p[:, c]], axis=1)
-        if thresholds is not None:
-            t = thresholds[c]
-            two = two - t
-            two += t.max()
-            two /= two.sum(axis=1, keepdims=True)
-        out[:, c] = _binary.get_label_quality_scores(yb[:, c], two, method=method)
+    threshold arrays (for ``adjust_pred_probs``). Every class at once: the
+    operations and dtypes of the binary problem's score
+    (reference.confident_learning.get_label_quality_scores on cleanlab's
+    stack_complement rows), on m x K arrays."""
+    if thresholds is None:
+        return _binary_scores(yb != 0, 1 - p, p, method).astype(np.float64, copy=False)
+    out = np.empty(p.shape)
+    for cols, a0, a1 in _adjusted_rows(p, thresholds):
+        out[:, cols] = _binary_scores(yb[:, cols] != 0, a0, a1, method)
     return out
 
 
-def _entropy_scores(yb: np.ndarray, p: np.ndarray) -> np.ndarray:
-    """confidence_weighted_entropy of every class's binary row [1 - p, p] at
-    once: the operations (and dtypes) of the binary problem's score
-    (reference.confident_learning.get_label_quality_scores) on m x K arrays.
-    The rows' sums of xlogy(v, v) over their two values come from the C++
-    row kernel the single-label path uses (``xlogx_rows``: scipy's xlogy and
-    NumPy's pairwise sum, exactly; no SciPy needed)."""
-    from .._cl.latent import CLIPPING_LOWER_BOUND as lo
-    q = 1 - p
-    sc = np.clip(np.where(yb != 0, p, q), a_min=lo, a_max=None)
-    pairs = np.empty(p.shape + (2,), p.dtype)
-    pairs[..., 0] = q
-    pairs[..., 1] = p
-    xs = np.empty(p.size)
-    core().xlogx_rows(pairs.reshape(-1, 2), None, xs, 0)
-    xs = xs.reshape(p.shape).astype(np.float32 if p.dtype == np.float32 else np.float64)  # scipy's result dtype
-    ratio = (-xs / np.log(2)) / sc
-    return (np.log(ratio + 1) / np.clip(ratio, a_min=lo, a_max=None)).astype(np.float64)
-
-
-def _adjusted_scores(yb: np.ndarray, p: np.ndarray, method: str, thresholds) -> np.ndarray:
-    """The binary scores after cleanlab's ``adjust_pred_probs`` (row [q, p] ->
-    [q - t0, p - t1] + max(t), over its sum), for the classes sharing a
-    threshold dtype at once: the per-class operations and dtypes on m x K
-    arrays (the sum of a row's two values is a + b)."""
-    out = np.empty(p.shape)
+def _adjusted_rows(p: np.ndarray, thresholds):
+    """(columns, column 0, column 1) of cleanlab's ``adjust_pred_probs`` of the
+    binary rows [1 - p, p] ([1 - p - t0, p - t1] + max(t), over its sum -- a
+    two-value sum is a + b), one group of classes per threshold dtype (a class
+    whose side is empty has float64 thresholds, so its rows are float64)."""
     groups: dict = {}
     for c, t in enumerate(thresholds):
         groups.setdefault(np.asarray(t).dtype, []).append(c)
@@ -111,10 +81,28 @@ def _adjusted_scores(yb: np.ndarray, p: np.ndarray, method: str, thresholds) -> 
         tot = a0 + a1
         a0 /= tot
         a1 /= tot
-        y = yb[:, cols] != 0
-        own, other = np.where(y, a1, a0), np.where(y, a0, a1)
-        out[:, cols] = own if method == "self_confidence" else (own - other + 1) / 2
-    return out
+        yield cols, a0, a1
+
+
+def _binary_scores(y: np.ndarray, a0: np.ndarray, a1: np.ndarray, method: str) -> np.ndarray:
+    """The binary score of rows [a0, a1] with labels y (bool), element-wise.
+    confidence_weighted_entropy takes the rows' sums of xlogy(v, v) from the
+    C++ row kernel of the single-label path (``xlogx_rows``: scipy's xlogy and
+    NumPy's pairwise sum, exactly; no SciPy needed)."""
+    own = np.where(y, a1, a0)
+    if method == "self_confidence":
+        return own
+    if method == "normalized_margin":
+        return (own - np.where(y, a0, a1) + 1) / 2
+    from .._cl.latent import CLIPPING_LOWER_BOUND as lo
+    pairs = np.empty(a0.shape + (2,), a0.dtype)
+    pairs[..., 0] = a0
+    pairs[..., 1] = a1
+    xs = np.empty(a0.size)
+    core().xlogx_rows(pairs.reshape(-1, 2), None, xs, 0)
+    xs = xs.reshape(a0.shape).astype(np.float32 if a0.dtype == np.float32 else np.float64)  # scipy's result dtype
+    ratio = (-xs / np.log(2)) / np.clip(own, a_min=lo, a_max=None)
+    return np.log(ratio + 1) / np.clip(ratio, a_min=lo, a_max=None)
 
 
 def aggregate(s: np.ndarray, method: str, kw: dict) -> np.ndarray:
