@@ -9,7 +9,7 @@ from labelsift import _core, sinkhorn
 from labelsift.reference import sinkhorn as ref
 from support.sinkhorn import assert_labels_near_ties
 
-ISAS = [i for i in (1, 2, 3, 4) if i <= _core.sk_best_isa()] or [1]
+ISAS = [i for i in (1, 2, 3, 4) if i <= _core.vec_isa()] or [1]
 
 
 @st.composite

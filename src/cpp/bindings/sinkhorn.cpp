@@ -161,7 +161,6 @@ void bind_sinkhorn(py::module_& m) {
       },
       py::arg("x"), py::arg("isa") = 0, py::arg("nthreads") = 0, py::arg("single") = false);
 
-  m.def("sk_best_isa", []() { return sk::best_isa(); });
   m.attr("SK_CHUNKS") = py::int_(sk::kChunks);
 }
 

@@ -51,6 +51,17 @@ inline int64_t padded_len(int vb, size_t key_bytes, int64_t K) {
 // the multiply-adds of G rows overlap).
 inline int64_t group_rows(int64_t n) { return std::max<int64_t>(1, std::min<int64_t>(8, 8192 / n)); }
 
+// A thread buffer's layout: n keys a row (the sort's padded length; K with
+// per_class, which writes the scores unsorted), g rows at a time.
+struct Layout {
+  int64_t n, g;
+};
+inline Layout layout(int vb, size_t key_bytes, int64_t K, bool per_class) {
+  if (per_class) return {K, 1};
+  const int64_t n = padded_len(vb, key_bytes, K);
+  return {n, group_rows(n)};
+}
+
 namespace isa_base {
 #ifdef LS_ML_SORT_NET
 #include "common/small_sort.inc"
@@ -107,8 +118,8 @@ int64_t ema_scores(const Mat& P, const Csr& y, int method, double alpha, double 
     throw std::invalid_argument("ema_scores: unknown score method");
   const Chosen ch = choose(isa);
   const size_t key_bytes = P.dtype == F64 ? sizeof(double) : sizeof(float);
-  const int64_t n = per_class ? P.k : padded_len(ch.vb, key_bytes, P.k);
-  const size_t buf_bytes = (size_t((per_class ? 1 : group_rows(n)) * n) * key_bytes + 63) / 64 * 64;
+  const Layout lay = layout(ch.vb, key_bytes, P.k, per_class != nullptr);
+  const size_t buf_bytes = (size_t(lay.g * lay.n) * key_bytes + 63) / 64 * 64;
   const int T = int(std::min<int64_t>(threads_for(nthreads, 4.0 * double(P.n) * double(P.k)), P.n));
   std::vector<int64_t> bad(size_t(T), -1);
 #pragma omp parallel num_threads(T) if (T > 1)

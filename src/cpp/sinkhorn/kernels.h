@@ -26,14 +26,7 @@ inline int64_t chunk_rows(int64_t n) {
   return r < kMinChunkRows ? kMinChunkRows : r;
 }
 
-// ISA of the row loop: a VecIsa (common/cpu.h).
-using ::ls::VecIsa;
-using ::ls::ISA_AUTO;
-using ::ls::ISA_SCALAR;
-using ::ls::ISA_SSE2;
-using ::ls::ISA_AVX2;
-using ::ls::ISA_AVX512;
-inline int best_isa() { return best_vec_isa(); }
+// The ISA of the row loop (PassArgs::isa, exp_values) is a VecIsa (common/cpu.h).
 
 struct PassArgs {
   Mat X;              // scores (N x K), float16/32/64, host

@@ -131,7 +131,7 @@ def backend_info() -> dict:
         "confident_learning": names[c.cl_isa()],
         "knn_gram": "amx-bf16x3" if c.knn_amx_usable() else names[gram],
         "knn_select": names[select],
-        "sinkhorn": vec_names.get(int(c.sk_best_isa()), "portable"),
+        "sinkhorn": vec_names.get(int(c.vec_isa()), "portable"),
         "multilabel_scores": vec_names.get(int(c.vec_isa()), "portable"),
     }
     available = mod is not None and q.get("count", 0) > 0
