@@ -170,7 +170,7 @@ void ClassSideMeans::feed(const Mat& P, const Csr& y, int nthreads) {
     for (int t = 0; t < T; ++t) {
       const int64_t c0 = P.k * t / T, c1 = P.k * (t + 1) / T, kc = c1 - c0;
       std::vector<V> stage(size_t(kStageClasses * kStageStride));  // [class][row]
-      std::vector<int64_t> lstart(size_t(kc + 1));
+      std::vector<int64_t> lstart(static_cast<size_t>(kc + 1)), lfill(static_cast<size_t>(kc));
       std::vector<int32_t> lrow;  // the tile's labelled rows of each class, ascending
       for (int64_t r0 = 0; r0 < P.n; r0 += kTileRows) {
         const int64_t m = std::min(kTileRows, P.n - r0);
@@ -181,12 +181,10 @@ void ClassSideMeans::feed(const Mat& P, const Csr& y, int nthreads) {
             if (y.indices[q] >= c0 && y.indices[q] < c1) ++lstart[size_t(y.indices[q] - c0 + 1)];
         for (int64_t c = 0; c < kc; ++c) lstart[size_t(c + 1)] += lstart[size_t(c)];
         lrow.resize(size_t(lstart[size_t(kc)]));
-        {
-          std::vector<int64_t> fill(lstart.begin(), lstart.end() - 1);
-          for (int64_t i = 0; i < m; ++i)
-            for (int64_t q = y.indptr[r0 + i]; q < y.indptr[r0 + i + 1]; ++q)
-              if (y.indices[q] >= c0 && y.indices[q] < c1) lrow[size_t(fill[size_t(y.indices[q] - c0)]++)] = int32_t(i);
-        }
+        std::copy(lstart.begin(), lstart.end() - 1, lfill.begin());
+        for (int64_t i = 0; i < m; ++i)
+          for (int64_t q = y.indptr[r0 + i]; q < y.indptr[r0 + i + 1]; ++q)
+            if (y.indices[q] >= c0 && y.indices[q] < c1) lrow[size_t(lfill[size_t(y.indices[q] - c0)]++)] = int32_t(i);
         for (int64_t a = c0; a < c1; a += kStageClasses) {
           const int64_t w = std::min(c1, a + kStageClasses) - a;
           for (int64_t i = 0; i < m; ++i) {
