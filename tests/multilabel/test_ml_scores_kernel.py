@@ -252,12 +252,8 @@ def test_entropy_needs_no_scipy():
 def test_adjusted_all_classes_at_once_vs_reference(n, k, seed, dt, ties, empty, full, method):
     # adjust_pred_probs=True (NumPy, the classes of one threshold dtype at once) against the per-class
     # reference; a class without positives or with only positives has float64 thresholds
-    rng = np.random.default_rng(seed)
-    p = rng.random((n, k))
-    if ties:
-        p = np.round(p * ties) / ties
-    p = p.astype(dt)
-    y = (rng.random((n, k)) < 0.3).astype(np.int64)
+    p, y = _data(np.random.default_rng(seed), n, k, dt, ties, 0.3)
+    y = y.astype(np.int64)
     if empty:
         y[:, 0] = 0
     if full:
@@ -281,12 +277,8 @@ def test_class_scores_vs_the_binary_reference(n, k, seed, dt, ties, empty, metho
     from labelsift._multilabel.passes import prepare, thresholds_and_cuts
     from labelsift._multilabel.scores import class_scores
     from labelsift.reference import confident_learning as RC
-    rng = np.random.default_rng(seed)
-    p = rng.random((n, k))
-    if ties:
-        p = np.round(p * ties) / ties
-    p = p.astype(dt)
-    y = (rng.random((n, k)) < 0.3).astype(np.int64)
+    p, y = _data(np.random.default_rng(seed), n, k, dt, ties, 0.3)
+    y = y.astype(np.int64)
     if empty:
         y[:, 0] = 0  # float64 thresholds for that class
     t = thresholds_and_cuts(prepare(as_multilabels(y, n, k), p))[1]
